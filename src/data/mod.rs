@@ -1,0 +1,1 @@
+//! CSV reading, column selection, splits and the normalizer. (Being written.)

@@ -1,0 +1,54 @@
+//! One error type for the whole program. Every variant says where the problem is
+//! (file, line, column, or flag), so `main` can print it and exit non-zero.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A problem in an input file at a known place. `line` and `col` are 1-based; 0 = unknown.
+    #[error("{}{}: {msg}", file.display(), place(*line, *col))]
+    Data { file: PathBuf, line: u64, col: u64, msg: String },
+
+    /// A command-line flag with a value that makes no sense.
+    #[error("{flag}: {msg}")]
+    Flag { flag: String, msg: String },
+
+    /// A model file that cannot be read, or that does not fit the data.
+    #[error("model {}: {msg}", file.display())]
+    Model { file: PathBuf, msg: String },
+
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+
+    /// Anything the GPU side reports: no adapter, limits exceeded, shader errors, device lost.
+    #[error("gpu: {0}")]
+    Gpu(String),
+}
+
+fn place(line: u64, col: u64) -> String {
+    match (line, col) {
+        (0, _) => String::new(),
+        (l, 0) => format!(":{l}"),
+        (l, c) => format!(":{l}:{c}"),
+    }
+}
+
+impl Error {
+    pub fn data(file: impl Into<PathBuf>, line: u64, col: u64, msg: impl Into<String>) -> Self {
+        Error::Data { file: file.into(), line, col, msg: msg.into() }
+    }
+    pub fn flag(flag: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Flag { flag: flag.into(), msg: msg.into() }
+    }
+    pub fn model(file: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Model { file: file.into(), msg: msg.into() }
+    }
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+    pub fn gpu(msg: impl Into<String>) -> Self {
+        Error::Gpu(msg.into())
+    }
+}

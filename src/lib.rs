@@ -1,0 +1,14 @@
+//! wgtrain: train multilayer perceptrons from CSV files on any GPU (wgpu) or on the CPU.
+//!
+//! CSV → [`data::Dataset`] → [`data::Normalizer`] → [`model::Model`] → a [`backend::Backend`]
+//! running forward, backward and the optimizer → metrics per epoch → a safetensors model file.
+
+pub mod backend;
+pub mod data;
+pub mod error;
+pub mod model;
+pub mod rng;
+pub mod spec;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! The MLP and its model file. (Being written.)

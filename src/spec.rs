@@ -1,0 +1,154 @@
+//! The vocabulary shared by the data pipeline, the model, the backends and the CLI.
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    Regression,
+    Classification,
+}
+
+/// Activation of the hidden layers. `Identity` is what the output layer uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    Relu,
+    Sigmoid,
+}
+
+/// The loss as the backends see it: the task is folded in.
+/// Per-row error eₙ, with L = 1/N Σ eₙ over the batch:
+/// - `Mse`:        mean over outputs of (o − t)²            (regression)
+/// - `Mae`:        mean over outputs of |o − t|             (regression)
+/// - `CrossEntropy`: −log softmax(o)[y]                     (classification)
+/// - `SoftmaxMse`: Σ over classes of (softmax(o) − onehot(y))²  (the lecture's comparison)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    Mse,
+    Mae,
+    CrossEntropy,
+    SoftmaxMse,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Optimizer {
+    Sgd,
+    Momentum,
+    Adam,
+}
+
+pub const MOMENTUM: f32 = 0.9;
+pub const ADAM_BETA1: f32 = 0.9;
+pub const ADAM_BETA2: f32 = 0.999;
+pub const ADAM_EPS: f32 = 1e-8;
+
+impl Task {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Regression => "regression",
+            Task::Classification => "classification",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "regression" => Ok(Task::Regression),
+            "classification" => Ok(Task::Classification),
+            _ => Err(Error::flag("--task", format!("'{s}' is not one of regression, classification"))),
+        }
+    }
+}
+
+impl Activation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Relu => "relu",
+            Activation::Sigmoid => "sigmoid",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "relu" => Ok(Activation::Relu),
+            "sigmoid" => Ok(Activation::Sigmoid),
+            "identity" | "linear" => Ok(Activation::Identity),
+            _ => Err(Error::flag("--activation", format!("'{s}' is not one of relu, sigmoid"))),
+        }
+    }
+    /// The code the WGSL kernels switch on.
+    pub fn code(self) -> u32 {
+        match self {
+            Activation::Identity => 0,
+            Activation::Relu => 1,
+            Activation::Sigmoid => 2,
+        }
+    }
+}
+
+impl Loss {
+    /// The name on the command line and in the model file (`ce`, `mse`, `mae`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Loss::Mse | Loss::SoftmaxMse => "mse",
+            Loss::Mae => "mae",
+            Loss::CrossEntropy => "ce",
+        }
+    }
+    /// `--loss NAME` for a task; `None` picks the default (mse, or ce for classes).
+    pub fn for_task(task: Task, name: Option<&str>) -> Result<Self> {
+        match (task, name) {
+            (Task::Regression, None | Some("mse")) => Ok(Loss::Mse),
+            (Task::Regression, Some("mae")) => Ok(Loss::Mae),
+            (Task::Classification, None | Some("ce")) => Ok(Loss::CrossEntropy),
+            (Task::Classification, Some("mse")) => Ok(Loss::SoftmaxMse),
+            (Task::Regression, Some("ce")) => Err(Error::flag(
+                "--loss",
+                "ce needs class labels; use --task classification or --loss mse|mae",
+            )),
+            (Task::Classification, Some("mae")) => {
+                Err(Error::flag("--loss", "mae is for regression; classes use ce or mse"))
+            }
+            (_, Some(s)) => Err(Error::flag("--loss", format!("'{s}' is not one of mse, mae, ce"))),
+        }
+    }
+    pub fn task(self) -> Task {
+        match self {
+            Loss::Mse | Loss::Mae => Task::Regression,
+            Loss::CrossEntropy | Loss::SoftmaxMse => Task::Classification,
+        }
+    }
+    /// The code the WGSL kernels switch on.
+    pub fn code(self) -> u32 {
+        match self {
+            Loss::Mse => 0,
+            Loss::Mae => 1,
+            Loss::CrossEntropy => 2,
+            Loss::SoftmaxMse => 3,
+        }
+    }
+}
+
+impl Optimizer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Optimizer::Sgd => "sgd",
+            Optimizer::Momentum => "momentum",
+            Optimizer::Adam => "adam",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "sgd" => Ok(Optimizer::Sgd),
+            "momentum" => Ok(Optimizer::Momentum),
+            "adam" => Ok(Optimizer::Adam),
+            _ => Err(Error::flag("--optimizer", format!("'{s}' is not one of sgd, momentum, adam"))),
+        }
+    }
+    /// How many state vectors of the parameter's size the optimizer keeps.
+    pub fn state_slots(self) -> usize {
+        match self {
+            Optimizer::Sgd => 0,
+            Optimizer::Momentum => 1,
+            Optimizer::Adam => 2,
+        }
+    }
+}
