@@ -3,6 +3,7 @@
 //! CSV → [`data::Dataset`] → [`data::Normalizer`] → [`model::Model`] → a [`backend::Backend`]
 //! running forward, backward and the optimizer → metrics per epoch → a safetensors model file.
 
+pub mod app;
 pub mod backend;
 pub mod data;
 pub mod error;

@@ -1,1 +1,395 @@
-//! The training loop. (Being written.)
+//! The training loop, written once against the `Backend` trait: upload the data once, gather
+//! each batch through a shuffled index buffer, forward, loss, backward, optimizer step; read
+//! back only the per-epoch sums.
+
+use std::time::Instant;
+
+use crate::backend::{Backend, Buf, STATS_WIDTH, StepParams};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::rng::Rng;
+use crate::spec::{Activation, Loss, Optimizer, Task};
+
+/// Rows ready for the network: features standardized, regression targets standardized,
+/// class targets as indices. `y` is [rows, targets] or [rows].
+#[derive(Clone, Debug, Default)]
+pub struct Rows {
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
+    pub rows: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub optimizer: Optimizer,
+    pub lr: f32,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    pub weight_decay: f32,
+    /// Show a progress bar for epochs with many batches (only when stderr is a terminal).
+    pub progress: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    /// Mean loss over the epoch's batches, weighted by rows, in the target's own units.
+    pub train_loss: f64,
+    pub val_loss: Option<f64>,
+    /// Accuracy for classification, RMSE (target units) for regression.
+    pub val_metric: Option<f64>,
+    pub seconds: f64,
+}
+
+/// Metrics over a set of rows, in the target's own units.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Metrics {
+    pub rows: usize,
+    /// Regression: mean squared / absolute error. Classification: cross-entropy, MSE of the
+    /// softmax against one-hot, accuracy.
+    pub mse: f64,
+    pub mae: f64,
+    pub cross_entropy: f64,
+    pub softmax_mse: f64,
+    pub accuracy: f64,
+}
+
+impl Metrics {
+    /// The value of `loss` over these rows (what `val_loss` reports).
+    pub fn loss(&self, loss: Loss) -> f64 {
+        match loss {
+            Loss::Mse => self.mse,
+            Loss::Mae => self.mae,
+            Loss::CrossEntropy => self.cross_entropy,
+            Loss::SoftmaxMse => self.softmax_mse,
+        }
+    }
+    /// Accuracy for classification, RMSE for regression.
+    pub fn headline(&self, task: Task) -> f64 {
+        match task {
+            Task::Classification => self.accuracy,
+            Task::Regression => self.mse.sqrt(),
+        }
+    }
+}
+
+/// The network's buffers on a backend: parameters and the activations of one batch.
+struct Net {
+    sizes: Vec<usize>,
+    act: Activation,
+    w: Vec<Buf>,
+    b: Vec<Buf>,
+    /// a[0] is the input batch [batch, sizes[0]]; a[l + 1] the output of layer l.
+    a: Vec<Buf>,
+    batch: usize,
+}
+
+impl Net {
+    fn new<B: Backend>(be: &mut B, model: &Model, batch: usize) -> Result<Net> {
+        let sizes = model.sizes();
+        let mut w = Vec::new();
+        let mut b = Vec::new();
+        for l in &model.layers {
+            w.push(be.upload(&l.weight)?);
+            b.push(be.upload(&l.bias)?);
+        }
+        let a = sizes.iter().map(|&s| be.alloc(batch * s)).collect::<Result<_>>()?;
+        Ok(Net { sizes, act: model.activation, w, b, a, batch })
+    }
+
+    fn layer_act(&self, l: usize) -> Activation {
+        if l + 1 == self.w.len() { Activation::Identity } else { self.act }
+    }
+
+    /// Runs the network on the m rows already in a[0]; the raw output lands in the last a.
+    fn forward<B: Backend>(&self, be: &mut B, m: usize) -> Result<()> {
+        for l in 0..self.w.len() {
+            let (k, n) = (self.sizes[l], self.sizes[l + 1]);
+            be.matmul_nt(self.a[l], self.w[l], Some(self.b[l]), self.layer_act(l), self.a[l + 1], m, n, k)?;
+        }
+        Ok(())
+    }
+
+    fn output(&self) -> Buf {
+        self.a[self.a.len() - 1]
+    }
+
+    /// Copies the parameters back into the model.
+    fn download<B: Backend>(&self, be: &mut B, model: &mut Model) -> Result<()> {
+        for (i, l) in model.layers.iter_mut().enumerate() {
+            l.weight = be.read(self.w[i])?;
+            l.bias = be.read(self.b[i])?;
+        }
+        Ok(())
+    }
+}
+
+/// The gradients and optimizer state that training adds to a `Net`.
+struct Grads {
+    /// g[l] = ∂L/∂a[l] for l ≥ 1 (g[0] is unused).
+    g: Vec<Buf>,
+    dw: Vec<Buf>,
+    db: Vec<Buf>,
+    state_w: Vec<Vec<Buf>>,
+    state_b: Vec<Vec<Buf>>,
+}
+
+impl Grads {
+    fn new<B: Backend>(be: &mut B, net: &Net, opt: Optimizer) -> Result<Grads> {
+        let mut g = vec![net.a[0]];
+        for &s in &net.sizes[1..] {
+            g.push(be.alloc(net.batch * s)?);
+        }
+        let (mut dw, mut db, mut state_w, mut state_b) = (vec![], vec![], vec![], vec![]);
+        for (&wb, &bb) in net.w.iter().zip(&net.b) {
+            dw.push(be.alloc(wb.len)?);
+            db.push(be.alloc(bb.len)?);
+            state_w.push((0..opt.state_slots()).map(|_| be.alloc(wb.len)).collect::<Result<_>>()?);
+            state_b.push((0..opt.state_slots()).map(|_| be.alloc(bb.len)).collect::<Result<_>>()?);
+        }
+        Ok(Grads { g, dw, db, state_w, state_b })
+    }
+}
+
+/// Backpropagation from g[last] (already holding ∂L/∂output) down to every dw, db.
+fn backward<B: Backend>(be: &mut B, net: &Net, gr: &Grads, m: usize) -> Result<()> {
+    for l in (0..net.w.len()).rev() {
+        let (k, n) = (net.sizes[l], net.sizes[l + 1]);
+        be.matmul_tn(gr.g[l + 1], net.a[l], gr.dw[l], m, n, k)?;
+        be.bias_grad(gr.g[l + 1], gr.db[l], m, n)?;
+        if l > 0 {
+            be.matmul_nn(gr.g[l + 1], net.w[l], gr.g[l], m, n, k)?;
+            be.act_backward(net.layer_act(l - 1), net.a[l], gr.g[l], m * k)?;
+        }
+    }
+    Ok(())
+}
+
+/// The data set's rows on the backend, with an index buffer to gather batches through.
+struct Uploaded {
+    x: Buf,
+    y: Buf,
+    idx: Buf,
+    rows: usize,
+    y_cols: usize,
+}
+
+fn upload<B: Backend>(be: &mut B, r: &Rows, y_cols: usize) -> Result<Uploaded> {
+    let order: Vec<u32> = (0..r.rows as u32).collect();
+    Ok(Uploaded { x: be.upload(&r.x)?, y: be.upload(&r.y)?, idx: be.upload_u32(&order)?, rows: r.rows, y_cols })
+}
+
+fn target_cols(model: &Model) -> usize {
+    if model.task == Task::Classification { 1 } else { model.outputs() }
+}
+
+/// The factor from the network's standardized outputs back to the target's units.
+fn scale_buf<B: Backend>(be: &mut B, model: &Model) -> Result<Option<Buf>> {
+    match model.task {
+        Task::Regression if model.target_std.iter().any(|&s| s != 1.0) => Ok(Some(be.upload(&model.target_std)?)),
+        _ => Ok(None),
+    }
+}
+
+/// Records the forward pass and `eval_stats` over all rows of `data`, in chunks of the net's
+/// batch size, into stats slots starting at `first_slot`. Returns the number of slots used.
+fn record_eval<B: Backend>(
+    be: &mut B,
+    net: &Net,
+    data: &Uploaded,
+    y_batch: Buf,
+    scale: Option<Buf>,
+    classes: bool,
+    stats: Buf,
+    first_slot: usize,
+) -> Result<usize> {
+    let d = net.sizes[0];
+    let n = *net.sizes.last().unwrap_or(&1);
+    let mut slot = first_slot;
+    for start in (0..data.rows).step_by(net.batch) {
+        let m = net.batch.min(data.rows - start);
+        be.gather_rows(data.x, d, data.idx, start, m, net.a[0])?;
+        be.gather_rows(data.y, data.y_cols, data.idx, start, m, y_batch)?;
+        net.forward(be, m)?;
+        be.eval_stats(classes, net.output(), y_batch, scale, m, n, stats, slot)?;
+        slot += 1;
+    }
+    Ok(slot - first_slot)
+}
+
+fn sum_stats(stats: &[f32], first_slot: usize, slots: usize, rows: usize) -> Metrics {
+    let mut acc = [0f64; STATS_WIDTH];
+    for s in first_slot..first_slot + slots {
+        for (a, v) in acc.iter_mut().zip(&stats[s * STATS_WIDTH..(s + 1) * STATS_WIDTH]) {
+            *a += *v as f64;
+        }
+    }
+    let r = rows.max(1) as f64;
+    Metrics {
+        rows,
+        mse: acc[0] / r,
+        mae: acc[1] / r,
+        cross_entropy: acc[0] / r,
+        softmax_mse: acc[1] / r,
+        accuracy: acc[2] / r,
+    }
+}
+
+fn classification_metrics(m: Metrics, task: Task) -> Metrics {
+    match task {
+        Task::Classification => Metrics { mse: f64::NAN, mae: f64::NAN, ..m },
+        Task::Regression => Metrics { cross_entropy: f64::NAN, softmax_mse: f64::NAN, accuracy: f64::NAN, ..m },
+    }
+}
+
+/// Trains `model` (initialized, normalizers set) in place and returns the per-epoch metrics.
+/// `on_epoch` sees each epoch as it ends (the CLI prints and logs from it).
+pub fn train<B: Backend>(
+    be: &mut B,
+    model: &mut Model,
+    train: &Rows,
+    val: Option<&Rows>,
+    cfg: &TrainConfig,
+    mut on_epoch: impl FnMut(&EpochMetrics),
+) -> Result<Vec<EpochMetrics>> {
+    if train.rows == 0 {
+        return Err(Error::flag("--val-split", "no training rows left"));
+    }
+    if cfg.batch_size == 0 {
+        return Err(Error::flag("--batch-size", "must be at least 1"));
+    }
+    let batch = cfg.batch_size.min(train.rows);
+    let y_cols = target_cols(model);
+    let n_out = model.outputs();
+    let classes = model.task == Task::Classification;
+
+    let net = Net::new(be, model, batch)?;
+    let gr = Grads::new(be, &net, cfg.optimizer)?;
+    let tr = upload(be, train, y_cols)?;
+    let va = val.filter(|v| v.rows > 0).map(|v| upload(be, v, y_cols)).transpose()?;
+    let y_batch = be.alloc(batch * y_cols)?;
+    let scale = scale_buf(be, model)?;
+    let n_batches = train.rows.div_ceil(batch);
+    let val_slots = va.as_ref().map_or(0, |v| v.rows.div_ceil(batch));
+    let stats = be.alloc(n_batches + val_slots * STATS_WIDTH)?;
+
+    let mut shuffle = Rng::derive(cfg.seed, 2);
+    let mut order: Vec<u32> = (0..train.rows as u32).collect();
+    let mut step: u64 = 0;
+    let mut history = Vec::with_capacity(cfg.epochs);
+    let bar = progress_bar(cfg.progress && n_batches >= 100, n_batches);
+
+    for epoch in 1..=cfg.epochs {
+        let t0 = Instant::now();
+        shuffle.shuffle(&mut order);
+        be.write_u32(tr.idx, &order)?;
+        for bi in 0..n_batches {
+            let start = bi * batch;
+            let m = batch.min(train.rows - start);
+            be.gather_rows(tr.x, net.sizes[0], tr.idx, start, m, net.a[0])?;
+            be.gather_rows(tr.y, y_cols, tr.idx, start, m, y_batch)?;
+            net.forward(be, m)?;
+            be.loss_grad(model.loss, net.output(), y_batch, scale, gr.g[net.w.len()], m, n_out, stats, bi)?;
+            backward(be, &net, &gr, m)?;
+            step += 1;
+            let hp = StepParams::new(cfg.lr, cfg.weight_decay, step);
+            for l in 0..net.w.len() {
+                be.optimizer_step(cfg.optimizer, net.w[l], gr.dw[l], &gr.state_w[l], net.w[l].len, hp)?;
+                // No weight decay on biases, as is usual.
+                let hb = StepParams { weight_decay: 0.0, ..hp };
+                be.optimizer_step(cfg.optimizer, net.b[l], gr.db[l], &gr.state_b[l], net.b[l].len, hb)?;
+            }
+            if let Some(b) = &bar {
+                b.set_position(bi as u64 + 1);
+            }
+        }
+        if let Some(v) = &va {
+            record_eval(be, &net, v, y_batch, scale, classes, stats, n_batches)?;
+        }
+        let s = be.read(stats)?;
+        let train_loss = s[..n_batches].iter().map(|&v| v as f64).sum::<f64>() / train.rows as f64;
+        if !train_loss.is_finite() {
+            return Err(Error::flag(
+                "--lr",
+                format!("training diverged at epoch {epoch} (loss is {train_loss}); try a smaller learning rate"),
+            ));
+        }
+        let vm = va.as_ref().map(|v| sum_stats(&s, n_batches, val_slots, v.rows));
+        let m = EpochMetrics {
+            epoch,
+            train_loss,
+            val_loss: vm.map(|v| v.loss(model.loss)),
+            val_metric: vm.map(|v| v.headline(model.task)),
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        if let Some(b) = &bar {
+            b.reset();
+        }
+        on_epoch(&m);
+        history.push(m);
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    net.download(be, model)?;
+    Ok(history)
+}
+
+fn progress_bar(show: bool, len: usize) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !show || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("  {bar:40} {pos}/{len} batches {per_sec}") {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// Batch size for inference: large enough to keep a GPU busy, small enough for any memory.
+const INFER_BATCH: usize = 4096;
+
+/// The network's outputs for `x` (standardized features, [rows, features]): regression values
+/// in the target's units, or class probabilities [rows, classes].
+pub fn predict<B: Backend>(be: &mut B, model: &Model, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+    let batch = INFER_BATCH.min(rows.max(1));
+    let net = Net::new(be, model, batch)?;
+    let n = model.outputs();
+    let data = be.upload(x)?;
+    let idx = be.upload_u32(&(0..rows as u32).collect::<Vec<_>>())?;
+    let mut out = Vec::with_capacity(rows * n);
+    for start in (0..rows).step_by(batch) {
+        let m = batch.min(rows - start);
+        be.gather_rows(data, net.sizes[0], idx, start, m, net.a[0])?;
+        net.forward(be, m)?;
+        if model.task == Task::Classification {
+            be.softmax(net.output(), m, n)?;
+        }
+        out.extend_from_slice(&be.read(net.output())?[..m * n]);
+    }
+    if model.task == Task::Regression {
+        for row in out.chunks_exact_mut(n) {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = *v * model.target_std[j] + model.target_mean[j];
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Metrics of `model` on prepared rows (targets standardized like in training).
+pub fn evaluate<B: Backend>(be: &mut B, model: &Model, data: &Rows) -> Result<Metrics> {
+    let batch = INFER_BATCH.min(data.rows.max(1));
+    let net = Net::new(be, model, batch)?;
+    let up = upload(be, data, target_cols(model))?;
+    let y_batch = be.alloc(batch * up.y_cols)?;
+    let scale = scale_buf(be, model)?;
+    let slots = data.rows.div_ceil(batch);
+    let stats = be.alloc(slots * STATS_WIDTH)?;
+    let classes = model.task == Task::Classification;
+    record_eval(be, &net, &up, y_batch, scale, classes, stats, 0)?;
+    let s = be.read(stats)?;
+    Ok(classification_metrics(sum_stats(&s, 0, slots, data.rows), model.task))
+}

@@ -1,0 +1,513 @@
+//! The commands behind the CLI: `train`, `predict`, `eval`, `devices`, `check`. `main.rs` only
+//! parses arguments and maps errors to exit codes; tests call these functions too.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::backend::Backend;
+use crate::backend::cpu::CpuBackend;
+use crate::data::{DataSpec, Dataset, Normalizer, Table, read_table};
+use crate::error::{Error, Result};
+use crate::model::{Model, init_layers, layer_sizes};
+use crate::spec::{Activation, Loss, Optimizer, Task};
+use crate::train::{self, EpochMetrics, Metrics, Rows, TrainConfig};
+
+#[derive(Parser, Debug)]
+#[command(name = "wgtrain", version, about = "Train MLPs from CSV files on any GPU (wgpu) or on the CPU")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train an MLP on a CSV file and write a model file.
+    Train(TrainArgs),
+    /// Write predictions of a model for the rows of a CSV file.
+    Predict(PredictArgs),
+    /// Print a model's metrics on a CSV file that has the target columns.
+    Eval(EvalArgs),
+    /// List the GPU adapters wgpu finds, and which one `--device auto` takes.
+    Devices,
+    /// Check every GPU kernel against the CPU reference on this machine's adapter.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// auto: a hardware GPU if there is one, else the CPU; gpu: any adapter (software too); cpu.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Adapter name (substring) or index from `wgtrain devices`.
+    #[arg(long)]
+    pub adapter: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// The training data: a CSV file with a header (.csv or .csv.gz).
+    pub data: PathBuf,
+    /// Target column(s); several (a,b) mean multi-output regression.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub target: Vec<String>,
+    /// Columns to ignore (e.g. an id).
+    #[arg(long, value_delimiter = ',')]
+    pub drop: Vec<String>,
+    /// regression | classification (default: classification when the target is not numeric).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Hidden layer widths, e.g. 100,100; `none` for the linear model y = b + Wx.
+    #[arg(long, default_value = "100")]
+    pub hidden: String,
+    /// relu | sigmoid, for the hidden layers.
+    #[arg(long, default_value = "relu")]
+    pub activation: String,
+    /// mse | mae (regression, default mse); ce | mse (classification, default ce).
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// sgd | momentum | adam.
+    #[arg(long, default_value = "adam")]
+    pub optimizer: String,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 32, allow_negative_numbers = true)]
+    pub batch_size: i64,
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
+    pub epochs: i64,
+    /// Fraction of rows held out for validation (seeded, stratified for classes); 0 = none.
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
+    pub val_split: f64,
+    /// Validation rows from their own CSV file instead of a split.
+    #[arg(long, conflicts_with_all = ["val_split", "val_every"])]
+    pub val: Option<PathBuf>,
+    /// Every N-th row (row index divisible by N) is validation: the course's homework-1 dev split.
+    #[arg(long, conflicts_with = "val_split")]
+    pub val_every: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// L2 weight decay (decoupled, AdamW-style, for adam).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub weight_decay: f64,
+    /// Train on the raw features and targets, without standardizing them.
+    #[arg(long)]
+    pub no_standardize: bool,
+    #[command(flatten)]
+    pub dev: DeviceArgs,
+    /// The model file to write.
+    #[arg(long, default_value = "model.safetensors")]
+    pub out: PathBuf,
+    /// Write per-epoch metrics to this CSV file.
+    #[arg(long)]
+    pub metrics: Option<PathBuf>,
+    /// Print only the final line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PredictArgs {
+    pub model: PathBuf,
+    pub data: PathBuf,
+    /// Where to write the predictions (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Columns of the input copied through to the output (e.g. id).
+    #[arg(long, value_delimiter = ',')]
+    pub keep: Vec<String>,
+    #[command(flatten)]
+    pub dev: DeviceArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    pub model: PathBuf,
+    pub data: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub dev: DeviceArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub dev: DeviceArgs,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(a) => run_train(&a).map(|_| ()),
+        Command::Predict(a) => run_predict(&a),
+        Command::Eval(a) => run_eval(&a).map(|_| ()),
+        Command::Devices => run_devices(),
+        Command::Check(a) => run_check(&a),
+    }
+}
+
+/// `--hidden 100,100` → [100, 100]; `none` or empty → [] (the linear model).
+pub fn parse_hidden(s: &str) -> Result<Vec<usize>> {
+    let s = s.trim();
+    if s.is_empty() || s.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|w| match w.trim().parse::<usize>() {
+            Ok(0) => Err(Error::flag("--hidden", format!("'{s}': a layer needs at least one unit"))),
+            Ok(n) => Ok(n),
+            Err(_) => Err(Error::flag("--hidden", format!("'{s}' is not a list of widths like 100,100 (or none)"))),
+        })
+        .collect()
+}
+
+struct Parsed {
+    hidden: Vec<usize>,
+    activation: Activation,
+    optimizer: Optimizer,
+    task: Option<Task>,
+    cfg: TrainConfig,
+}
+
+fn parse_train_flags(a: &TrainArgs) -> Result<Parsed> {
+    if !(a.lr.is_finite() && a.lr > 0.0) {
+        return Err(Error::flag("--lr", format!("{} must be a positive number", a.lr)));
+    }
+    if a.batch_size < 1 {
+        return Err(Error::flag("--batch-size", format!("{} must be at least 1", a.batch_size)));
+    }
+    if a.epochs < 1 {
+        return Err(Error::flag("--epochs", format!("{} must be at least 1", a.epochs)));
+    }
+    if !(0.0..1.0).contains(&a.val_split) {
+        return Err(Error::flag("--val-split", format!("{} is outside [0, 1)", a.val_split)));
+    }
+    if a.val_every.is_some_and(|n| n < 2) {
+        return Err(Error::flag("--val-every", "must be at least 2"));
+    }
+    if !(a.weight_decay.is_finite() && a.weight_decay >= 0.0) {
+        return Err(Error::flag("--weight-decay", format!("{} must be zero or positive", a.weight_decay)));
+    }
+    let activation = Activation::parse(&a.activation)?;
+    if activation == Activation::Identity {
+        return Err(Error::flag("--activation", "use --hidden none for a linear model; hidden layers take relu or sigmoid"));
+    }
+    let optimizer = Optimizer::parse(&a.optimizer)?;
+    Ok(Parsed {
+        hidden: parse_hidden(&a.hidden)?,
+        activation,
+        optimizer,
+        task: a.task.as_deref().map(Task::parse).transpose()?,
+        cfg: TrainConfig {
+            optimizer,
+            lr: a.lr as f32,
+            batch_size: a.batch_size as usize,
+            epochs: a.epochs as usize,
+            seed: a.seed,
+            weight_decay: a.weight_decay as f32,
+            progress: !a.quiet,
+        },
+    })
+}
+
+/// The backend `--device` asks for. `auto` falls back to the CPU, saying so on stderr.
+pub fn open_backend(dev: &DeviceArgs) -> Result<Box<dyn Backend>> {
+    match dev.device.as_str() {
+        "cpu" => Ok(Box::new(CpuBackend::new())),
+        "auto" | "gpu" => match gpu_backend(dev.device == "gpu", dev.adapter.as_deref())? {
+            Some(g) => Ok(g),
+            None => {
+                eprintln!("wgtrain: no hardware GPU adapter found; running on the CPU");
+                Ok(Box::new(CpuBackend::new()))
+            }
+        },
+        other => Err(Error::flag("--device", format!("'{other}' is not one of auto, gpu, cpu"))),
+    }
+}
+
+/// Features standardized with the model's normalizer (a copy).
+fn model_inputs(model: &Model, ds: &Dataset) -> Vec<f32> {
+    let mut x = ds.x.clone();
+    Normalizer { mean: model.feature_mean.clone(), std: model.feature_std.clone() }.apply(&mut x);
+    x
+}
+
+/// Targets in the network's units: standardized for regression, indices for classes.
+fn model_targets(model: &Model, ds: &Dataset) -> Vec<f32> {
+    let mut y = ds.y.clone();
+    if model.task == Task::Regression {
+        Normalizer { mean: model.target_mean.clone(), std: model.target_std.clone() }.apply(&mut y);
+    }
+    y
+}
+
+pub struct TrainOutcome {
+    pub model: Model,
+    pub history: Vec<EpochMetrics>,
+}
+
+pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
+    let p = parse_train_flags(a)?;
+    let table = read_table(&a.data)?;
+    let spec = DataSpec { targets: &a.target, drop: &a.drop, task: p.task, window: None };
+    let ds = Dataset::from_table(&table, &spec)?;
+    let loss = Loss::for_task(ds.task, a.loss.as_deref())?;
+
+    let (train_ds, val_ds) = match (&a.val, a.val_every) {
+        (Some(path), _) => {
+            let vt = read_table(path)?;
+            let (v, _) = Dataset::for_model(&vt, &ds.features, &ds.targets, ds.task, &ds.classes, None, true)?;
+            (ds, Some(v))
+        }
+        (None, Some(n)) => {
+            let (tr, va) = crate::data::every_nth(ds.rows, n);
+            (ds.subset(&tr), Some(ds.subset(&va)))
+        }
+        (None, None) => {
+            let (tr, va) = crate::data::split_indices(&ds, a.val_split, a.seed, false)?;
+            let val = (!va.is_empty()).then(|| ds.subset(&va));
+            (ds.subset(&tr), val)
+        }
+    };
+
+    let d = train_ds.n_features();
+    let n_out = train_ds.n_outputs();
+    let standardize = !a.no_standardize;
+    let fnorm = if standardize { Normalizer::fit(&train_ds.x, train_ds.rows, d) } else { Normalizer::identity(d) };
+    let tnorm = match ds_task(&train_ds) {
+        Task::Regression if standardize => Normalizer::fit(&train_ds.y, train_ds.rows, n_out),
+        Task::Regression => Normalizer::identity(n_out),
+        Task::Classification => Normalizer { mean: vec![], std: vec![] },
+    };
+    let sizes = layer_sizes(d, &p.hidden, n_out);
+    let mut model = Model {
+        task: train_ds.task,
+        activation: p.activation,
+        loss,
+        features: train_ds.features.clone(),
+        targets: train_ds.targets.clone(),
+        classes: train_ds.classes.clone(),
+        seed: a.seed,
+        window: None,
+        layers: init_layers(&sizes, p.activation, a.seed),
+        feature_mean: fnorm.mean,
+        feature_std: fnorm.std,
+        target_mean: tnorm.mean,
+        target_std: tnorm.std,
+    };
+    let rows = |ds: &Dataset| Rows { x: model_inputs(&model, ds), y: model_targets(&model, ds), rows: ds.rows };
+    let train_rows = rows(&train_ds);
+    let val_rows = val_ds.as_ref().map(rows);
+
+    let mut be = open_backend(&a.dev)?;
+    if !a.quiet {
+        let shape: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
+        eprintln!(
+            "wgtrain: {} on {}: {} train / {} val rows, {} {}, mlp {} ({} parameters, {}), {} lr {} batch {}",
+            model.task.as_str(),
+            be.describe(),
+            train_rows.rows,
+            val_rows.as_ref().map_or(0, |v| v.rows),
+            d,
+            if d == 1 { "feature" } else { "features" },
+            shape.join("-"),
+            model.parameter_count(),
+            p.activation.as_str(),
+            p.optimizer.as_str(),
+            a.lr,
+            a.batch_size,
+        );
+    }
+    let metric_name = if model.task == Task::Classification { "val_accuracy" } else { "val_rmse" };
+    let mut log = match &a.metrics {
+        Some(path) => Some(MetricsLog::create(path, metric_name)?),
+        None => None,
+    };
+    let mut log_err = None;
+    let quiet = a.quiet;
+    let history = train::train(be.as_mut(), &mut model, &train_rows, val_rows.as_ref(), &p.cfg, |m| {
+        if !quiet {
+            println!("{}", epoch_line(m, metric_name));
+        }
+        if let Some(l) = log.as_mut()
+            && let Err(e) = l.write(m)
+        {
+            log_err.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = log_err {
+        return Err(e);
+    }
+    model.save(&a.out)?;
+    if let Some(last) = history.last() {
+        let val = match (last.val_loss, last.val_metric) {
+            (Some(l), Some(m)) => format!(", val_loss {l:.6}, {metric_name} {m:.4}"),
+            _ => String::new(),
+        };
+        eprintln!(
+            "wgtrain: wrote {} after {} epochs (train_loss {:.6}{val})",
+            a.out.display(),
+            last.epoch,
+            last.train_loss
+        );
+    }
+    Ok(TrainOutcome { model, history })
+}
+
+fn ds_task(ds: &Dataset) -> Task {
+    ds.task
+}
+
+pub fn epoch_line(m: &EpochMetrics, metric_name: &str) -> String {
+    let mut s = format!("epoch {:>4}  train_loss {:>12.6}", m.epoch, m.train_loss);
+    if let (Some(l), Some(v)) = (m.val_loss, m.val_metric) {
+        s += &format!("  val_loss {l:>12.6}  {metric_name} {v:>9.4}");
+    }
+    s + &format!("  {:>7.3}s", m.seconds)
+}
+
+struct MetricsLog {
+    path: PathBuf,
+    w: std::io::BufWriter<std::fs::File>,
+}
+
+impl MetricsLog {
+    fn create(path: &Path, metric_name: &str) -> Result<Self> {
+        let f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+        let mut log = MetricsLog { path: path.to_path_buf(), w: std::io::BufWriter::new(f) };
+        writeln!(log.w, "epoch,train_loss,val_loss,{metric_name},seconds").map_err(|e| Error::io(path, e))?;
+        Ok(log)
+    }
+    fn write(&mut self, m: &EpochMetrics) -> Result<()> {
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+        writeln!(self.w, "{},{},{},{},{:.4}", m.epoch, m.train_loss, opt(m.val_loss), opt(m.val_metric), m.seconds)
+            .and_then(|_| self.w.flush())
+            .map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+fn load_for_data(model_path: &Path, data: &Path, need_targets: bool) -> Result<(Model, Table, Dataset, bool)> {
+    let model = Model::load(model_path)?;
+    let table = read_table(data)?;
+    let (ds, has_targets) = Dataset::for_model(
+        &table,
+        &model.features,
+        &model.targets,
+        model.task,
+        &model.classes,
+        model.window,
+        need_targets,
+    )?;
+    Ok((model, table, ds, has_targets))
+}
+
+pub fn run_predict(a: &PredictArgs) -> Result<()> {
+    let (model, table, ds, _) = load_for_data(&a.model, &a.data, false)?;
+    let keep_cols = a
+        .keep
+        .iter()
+        .map(|k| {
+            table.header.iter().position(|h| h == k).ok_or_else(|| {
+                Error::flag("--keep", format!("no column '{k}' in {}; columns are: {}", a.data.display(), table.header.join(", ")))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut be = open_backend(&a.dev)?;
+    let out = train::predict(be.as_mut(), &model, &model_inputs(&model, &ds), ds.rows)?;
+
+    // The record each sample came from (windows skip the first rows), for --keep.
+    let record_of: std::collections::HashMap<u64, usize> = table.lines.iter().enumerate().map(|(i, &l)| (l, i)).collect();
+    let mut buf: Vec<u8> = Vec::new();
+    {
+        let mut w = csv::Writer::from_writer(&mut buf);
+        let mut header: Vec<String> = a.keep.clone();
+        if model.task == Task::Classification {
+            header.push(model.targets[0].clone());
+            header.extend(model.classes.iter().map(|c| format!("prob_{c}")));
+        } else {
+            header.extend(model.targets.iter().cloned());
+        }
+        let csv_err = |e: csv::Error| Error::gpu(format!("writing predictions: {e}"));
+        w.write_record(&header).map_err(csv_err)?;
+        let n = model.outputs();
+        for r in 0..ds.rows {
+            let mut rec: Vec<String> = Vec::with_capacity(header.len());
+            let src = record_of.get(&ds.lines[r]).map(|&i| &table.records[i]);
+            for &c in &keep_cols {
+                rec.push(src.and_then(|s| s.get(c)).unwrap_or("").to_string());
+            }
+            let o = &out[r * n..(r + 1) * n];
+            if model.task == Task::Classification {
+                let best = (0..n).fold(0, |b, j| if o[j] > o[b] { j } else { b });
+                rec.push(model.classes[best].clone());
+                rec.extend(o.iter().map(|p| format!("{p:.6}")));
+            } else {
+                rec.extend(o.iter().map(|v| format!("{v}")));
+            }
+            w.write_record(&rec).map_err(csv_err)?;
+        }
+        w.flush().map_err(|e| Error::io(a.out.as_deref().unwrap_or(Path::new("-")), e))?;
+    }
+    match &a.out {
+        Some(path) => write_atomically(path, &buf),
+        None => std::io::stdout().write_all(&buf).map_err(|e| Error::io("<stdout>", e)),
+    }
+}
+
+/// Temporary file + rename, like the model file: an existing file is never half-written.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+pub fn run_eval(a: &EvalArgs) -> Result<Metrics> {
+    let (model, _, ds, _) = load_for_data(&a.model, &a.data, true)?;
+    let rows = Rows { x: model_inputs(&model, &ds), y: model_targets(&model, &ds), rows: ds.rows };
+    let mut be = open_backend(&a.dev)?;
+    let m = train::evaluate(be.as_mut(), &model, &rows)?;
+    let json = match model.task {
+        Task::Regression => {
+            serde_json::json!({ "rows": m.rows, "mse": m.mse, "rmse": m.mse.sqrt(), "mae": m.mae })
+        }
+        Task::Classification => {
+            serde_json::json!({ "rows": m.rows, "accuracy": m.accuracy, "cross_entropy": m.cross_entropy })
+        }
+    };
+    if a.json {
+        println!("{json}");
+    } else {
+        let fields: Vec<String> = json
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| match v.as_f64() {
+                Some(f) if k != "rows" => format!("{k} {f:.6}"),
+                _ => format!("{k} {v}"),
+            })
+            .collect();
+        println!("{}", fields.join("  "));
+    }
+    Ok(m)
+}
+
+// GPU glue: replaced by the wgpu backend when it lands on main.
+fn gpu_backend(required: bool, _adapter: Option<&str>) -> Result<Option<Box<dyn Backend>>> {
+    if required { Err(Error::gpu("this build has no GPU backend yet")) } else { Ok(None) }
+}
+
+pub fn run_devices() -> Result<()> {
+    Err(Error::gpu("this build has no GPU backend yet"))
+}
+
+pub fn run_check(_a: &CheckArgs) -> Result<()> {
+    Err(Error::gpu("this build has no GPU backend yet"))
+}
