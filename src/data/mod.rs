@@ -1,1 +1,23 @@
-//! CSV reading, column selection, splits and the normalizer. (Being written.)
+//! CSV reading, column selection, splits and the normalizer.
+//!
+//! The flow: [`read_table`] turns a `.csv` / `.csv.gz` file into a [`Table`] of trimmed text
+//! fields with the file line of every record; [`Dataset::from_table`] (training) or
+//! [`Dataset::for_model`] (predict / eval) picks the feature and target columns and parses them
+//! into row-major `f32` matrices; [`split_indices`] / [`every_nth`] choose the validation rows;
+//! [`Normalizer`] standardizes features (and regression targets) with statistics of the
+//! training rows only.
+//!
+//! Every problem in a file is reported as [`crate::Error::Data`] with the file, the 1-based
+//! line of the file (the header is line 1) and the 1-based column; problems with what the user
+//! asked for on the command line are [`crate::Error::Flag`].
+
+mod dataset;
+mod normalize;
+mod split;
+mod table;
+mod window;
+
+pub use dataset::{DataSpec, Dataset};
+pub use normalize::Normalizer;
+pub use split::{every_nth, split_indices};
+pub use table::{Table, read_table};
