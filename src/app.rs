@@ -15,7 +15,11 @@ use crate::spec::{Activation, Loss, Optimizer, Task};
 use crate::train::{self, EpochMetrics, Metrics, Rows, TrainConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "wgtrain", version, about = "Train MLPs from CSV files on any GPU (wgpu) or on the CPU")]
+#[command(
+    name = "wgtrain",
+    version,
+    about = "Train MLPs from CSV files on any GPU (wgpu) or on the CPU"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -158,9 +162,15 @@ pub fn parse_hidden(s: &str) -> Result<Vec<usize>> {
     }
     s.split(',')
         .map(|w| match w.trim().parse::<usize>() {
-            Ok(0) => Err(Error::flag("--hidden", format!("'{s}': a layer needs at least one unit"))),
+            Ok(0) => Err(Error::flag(
+                "--hidden",
+                format!("'{s}': a layer needs at least one unit"),
+            )),
             Ok(n) => Ok(n),
-            Err(_) => Err(Error::flag("--hidden", format!("'{s}' is not a list of widths like 100,100 (or none)"))),
+            Err(_) => Err(Error::flag(
+                "--hidden",
+                format!("'{s}' is not a list of widths like 100,100 (or none)"),
+            )),
         })
         .collect()
 }
@@ -175,26 +185,44 @@ struct Parsed {
 
 fn parse_train_flags(a: &TrainArgs) -> Result<Parsed> {
     if !(a.lr.is_finite() && a.lr > 0.0) {
-        return Err(Error::flag("--lr", format!("{} must be a positive number", a.lr)));
+        return Err(Error::flag(
+            "--lr",
+            format!("{} must be a positive number", a.lr),
+        ));
     }
     if a.batch_size < 1 {
-        return Err(Error::flag("--batch-size", format!("{} must be at least 1", a.batch_size)));
+        return Err(Error::flag(
+            "--batch-size",
+            format!("{} must be at least 1", a.batch_size),
+        ));
     }
     if a.epochs < 1 {
-        return Err(Error::flag("--epochs", format!("{} must be at least 1", a.epochs)));
+        return Err(Error::flag(
+            "--epochs",
+            format!("{} must be at least 1", a.epochs),
+        ));
     }
     if !(0.0..1.0).contains(&a.val_split) {
-        return Err(Error::flag("--val-split", format!("{} is outside [0, 1)", a.val_split)));
+        return Err(Error::flag(
+            "--val-split",
+            format!("{} is outside [0, 1)", a.val_split),
+        ));
     }
     if a.val_every.is_some_and(|n| n < 2) {
         return Err(Error::flag("--val-every", "must be at least 2"));
     }
     if !(a.weight_decay.is_finite() && a.weight_decay >= 0.0) {
-        return Err(Error::flag("--weight-decay", format!("{} must be zero or positive", a.weight_decay)));
+        return Err(Error::flag(
+            "--weight-decay",
+            format!("{} must be zero or positive", a.weight_decay),
+        ));
     }
     let activation = Activation::parse(&a.activation)?;
     if activation == Activation::Identity {
-        return Err(Error::flag("--activation", "use --hidden none for a linear model; hidden layers take relu or sigmoid"));
+        return Err(Error::flag(
+            "--activation",
+            "use --hidden none for a linear model; hidden layers take relu or sigmoid",
+        ));
     }
     let optimizer = Optimizer::parse(&a.optimizer)?;
     Ok(Parsed {
@@ -225,14 +253,21 @@ pub fn open_backend(dev: &DeviceArgs) -> Result<Box<dyn Backend>> {
                 Ok(Box::new(CpuBackend::new()))
             }
         },
-        other => Err(Error::flag("--device", format!("'{other}' is not one of auto, gpu, cpu"))),
+        other => Err(Error::flag(
+            "--device",
+            format!("'{other}' is not one of auto, gpu, cpu"),
+        )),
     }
 }
 
 /// Features standardized with the model's normalizer (a copy).
 fn model_inputs(model: &Model, ds: &Dataset) -> Vec<f32> {
     let mut x = ds.x.clone();
-    Normalizer { mean: model.feature_mean.clone(), std: model.feature_std.clone() }.apply(&mut x);
+    Normalizer {
+        mean: model.feature_mean.clone(),
+        std: model.feature_std.clone(),
+    }
+    .apply(&mut x);
     x
 }
 
@@ -240,7 +275,11 @@ fn model_inputs(model: &Model, ds: &Dataset) -> Vec<f32> {
 fn model_targets(model: &Model, ds: &Dataset) -> Vec<f32> {
     let mut y = ds.y.clone();
     if model.task == Task::Regression {
-        Normalizer { mean: model.target_mean.clone(), std: model.target_std.clone() }.apply(&mut y);
+        Normalizer {
+            mean: model.target_mean.clone(),
+            std: model.target_std.clone(),
+        }
+        .apply(&mut y);
     }
     y
 }
@@ -253,14 +292,27 @@ pub struct TrainOutcome {
 pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
     let p = parse_train_flags(a)?;
     let table = read_table(&a.data)?;
-    let spec = DataSpec { targets: &a.target, drop: &a.drop, task: p.task, window: None };
+    let spec = DataSpec {
+        targets: &a.target,
+        drop: &a.drop,
+        task: p.task,
+        window: None,
+    };
     let ds = Dataset::from_table(&table, &spec)?;
     let loss = Loss::for_task(ds.task, a.loss.as_deref())?;
 
     let (train_ds, val_ds) = match (&a.val, a.val_every) {
         (Some(path), _) => {
             let vt = read_table(path)?;
-            let (v, _) = Dataset::for_model(&vt, &ds.features, &ds.targets, ds.task, &ds.classes, None, true)?;
+            let (v, _) = Dataset::for_model(
+                &vt,
+                &ds.features,
+                &ds.targets,
+                ds.task,
+                &ds.classes,
+                None,
+                true,
+            )?;
             (ds, Some(v))
         }
         (None, Some(n)) => {
@@ -277,11 +329,18 @@ pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
     let d = train_ds.n_features();
     let n_out = train_ds.n_outputs();
     let standardize = !a.no_standardize;
-    let fnorm = if standardize { Normalizer::fit(&train_ds.x, train_ds.rows, d) } else { Normalizer::identity(d) };
+    let fnorm = if standardize {
+        Normalizer::fit(&train_ds.x, train_ds.rows, d)
+    } else {
+        Normalizer::identity(d)
+    };
     let tnorm = match ds_task(&train_ds) {
         Task::Regression if standardize => Normalizer::fit(&train_ds.y, train_ds.rows, n_out),
         Task::Regression => Normalizer::identity(n_out),
-        Task::Classification => Normalizer { mean: vec![], std: vec![] },
+        Task::Classification => Normalizer {
+            mean: vec![],
+            std: vec![],
+        },
     };
     let sizes = layer_sizes(d, &p.hidden, n_out);
     let mut model = Model {
@@ -299,7 +358,11 @@ pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
         target_mean: tnorm.mean,
         target_std: tnorm.std,
     };
-    let rows = |ds: &Dataset| Rows { x: model_inputs(&model, ds), y: model_targets(&model, ds), rows: ds.rows };
+    let rows = |ds: &Dataset| Rows {
+        x: model_inputs(&model, ds),
+        y: model_targets(&model, ds),
+        rows: ds.rows,
+    };
     let train_rows = rows(&train_ds);
     let val_rows = val_ds.as_ref().map(rows);
 
@@ -322,23 +385,34 @@ pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
             a.batch_size,
         );
     }
-    let metric_name = if model.task == Task::Classification { "val_accuracy" } else { "val_rmse" };
+    let metric_name = if model.task == Task::Classification {
+        "val_accuracy"
+    } else {
+        "val_rmse"
+    };
     let mut log = match &a.metrics {
         Some(path) => Some(MetricsLog::create(path, metric_name)?),
         None => None,
     };
     let mut log_err = None;
     let quiet = a.quiet;
-    let history = train::train(be.as_mut(), &mut model, &train_rows, val_rows.as_ref(), &p.cfg, |m| {
-        if !quiet {
-            println!("{}", epoch_line(m, metric_name));
-        }
-        if let Some(l) = log.as_mut()
-            && let Err(e) = l.write(m)
-        {
-            log_err.get_or_insert(e);
-        }
-    })?;
+    let history = train::train(
+        be.as_mut(),
+        &mut model,
+        &train_rows,
+        val_rows.as_ref(),
+        &p.cfg,
+        |m| {
+            if !quiet {
+                println!("{}", epoch_line(m, metric_name));
+            }
+            if let Some(l) = log.as_mut()
+                && let Err(e) = l.write(m)
+            {
+                log_err.get_or_insert(e);
+            }
+        },
+    )?;
     if let Some(e) = log_err {
         return Err(e);
     }
@@ -378,19 +452,35 @@ struct MetricsLog {
 impl MetricsLog {
     fn create(path: &Path, metric_name: &str) -> Result<Self> {
         let f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-        let mut log = MetricsLog { path: path.to_path_buf(), w: std::io::BufWriter::new(f) };
-        writeln!(log.w, "epoch,train_loss,val_loss,{metric_name},seconds").map_err(|e| Error::io(path, e))?;
+        let mut log = MetricsLog {
+            path: path.to_path_buf(),
+            w: std::io::BufWriter::new(f),
+        };
+        writeln!(log.w, "epoch,train_loss,val_loss,{metric_name},seconds")
+            .map_err(|e| Error::io(path, e))?;
         Ok(log)
     }
     fn write(&mut self, m: &EpochMetrics) -> Result<()> {
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
-        writeln!(self.w, "{},{},{},{},{:.4}", m.epoch, m.train_loss, opt(m.val_loss), opt(m.val_metric), m.seconds)
-            .and_then(|_| self.w.flush())
-            .map_err(|e| Error::io(&self.path, e))
+        writeln!(
+            self.w,
+            "{},{},{},{},{:.4}",
+            m.epoch,
+            m.train_loss,
+            opt(m.val_loss),
+            opt(m.val_metric),
+            m.seconds
+        )
+        .and_then(|_| self.w.flush())
+        .map_err(|e| Error::io(&self.path, e))
     }
 }
 
-fn load_for_data(model_path: &Path, data: &Path, need_targets: bool) -> Result<(Model, Table, Dataset, bool)> {
+fn load_for_data(
+    model_path: &Path,
+    data: &Path,
+    need_targets: bool,
+) -> Result<(Model, Table, Dataset, bool)> {
     let model = Model::load(model_path)?;
     let table = read_table(data)?;
     let (ds, has_targets) = Dataset::for_model(
@@ -412,7 +502,14 @@ pub fn run_predict(a: &PredictArgs) -> Result<()> {
         .iter()
         .map(|k| {
             table.header.iter().position(|h| h == k).ok_or_else(|| {
-                Error::flag("--keep", format!("no column '{k}' in {}; columns are: {}", a.data.display(), table.header.join(", ")))
+                Error::flag(
+                    "--keep",
+                    format!(
+                        "no column '{k}' in {}; columns are: {}",
+                        a.data.display(),
+                        table.header.join(", ")
+                    ),
+                )
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -420,7 +517,12 @@ pub fn run_predict(a: &PredictArgs) -> Result<()> {
     let out = train::predict(be.as_mut(), &model, &model_inputs(&model, &ds), ds.rows)?;
 
     // The record each sample came from (windows skip the first rows), for --keep.
-    let record_of: std::collections::HashMap<u64, usize> = table.lines.iter().enumerate().map(|(i, &l)| (l, i)).collect();
+    let record_of: std::collections::HashMap<u64, usize> = table
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (l, i))
+        .collect();
     let mut buf: Vec<u8> = Vec::new();
     {
         let mut w = csv::Writer::from_writer(&mut buf);
@@ -450,28 +552,43 @@ pub fn run_predict(a: &PredictArgs) -> Result<()> {
             }
             w.write_record(&rec).map_err(csv_err)?;
         }
-        w.flush().map_err(|e| Error::io(a.out.as_deref().unwrap_or(Path::new("-")), e))?;
+        w.flush()
+            .map_err(|e| Error::io(a.out.as_deref().unwrap_or(Path::new("-")), e))?;
     }
     match &a.out {
         Some(path) => write_atomically(path, &buf),
-        None => std::io::stdout().write_all(&buf).map_err(|e| Error::io("<stdout>", e)),
+        None => std::io::stdout()
+            .write_all(&buf)
+            .map_err(|e| Error::io("<stdout>", e)),
     }
 }
 
 /// Temporary file + rename, like the model file: an existing file is never half-written.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(path, e)
+        })
 }
 
 pub fn run_eval(a: &EvalArgs) -> Result<Metrics> {
     let (model, _, ds, _) = load_for_data(&a.model, &a.data, true)?;
-    let rows = Rows { x: model_inputs(&model, &ds), y: model_targets(&model, &ds), rows: ds.rows };
+    let rows = Rows {
+        x: model_inputs(&model, &ds),
+        y: model_targets(&model, &ds),
+        rows: ds.rows,
+    };
     let mut be = open_backend(&a.dev)?;
     let m = train::evaluate(be.as_mut(), &model, &rows)?;
     let json = match model.task {
@@ -501,7 +618,11 @@ pub fn run_eval(a: &EvalArgs) -> Result<Metrics> {
 
 // GPU glue: replaced by the wgpu backend when it lands on main.
 fn gpu_backend(required: bool, _adapter: Option<&str>) -> Result<Option<Box<dyn Backend>>> {
-    if required { Err(Error::gpu("this build has no GPU backend yet")) } else { Ok(None) }
+    if required {
+        Err(Error::gpu("this build has no GPU backend yet"))
+    } else {
+        Ok(None)
+    }
 }
 
 pub fn run_devices() -> Result<()> {

@@ -86,7 +86,7 @@ struct Net {
 }
 
 impl Net {
-    fn new<B: Backend>(be: &mut B, model: &Model, batch: usize) -> Result<Net> {
+    fn new<B: Backend + ?Sized>(be: &mut B, model: &Model, batch: usize) -> Result<Net> {
         let sizes = model.sizes();
         let mut w = Vec::new();
         let mut b = Vec::new();
@@ -94,19 +94,42 @@ impl Net {
             w.push(be.upload(&l.weight)?);
             b.push(be.upload(&l.bias)?);
         }
-        let a = sizes.iter().map(|&s| be.alloc(batch * s)).collect::<Result<_>>()?;
-        Ok(Net { sizes, act: model.activation, w, b, a, batch })
+        let a = sizes
+            .iter()
+            .map(|&s| be.alloc(batch * s))
+            .collect::<Result<_>>()?;
+        Ok(Net {
+            sizes,
+            act: model.activation,
+            w,
+            b,
+            a,
+            batch,
+        })
     }
 
     fn layer_act(&self, l: usize) -> Activation {
-        if l + 1 == self.w.len() { Activation::Identity } else { self.act }
+        if l + 1 == self.w.len() {
+            Activation::Identity
+        } else {
+            self.act
+        }
     }
 
     /// Runs the network on the m rows already in a[0]; the raw output lands in the last a.
-    fn forward<B: Backend>(&self, be: &mut B, m: usize) -> Result<()> {
+    fn forward<B: Backend + ?Sized>(&self, be: &mut B, m: usize) -> Result<()> {
         for l in 0..self.w.len() {
             let (k, n) = (self.sizes[l], self.sizes[l + 1]);
-            be.matmul_nt(self.a[l], self.w[l], Some(self.b[l]), self.layer_act(l), self.a[l + 1], m, n, k)?;
+            be.matmul_nt(
+                self.a[l],
+                self.w[l],
+                Some(self.b[l]),
+                self.layer_act(l),
+                self.a[l + 1],
+                m,
+                n,
+                k,
+            )?;
         }
         Ok(())
     }
@@ -116,7 +139,7 @@ impl Net {
     }
 
     /// Copies the parameters back into the model.
-    fn download<B: Backend>(&self, be: &mut B, model: &mut Model) -> Result<()> {
+    fn download<B: Backend + ?Sized>(&self, be: &mut B, model: &mut Model) -> Result<()> {
         for (i, l) in model.layers.iter_mut().enumerate() {
             l.weight = be.read(self.w[i])?;
             l.bias = be.read(self.b[i])?;
@@ -136,7 +159,7 @@ struct Grads {
 }
 
 impl Grads {
-    fn new<B: Backend>(be: &mut B, net: &Net, opt: Optimizer) -> Result<Grads> {
+    fn new<B: Backend + ?Sized>(be: &mut B, net: &Net, opt: Optimizer) -> Result<Grads> {
         let mut g = vec![net.a[0]];
         for &s in &net.sizes[1..] {
             g.push(be.alloc(net.batch * s)?);
@@ -145,15 +168,29 @@ impl Grads {
         for (&wb, &bb) in net.w.iter().zip(&net.b) {
             dw.push(be.alloc(wb.len)?);
             db.push(be.alloc(bb.len)?);
-            state_w.push((0..opt.state_slots()).map(|_| be.alloc(wb.len)).collect::<Result<_>>()?);
-            state_b.push((0..opt.state_slots()).map(|_| be.alloc(bb.len)).collect::<Result<_>>()?);
+            state_w.push(
+                (0..opt.state_slots())
+                    .map(|_| be.alloc(wb.len))
+                    .collect::<Result<_>>()?,
+            );
+            state_b.push(
+                (0..opt.state_slots())
+                    .map(|_| be.alloc(bb.len))
+                    .collect::<Result<_>>()?,
+            );
         }
-        Ok(Grads { g, dw, db, state_w, state_b })
+        Ok(Grads {
+            g,
+            dw,
+            db,
+            state_w,
+            state_b,
+        })
     }
 }
 
 /// Backpropagation from g[last] (already holding ∂L/∂output) down to every dw, db.
-fn backward<B: Backend>(be: &mut B, net: &Net, gr: &Grads, m: usize) -> Result<()> {
+fn backward<B: Backend + ?Sized>(be: &mut B, net: &Net, gr: &Grads, m: usize) -> Result<()> {
     for l in (0..net.w.len()).rev() {
         let (k, n) = (net.sizes[l], net.sizes[l + 1]);
         be.matmul_tn(gr.g[l + 1], net.a[l], gr.dw[l], m, n, k)?;
@@ -175,26 +212,38 @@ struct Uploaded {
     y_cols: usize,
 }
 
-fn upload<B: Backend>(be: &mut B, r: &Rows, y_cols: usize) -> Result<Uploaded> {
+fn upload<B: Backend + ?Sized>(be: &mut B, r: &Rows, y_cols: usize) -> Result<Uploaded> {
     let order: Vec<u32> = (0..r.rows as u32).collect();
-    Ok(Uploaded { x: be.upload(&r.x)?, y: be.upload(&r.y)?, idx: be.upload_u32(&order)?, rows: r.rows, y_cols })
+    Ok(Uploaded {
+        x: be.upload(&r.x)?,
+        y: be.upload(&r.y)?,
+        idx: be.upload_u32(&order)?,
+        rows: r.rows,
+        y_cols,
+    })
 }
 
 fn target_cols(model: &Model) -> usize {
-    if model.task == Task::Classification { 1 } else { model.outputs() }
+    if model.task == Task::Classification {
+        1
+    } else {
+        model.outputs()
+    }
 }
 
 /// The factor from the network's standardized outputs back to the target's units.
-fn scale_buf<B: Backend>(be: &mut B, model: &Model) -> Result<Option<Buf>> {
+fn scale_buf<B: Backend + ?Sized>(be: &mut B, model: &Model) -> Result<Option<Buf>> {
     match model.task {
-        Task::Regression if model.target_std.iter().any(|&s| s != 1.0) => Ok(Some(be.upload(&model.target_std)?)),
+        Task::Regression if model.target_std.iter().any(|&s| s != 1.0) => {
+            Ok(Some(be.upload(&model.target_std)?))
+        }
         _ => Ok(None),
     }
 }
 
 /// Records the forward pass and `eval_stats` over all rows of `data`, in chunks of the net's
 /// batch size, into stats slots starting at `first_slot`. Returns the number of slots used.
-fn record_eval<B: Backend>(
+fn record_eval<B: Backend + ?Sized>(
     be: &mut B,
     net: &Net,
     data: &Uploaded,
@@ -221,7 +270,10 @@ fn record_eval<B: Backend>(
 fn sum_stats(stats: &[f32], first_slot: usize, slots: usize, rows: usize) -> Metrics {
     let mut acc = [0f64; STATS_WIDTH];
     for s in first_slot..first_slot + slots {
-        for (a, v) in acc.iter_mut().zip(&stats[s * STATS_WIDTH..(s + 1) * STATS_WIDTH]) {
+        for (a, v) in acc
+            .iter_mut()
+            .zip(&stats[s * STATS_WIDTH..(s + 1) * STATS_WIDTH])
+        {
             *a += *v as f64;
         }
     }
@@ -238,14 +290,23 @@ fn sum_stats(stats: &[f32], first_slot: usize, slots: usize, rows: usize) -> Met
 
 fn classification_metrics(m: Metrics, task: Task) -> Metrics {
     match task {
-        Task::Classification => Metrics { mse: f64::NAN, mae: f64::NAN, ..m },
-        Task::Regression => Metrics { cross_entropy: f64::NAN, softmax_mse: f64::NAN, accuracy: f64::NAN, ..m },
+        Task::Classification => Metrics {
+            mse: f64::NAN,
+            mae: f64::NAN,
+            ..m
+        },
+        Task::Regression => Metrics {
+            cross_entropy: f64::NAN,
+            softmax_mse: f64::NAN,
+            accuracy: f64::NAN,
+            ..m
+        },
     }
 }
 
 /// Trains `model` (initialized, normalizers set) in place and returns the per-epoch metrics.
 /// `on_epoch` sees each epoch as it ends (the CLI prints and logs from it).
-pub fn train<B: Backend>(
+pub fn train<B: Backend + ?Sized>(
     be: &mut B,
     model: &mut Model,
     train: &Rows,
@@ -267,12 +328,17 @@ pub fn train<B: Backend>(
     let net = Net::new(be, model, batch)?;
     let gr = Grads::new(be, &net, cfg.optimizer)?;
     let tr = upload(be, train, y_cols)?;
-    let va = val.filter(|v| v.rows > 0).map(|v| upload(be, v, y_cols)).transpose()?;
+    let va = val
+        .filter(|v| v.rows > 0)
+        .map(|v| upload(be, v, y_cols))
+        .transpose()?;
     let y_batch = be.alloc(batch * y_cols)?;
     let scale = scale_buf(be, model)?;
     let n_batches = train.rows.div_ceil(batch);
     let val_slots = va.as_ref().map_or(0, |v| v.rows.div_ceil(batch));
-    let stats = be.alloc(n_batches + val_slots * STATS_WIDTH)?;
+    // One buffer, one read per epoch: validation sums (4 wide) first, then a loss per batch.
+    let stats = be.alloc(val_slots * STATS_WIDTH + n_batches)?;
+    let loss_base = val_slots * STATS_WIDTH;
 
     let mut shuffle = Rng::derive(cfg.seed, 2);
     let mut order: Vec<u32> = (0..train.rows as u32).collect();
@@ -290,32 +356,61 @@ pub fn train<B: Backend>(
             be.gather_rows(tr.x, net.sizes[0], tr.idx, start, m, net.a[0])?;
             be.gather_rows(tr.y, y_cols, tr.idx, start, m, y_batch)?;
             net.forward(be, m)?;
-            be.loss_grad(model.loss, net.output(), y_batch, scale, gr.g[net.w.len()], m, n_out, stats, bi)?;
+            be.loss_grad(
+                model.loss,
+                net.output(),
+                y_batch,
+                scale,
+                gr.g[net.w.len()],
+                m,
+                n_out,
+                stats,
+                loss_base + bi,
+            )?;
             backward(be, &net, &gr, m)?;
             step += 1;
             let hp = StepParams::new(cfg.lr, cfg.weight_decay, step);
             for l in 0..net.w.len() {
-                be.optimizer_step(cfg.optimizer, net.w[l], gr.dw[l], &gr.state_w[l], net.w[l].len, hp)?;
+                be.optimizer_step(
+                    cfg.optimizer,
+                    net.w[l],
+                    gr.dw[l],
+                    &gr.state_w[l],
+                    net.w[l].len,
+                    hp,
+                )?;
                 // No weight decay on biases, as is usual.
-                let hb = StepParams { weight_decay: 0.0, ..hp };
-                be.optimizer_step(cfg.optimizer, net.b[l], gr.db[l], &gr.state_b[l], net.b[l].len, hb)?;
+                let hb = StepParams {
+                    weight_decay: 0.0,
+                    ..hp
+                };
+                be.optimizer_step(
+                    cfg.optimizer,
+                    net.b[l],
+                    gr.db[l],
+                    &gr.state_b[l],
+                    net.b[l].len,
+                    hb,
+                )?;
             }
             if let Some(b) = &bar {
                 b.set_position(bi as u64 + 1);
             }
         }
         if let Some(v) = &va {
-            record_eval(be, &net, v, y_batch, scale, classes, stats, n_batches)?;
+            record_eval(be, &net, v, y_batch, scale, classes, stats, 0)?;
         }
         let s = be.read(stats)?;
-        let train_loss = s[..n_batches].iter().map(|&v| v as f64).sum::<f64>() / train.rows as f64;
+        let train_loss = s[loss_base..].iter().map(|&v| v as f64).sum::<f64>() / train.rows as f64;
         if !train_loss.is_finite() {
             return Err(Error::flag(
                 "--lr",
-                format!("training diverged at epoch {epoch} (loss is {train_loss}); try a smaller learning rate"),
+                format!(
+                    "training diverged at epoch {epoch} (loss is {train_loss}); try a smaller learning rate"
+                ),
             ));
         }
-        let vm = va.as_ref().map(|v| sum_stats(&s, n_batches, val_slots, v.rows));
+        let vm = va.as_ref().map(|v| sum_stats(&s, 0, val_slots, v.rows));
         let m = EpochMetrics {
             epoch,
             train_loss,
@@ -342,7 +437,9 @@ fn progress_bar(show: bool, len: usize) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let bar = indicatif::ProgressBar::new(len as u64);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("  {bar:40} {pos}/{len} batches {per_sec}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("  {bar:40} {pos}/{len} batches {per_sec}")
+    {
         bar.set_style(style);
     }
     Some(bar)
@@ -353,7 +450,12 @@ const INFER_BATCH: usize = 4096;
 
 /// The network's outputs for `x` (standardized features, [rows, features]): regression values
 /// in the target's units, or class probabilities [rows, classes].
-pub fn predict<B: Backend>(be: &mut B, model: &Model, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+pub fn predict<B: Backend + ?Sized>(
+    be: &mut B,
+    model: &Model,
+    x: &[f32],
+    rows: usize,
+) -> Result<Vec<f32>> {
     let batch = INFER_BATCH.min(rows.max(1));
     let net = Net::new(be, model, batch)?;
     let n = model.outputs();
@@ -380,7 +482,7 @@ pub fn predict<B: Backend>(be: &mut B, model: &Model, x: &[f32], rows: usize) ->
 }
 
 /// Metrics of `model` on prepared rows (targets standardized like in training).
-pub fn evaluate<B: Backend>(be: &mut B, model: &Model, data: &Rows) -> Result<Metrics> {
+pub fn evaluate<B: Backend + ?Sized>(be: &mut B, model: &Model, data: &Rows) -> Result<Metrics> {
     let batch = INFER_BATCH.min(data.rows.max(1));
     let net = Net::new(be, model, batch)?;
     let up = upload(be, data, target_cols(model))?;
@@ -391,5 +493,8 @@ pub fn evaluate<B: Backend>(be: &mut B, model: &Model, data: &Rows) -> Result<Me
     let classes = model.task == Task::Classification;
     record_eval(be, &net, &up, y_batch, scale, classes, stats, 0)?;
     let s = be.read(stats)?;
-    Ok(classification_metrics(sum_stats(&s, 0, slots, data.rows), model.task))
+    Ok(classification_metrics(
+        sum_stats(&s, 0, slots, data.rows),
+        model.task,
+    ))
 }
