@@ -92,6 +92,10 @@ pub struct TrainArgs {
     pub val_every: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Early stopping: stop when the validation loss has not improved for N epochs, and save
+    /// the best epoch's weights.
+    #[arg(long)]
+    pub patience: Option<usize>,
     /// L2 weight decay (decoupled, AdamW-style, for adam).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub weight_decay: f64,
@@ -237,6 +241,7 @@ fn parse_train_flags(a: &TrainArgs) -> Result<Parsed> {
             epochs: a.epochs as usize,
             seed: a.seed,
             weight_decay: a.weight_decay as f32,
+            patience: a.patience,
             progress: !a.quiet,
         },
     })
@@ -286,7 +291,7 @@ fn model_targets(model: &Model, ds: &Dataset) -> Vec<f32> {
 
 pub struct TrainOutcome {
     pub model: Model,
-    pub history: Vec<EpochMetrics>,
+    pub history: train::History,
 }
 
 pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
@@ -417,16 +422,27 @@ pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
         return Err(e);
     }
     model.save(&a.out)?;
-    if let Some(last) = history.last() {
-        let val = match (last.val_loss, last.val_metric) {
-            (Some(l), Some(m)) => format!(", val_loss {l:.6}, {metric_name} {m:.4}"),
+    let (ran, best) = (history.epochs.len(), history.best_epoch);
+    if history.stopped_early {
+        eprintln!(
+            "wgtrain: stopped early at epoch {ran}: val_loss has not improved for {} epochs since epoch {best}",
+            a.patience.unwrap_or(0)
+        );
+    }
+    if let Some(m) = history.epochs.get(best.wrapping_sub(1)) {
+        let val = match (m.val_loss, m.val_metric) {
+            (Some(l), Some(v)) => format!(", val_loss {l:.6}, {metric_name} {v:.4}"),
             _ => String::new(),
         };
+        let which = if best == ran {
+            String::new()
+        } else {
+            format!(" (weights of epoch {best})")
+        };
         eprintln!(
-            "wgtrain: wrote {} after {} epochs (train_loss {:.6}{val})",
+            "wgtrain: wrote {} after {ran} epochs{which}: train_loss {:.6}{val}",
             a.out.display(),
-            last.epoch,
-            last.train_loss
+            m.train_loss
         );
     }
     Ok(TrainOutcome { model, history })

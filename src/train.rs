@@ -27,6 +27,9 @@ pub struct TrainConfig {
     pub epochs: usize,
     pub seed: u64,
     pub weight_decay: f32,
+    /// Early stopping: stop after this many epochs without a better validation loss, and keep
+    /// the best epoch's weights.
+    pub patience: Option<usize>,
     /// Show a progress bar for epochs with many batches (only when stderr is a terminal).
     pub progress: bool,
 }
@@ -304,6 +307,16 @@ fn classification_metrics(m: Metrics, task: Task) -> Metrics {
     }
 }
 
+/// What `train` did: every epoch's metrics, and where early stopping found the best weights.
+#[derive(Clone, Debug)]
+pub struct History {
+    pub epochs: Vec<EpochMetrics>,
+    /// The epoch whose weights the model holds (the last one without early stopping).
+    pub best_epoch: usize,
+    /// Set when early stopping ended the run before `--epochs`.
+    pub stopped_early: bool,
+}
+
 /// Trains `model` (initialized, normalizers set) in place and returns the per-epoch metrics.
 /// `on_epoch` sees each epoch as it ends (the CLI prints and logs from it).
 pub fn train<B: Backend + ?Sized>(
@@ -313,7 +326,13 @@ pub fn train<B: Backend + ?Sized>(
     val: Option<&Rows>,
     cfg: &TrainConfig,
     mut on_epoch: impl FnMut(&EpochMetrics),
-) -> Result<Vec<EpochMetrics>> {
+) -> Result<History> {
+    if cfg.patience.is_some() && val.is_none_or(|v| v.rows == 0) {
+        return Err(Error::flag(
+            "--patience",
+            "early stopping needs validation rows (--val-split, --val or --val-every)",
+        ));
+    }
     if train.rows == 0 {
         return Err(Error::flag("--val-split", "no training rows left"));
     }
@@ -345,6 +364,8 @@ pub fn train<B: Backend + ?Sized>(
     let mut step: u64 = 0;
     let mut history = Vec::with_capacity(cfg.epochs);
     let bar = progress_bar(cfg.progress && n_batches >= 100, n_batches);
+    let mut best: Option<(usize, f64)> = None;
+    let mut stopped_early = false;
 
     for epoch in 1..=cfg.epochs {
         let t0 = Instant::now();
@@ -422,13 +443,37 @@ pub fn train<B: Backend + ?Sized>(
             b.reset();
         }
         on_epoch(&m);
+        if let (Some(patience), Some(vl)) = (cfg.patience, m.val_loss) {
+            if best.is_none_or(|(_, b)| vl < b) {
+                best = Some((epoch, vl));
+                // A read of the weights only when they improve, never per step.
+                net.download(be, model)?;
+            }
+            let since = epoch - best.map_or(epoch, |(e, _)| e);
+            history.push(m);
+            if since >= patience {
+                stopped_early = epoch < cfg.epochs;
+                break;
+            }
+            continue;
+        }
         history.push(m);
     }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    net.download(be, model)?;
-    Ok(history)
+    let best_epoch = match best {
+        Some((e, _)) => e,
+        None => {
+            net.download(be, model)?;
+            history.len()
+        }
+    };
+    Ok(History {
+        epochs: history,
+        best_epoch,
+        stopped_early,
+    })
 }
 
 fn progress_bar(show: bool, len: usize) -> Option<indicatif::ProgressBar> {
