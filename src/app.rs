@@ -125,6 +125,9 @@ pub struct PredictArgs {
     /// Columns of the input copied through to the output (e.g. id).
     #[arg(long, value_delimiter = ',')]
     pub keep: Vec<String>,
+    /// Names for the prediction columns instead of the target names (one per target).
+    #[arg(long, value_delimiter = ',')]
+    pub names: Vec<String>,
     #[command(flatten)]
     pub dev: DeviceArgs,
 }
@@ -543,11 +546,20 @@ pub fn run_predict(a: &PredictArgs) -> Result<()> {
     {
         let mut w = csv::Writer::from_writer(&mut buf);
         let mut header: Vec<String> = a.keep.clone();
-        if model.task == Task::Classification {
-            header.push(model.targets[0].clone());
-            header.extend(model.classes.iter().map(|c| format!("prob_{c}")));
+        let names = if a.names.is_empty() {
+            model.targets.clone()
         } else {
-            header.extend(model.targets.iter().cloned());
+            a.names.clone()
+        };
+        if names.len() != model.targets.len() {
+            return Err(Error::flag(
+                "--names",
+                format!("give {} name(s), one per target", model.targets.len()),
+            ));
+        }
+        header.extend(names);
+        if model.task == Task::Classification {
+            header.extend(model.classes.iter().map(|c| format!("prob_{c}")));
         }
         let csv_err = |e: csv::Error| Error::gpu(format!("writing predictions: {e}"));
         w.write_record(&header).map_err(csv_err)?;
