@@ -837,3 +837,60 @@ fn mnist_train_gz_timing() {
         (60_000, 784, 10)
     );
 }
+
+#[test]
+fn shipped_friedman1_and_views() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let t = read_table(&data.join("friedman1.csv")).unwrap();
+    let targets = strings(&["y"]);
+    let ds = Dataset::from_table(
+        &t,
+        &DataSpec {
+            targets: &targets,
+            drop: &[],
+            task: None,
+            window: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (ds.rows, ds.n_features(), ds.task),
+        (2000, 10, Task::Regression)
+    );
+    assert!(ds.x.iter().all(|v| (0.0..=1.0).contains(v)));
+    // y = 10 sin(π x1 x2) + 20 (x3 − 0.5)² + 10 x4 + 5 x5 + N(0, 1): the residual is the noise.
+    let mut sq = 0.0;
+    for r in 0..ds.rows {
+        let x = &ds.x[r * 10..r * 10 + 10];
+        let f = 10.0 * (std::f32::consts::PI * x[0] * x[1]).sin()
+            + 20.0 * (x[2] - 0.5).powi(2)
+            + 10.0 * x[3]
+            + 5.0 * x[4];
+        sq += ((ds.y[r] - f) as f64).powi(2);
+    }
+    let noise_var = sq / ds.rows as f64;
+    assert!((0.85..1.15).contains(&noise_var), "{noise_var}");
+
+    let t = read_table(&data.join("views.csv")).unwrap();
+    assert_eq!(t.records.len(), 1826);
+    assert_eq!(&t.records[0][0], "2017-01-01");
+    assert_eq!(&t.records[1825][0], "2021-12-31");
+    let (targets, drop) = (strings(&["views"]), strings(&["date"]));
+    let ds = Dataset::from_table(
+        &t,
+        &DataSpec {
+            targets: &targets,
+            drop: &drop,
+            task: None,
+            window: Some(7),
+        },
+    )
+    .unwrap();
+    assert_eq!((ds.rows, ds.n_features()), (1819, 7));
+    assert_eq!(ds.features[0], "views[t-7]");
+    // The first sample's window is the first week; its target the 8th day.
+    let first: Vec<f32> = (0..8).map(|i| t.records[i][1].parse().unwrap()).collect();
+    assert_eq!(&ds.x[..7], &first[..7]);
+    assert_eq!(ds.y[0], first[7]);
+    assert_eq!(ds.lines[0], 9);
+}

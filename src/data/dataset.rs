@@ -307,6 +307,9 @@ pub(crate) fn no_features(t: &Table, spec: &DataSpec) -> Error {
 /// A feature or regression target value: a finite number that fits in an f32.
 /// The error is the reason, to follow "column 'x': ".
 pub(crate) fn parse_num(s: &str) -> std::result::Result<f32, String> {
+    if let Some(v) = small_int(s) {
+        return Ok(v);
+    }
     if s.is_empty() {
         return Err("missing value".to_string());
     }
@@ -335,6 +338,29 @@ pub(crate) enum Role {
     /// A target, or a feature a trained model needs: nothing to suggest.
     Target,
     Series,
+}
+
+/// Fast path for plain integers of up to 15 digits (pixels, counts, one-hot columns): exact in
+/// f64, so the same f32 as `parse::<f64>` gives, several times faster.
+#[inline]
+fn small_int(s: &str) -> Option<f32> {
+    let b = s.as_bytes();
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (d - b'0') as u64;
+    }
+    let v = v as f64;
+    Some(if neg { -v as f32 } else { v as f32 })
 }
 
 /// The error for a value that `parse_num` rejected.
@@ -501,6 +527,15 @@ mod tests {
     fn parse_num_reasons() {
         assert_eq!(parse_num("2.5"), Ok(2.5));
         assert_eq!(parse_num("-3e2"), Ok(-300.0));
+        assert_eq!(parse_num("255"), Ok(255.0));
+        assert_eq!(parse_num("-0"), Ok(-0.0));
+        assert_eq!(parse_num("007"), Ok(7.0));
+        assert_eq!(parse_num("16777217"), Ok(16777216.0));
+        assert_eq!(
+            parse_num("123456789012345678"),
+            Ok(123456789012345678f64 as f32)
+        );
+        assert_eq!(parse_num("-").unwrap_err(), "'-' is not a number");
         assert_eq!(parse_num("").unwrap_err(), "missing value");
         assert_eq!(parse_num("abc").unwrap_err(), "'abc' is not a number");
         assert_eq!(parse_num("NaN").unwrap_err(), "'NaN' is NaN");

@@ -102,7 +102,6 @@ fn parse(path: &Path, buf: &[u8]) -> Result<Table> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .trim(csv::Trim::All)
         .buffer_capacity(1 << 16)
         .from_reader(buf);
     let mut at = LineCounter {
@@ -111,17 +110,17 @@ fn parse(path: &Path, buf: &[u8]) -> Result<Table> {
         line: 1,
     };
 
-    let mut rec = csv::StringRecord::new();
+    let mut raw = csv::ByteRecord::new();
     // The header: the first record that is not a whitespace-only line.
     let (raw_header, header_line) = loop {
-        if !next(path, &mut rdr, &mut rec, &mut at)? {
+        let Some(rec) = next(path, &mut rdr, &mut raw, &mut at)? else {
             return Err(Error::data(
                 path,
                 1,
                 0,
                 "empty file: expected a header line",
             ));
-        }
+        };
         if !is_blank(&rec) {
             break (
                 rec.iter().map(str::to_owned).collect::<Vec<_>>(),
@@ -141,7 +140,7 @@ fn parse(path: &Path, buf: &[u8]) -> Result<Table> {
 
     let mut records = Vec::new();
     let mut lines = Vec::new();
-    while next(path, &mut rdr, &mut rec, &mut at)? {
+    while let Some(rec) = next(path, &mut rdr, &mut raw, &mut at)? {
         // Truly empty lines never reach here (the csv reader skips them); whitespace-only
         // lines come as one empty field. With a single column that is a missing value.
         if is_blank(&rec) && header.len() > 1 {
@@ -160,7 +159,7 @@ fn parse(path: &Path, buf: &[u8]) -> Result<Table> {
                 ),
             ));
         }
-        records.push(rec.clone());
+        records.push(rec);
         lines.push(line);
     }
     if records.is_empty() {
@@ -228,14 +227,42 @@ impl LineCounter<'_> {
     }
 }
 
-/// Read the next record; false at the end of the input.
+/// The next record, trimmed; `None` at the end of the input.
+///
+/// Read as bytes into `raw` (reused) and trimmed only when a field needs it: the csv crate's
+/// own trimming rebuilds every record twice, which was most of the time spent on MNIST.
 fn next(
     path: &Path,
     rdr: &mut csv::Reader<&[u8]>,
-    rec: &mut csv::StringRecord,
+    raw: &mut csv::ByteRecord,
     at: &mut LineCounter,
-) -> Result<bool> {
-    rdr.read_record(rec).map_err(|e| csv_error(path, e, at))
+) -> Result<Option<csv::StringRecord>> {
+    if !rdr
+        .read_byte_record(raw)
+        .map_err(|e| csv_error(path, e, at))?
+    {
+        return Ok(None);
+    }
+    let space = |b: Option<&u8>| b.is_some_and(u8::is_ascii_whitespace);
+    if raw.iter().any(|f| space(f.first()) || space(f.last())) {
+        raw.trim();
+    }
+    match csv::StringRecord::from_byte_record(raw.clone()) {
+        Ok(rec) => Ok(Some(rec)),
+        Err(e) => {
+            let field = e.utf8_error().field();
+            let line = raw.position().map_or(0, |p| at.at(p.byte()));
+            Err(Error::data(
+                path,
+                line,
+                field as u64 + 1,
+                format!(
+                    "invalid UTF-8 in field {} (is the file UTF-8 text?)",
+                    field + 1
+                ),
+            ))
+        }
+    }
 }
 
 /// A line holding nothing but whitespace, which the csv reader returns as one empty field.
