@@ -9,7 +9,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A problem in an input file at a known place. `line` and `col` are 1-based; 0 = unknown.
     #[error("{}{}: {msg}", file.display(), place(*line, *col))]
-    Data { file: PathBuf, line: u64, col: u64, msg: String },
+    Data {
+        file: PathBuf,
+        line: u64,
+        col: u64,
+        msg: String,
+    },
 
     /// A command-line flag with a value that makes no sense.
     #[error("{flag}: {msg}")]
@@ -20,7 +25,10 @@ pub enum Error {
     Model { file: PathBuf, msg: String },
 
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     /// Anything the GPU side reports: no adapter, limits exceeded, shader errors, device lost.
     #[error("gpu: {0}")]
@@ -37,16 +45,30 @@ fn place(line: u64, col: u64) -> String {
 
 impl Error {
     pub fn data(file: impl Into<PathBuf>, line: u64, col: u64, msg: impl Into<String>) -> Self {
-        Error::Data { file: file.into(), line, col, msg: msg.into() }
+        Error::Data {
+            file: file.into(),
+            line,
+            col,
+            msg: msg.into(),
+        }
     }
     pub fn flag(flag: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Flag { flag: flag.into(), msg: msg.into() }
+        Error::Flag {
+            flag: flag.into(),
+            msg: msg.into(),
+        }
     }
     pub fn model(file: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        Error::Model { file: file.into(), msg: msg.into() }
+        Error::Model {
+            file: file.into(),
+            msg: msg.into(),
+        }
     }
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub fn gpu(msg: impl Into<String>) -> Self {
         Error::Gpu(msg.into())

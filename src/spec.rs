@@ -53,7 +53,10 @@ impl Task {
         match s {
             "regression" => Ok(Task::Regression),
             "classification" => Ok(Task::Classification),
-            _ => Err(Error::flag("--task", format!("'{s}' is not one of regression, classification"))),
+            _ => Err(Error::flag(
+                "--task",
+                format!("'{s}' is not one of regression, classification"),
+            )),
         }
     }
 }
@@ -71,7 +74,10 @@ impl Activation {
             "relu" => Ok(Activation::Relu),
             "sigmoid" => Ok(Activation::Sigmoid),
             "identity" | "linear" => Ok(Activation::Identity),
-            _ => Err(Error::flag("--activation", format!("'{s}' is not one of relu, sigmoid"))),
+            _ => Err(Error::flag(
+                "--activation",
+                format!("'{s}' is not one of relu, sigmoid"),
+            )),
         }
     }
     /// The code the WGSL kernels switch on.
@@ -104,10 +110,14 @@ impl Loss {
                 "--loss",
                 "ce needs class labels; use --task classification or --loss mse|mae",
             )),
-            (Task::Classification, Some("mae")) => {
-                Err(Error::flag("--loss", "mae is for regression; classes use ce or mse"))
-            }
-            (_, Some(s)) => Err(Error::flag("--loss", format!("'{s}' is not one of mse, mae, ce"))),
+            (Task::Classification, Some("mae")) => Err(Error::flag(
+                "--loss",
+                "mae is for regression; classes use ce or mse",
+            )),
+            (_, Some(s)) => Err(Error::flag(
+                "--loss",
+                format!("'{s}' is not one of mse, mae, ce"),
+            )),
         }
     }
     pub fn task(self) -> Task {
@@ -140,7 +150,10 @@ impl Optimizer {
             "sgd" => Ok(Optimizer::Sgd),
             "momentum" => Ok(Optimizer::Momentum),
             "adam" => Ok(Optimizer::Adam),
-            _ => Err(Error::flag("--optimizer", format!("'{s}' is not one of sgd, momentum, adam"))),
+            _ => Err(Error::flag(
+                "--optimizer",
+                format!("'{s}' is not one of sgd, momentum, adam"),
+            )),
         }
     }
     /// How many state vectors of the parameter's size the optimizer keeps.

@@ -1,1 +1,785 @@
-//! The CPU reference backend. (Being written.)
+//! The CPU reference: every op of the `Backend` trait as a plain function over slices, generic
+//! over f32 (training) and f64 (the gradient checks). The WGSL kernels in `shaders/` are
+//! verified against these functions; read them side by side.
+//!
+//! The three matrix products go through `matrixmultiply`'s blocked, multi-threaded gemm
+//! (strides express the transposed layouts, so no copies); `*_naive` keeps the textbook loops
+//! as the reference that the fast path is tested against.
+
+use super::{Backend, Buf, STATS_WIDTH, StepParams};
+use crate::error::{Error, Result};
+use crate::spec::{ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Activation, Loss, MOMENTUM, Optimizer};
+
+/// f32 or f64: just what the reference ops need.
+pub trait Real:
+    Copy
+    + PartialOrd
+    + std::fmt::Debug
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Neg<Output = Self>
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+    + std::ops::MulAssign
+{
+    const ZERO: Self;
+    const ONE: Self;
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn abs(self) -> Self;
+    /// c[m, n] = a[m, k] · b[k, n] with arbitrary (row, column) strides.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[Self],
+        sa: (usize, usize),
+        b: &[Self],
+        sb: (usize, usize),
+        c: &mut [Self],
+    );
+}
+
+macro_rules! impl_real {
+    ($t:ty, $gemm:path) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            fn gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: &[Self],
+                sa: (usize, usize),
+                b: &[Self],
+                sb: (usize, usize),
+                c: &mut [Self],
+            ) {
+                if m == 0 || n == 0 {
+                    return;
+                }
+                // The strides below stay inside the slices the callers sized as m·k, k·n, m·n.
+                assert!(
+                    a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+                    "gemm: buffer too small"
+                );
+                unsafe {
+                    $gemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        sa.0 as isize,
+                        sa.1 as isize,
+                        b.as_ptr(),
+                        sb.0 as isize,
+                        sb.1 as isize,
+                        0.0,
+                        c.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    )
+                }
+            }
+        }
+    };
+}
+impl_real!(f32, matrixmultiply::sgemm);
+impl_real!(f64, matrixmultiply::dgemm);
+
+// ---- activations -------------------------------------------------------------------------
+
+pub fn act_forward<F: Real>(act: Activation, z: F) -> F {
+    match act {
+        Activation::Identity => z,
+        Activation::Relu => {
+            if z > F::ZERO {
+                z
+            } else {
+                F::ZERO
+            }
+        }
+        Activation::Sigmoid => F::ONE / (F::ONE + (-z).exp()),
+    }
+}
+
+/// act'(z) written through the output y = act(z).
+pub fn act_derivative<F: Real>(act: Activation, y: F) -> F {
+    match act {
+        Activation::Identity => F::ONE,
+        Activation::Relu => {
+            if y > F::ZERO {
+                F::ONE
+            } else {
+                F::ZERO
+            }
+        }
+        Activation::Sigmoid => y * (F::ONE - y),
+    }
+}
+
+/// g[i] *= act'(y[i])
+pub fn act_backward<F: Real>(act: Activation, y: &[F], g: &mut [F]) {
+    for (g, &y) in g.iter_mut().zip(y) {
+        *g *= act_derivative(act, y);
+    }
+}
+
+// ---- matrix products ---------------------------------------------------------------------
+
+/// y[m, n] = act(x[m, k] · w[n, k]ᵀ + b[n])
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_nt<F: Real>(
+    x: &[F],
+    w: &[F],
+    b: Option<&[F]>,
+    act: Activation,
+    y: &mut [F],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    F::gemm(m, k, n, x, (k, 1), w, (1, k), y);
+    epilogue(b, act, y, m, n);
+}
+
+fn epilogue<F: Real>(b: Option<&[F]>, act: Activation, y: &mut [F], m: usize, n: usize) {
+    for row in y[..m * n].chunks_exact_mut(n.max(1)) {
+        for (j, v) in row.iter_mut().enumerate() {
+            let z = *v + b.map_or(F::ZERO, |b| b[j]);
+            *v = act_forward(act, z);
+        }
+    }
+}
+
+/// dx[m, k] = dy[m, n] · w[n, k]
+pub fn matmul_nn<F: Real>(dy: &[F], w: &[F], dx: &mut [F], m: usize, n: usize, k: usize) {
+    F::gemm(m, n, k, dy, (n, 1), w, (k, 1), dx);
+}
+
+/// dw[n, k] = dy[m, n]ᵀ · x[m, k]
+pub fn matmul_tn<F: Real>(dy: &[F], x: &[F], dw: &mut [F], m: usize, n: usize, k: usize) {
+    F::gemm(n, m, k, dy, (1, n), x, (k, 1), dw);
+}
+
+/// The textbook triple loop, in the same three layouts: the reference for the fast path.
+/// `layout`: "nt" y = x·wᵀ (a [m,k], b [n,k]); "nn" a [m,n]·b [n,k]; "tn" aᵀ·b with a [m,n], b [m,k].
+pub fn matmul_naive<F: Real>(
+    layout: &str,
+    a: &[F],
+    b: &[F],
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Vec<F> {
+    match layout {
+        "nt" => {
+            let mut y = vec![F::ZERO; m * n];
+            for i in 0..m {
+                for j in 0..n {
+                    let mut s = F::ZERO;
+                    for p in 0..k {
+                        s += a[i * k + p] * b[j * k + p];
+                    }
+                    y[i * n + j] = s;
+                }
+            }
+            y
+        }
+        "nn" => {
+            let mut y = vec![F::ZERO; m * k];
+            for i in 0..m {
+                for p in 0..k {
+                    let mut s = F::ZERO;
+                    for j in 0..n {
+                        s += a[i * n + j] * b[j * k + p];
+                    }
+                    y[i * k + p] = s;
+                }
+            }
+            y
+        }
+        "tn" => {
+            let mut y = vec![F::ZERO; n * k];
+            for j in 0..n {
+                for p in 0..k {
+                    let mut s = F::ZERO;
+                    for i in 0..m {
+                        s += a[i * n + j] * b[i * k + p];
+                    }
+                    y[j * k + p] = s;
+                }
+            }
+            y
+        }
+        _ => panic!("matmul_naive: unknown layout {layout}"),
+    }
+}
+
+/// db[n] = Σ_r dz[r, n]
+pub fn bias_grad<F: Real>(dz: &[F], db: &mut [F], m: usize, n: usize) {
+    db[..n].iter_mut().for_each(|v| *v = F::ZERO);
+    for row in dz[..m * n].chunks_exact(n.max(1)) {
+        for (d, &g) in db.iter_mut().zip(row) {
+            *d += g;
+        }
+    }
+}
+
+/// x[r, :] = softmax(x[r, :]), with the row maximum subtracted first so exp never overflows.
+pub fn softmax<F: Real>(x: &mut [F], m: usize, n: usize) {
+    for row in x[..m * n].chunks_exact_mut(n.max(1)) {
+        let max = row
+            .iter()
+            .copied()
+            .fold(row[0], |a, b| if b > a { b } else { a });
+        let mut sum = F::ZERO;
+        for v in row.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        for v in row.iter_mut() {
+            *v = *v / sum;
+        }
+    }
+}
+
+/// log Σ exp(row), computed stably.
+fn log_sum_exp<F: Real>(row: &[F]) -> F {
+    let max = row
+        .iter()
+        .copied()
+        .fold(row[0], |a, b| if b > a { b } else { a });
+    let sum = row.iter().fold(F::ZERO, |s, &v| s + (v - max).exp());
+    max + sum.ln()
+}
+
+fn class_of<F: Real>(t: F, n: usize) -> usize {
+    let c = t.to_f64();
+    assert!(
+        c >= 0.0 && (c as usize) < n,
+        "class index {c} out of range 0..{n}"
+    );
+    c as usize
+}
+
+// ---- losses ------------------------------------------------------------------------------
+
+/// Writes grad = ∂L/∂out for L = 1/m Σ eₙ and returns Σ eₙ in reported units (see `Loss`).
+#[allow(clippy::too_many_arguments)]
+pub fn loss_grad<F: Real>(
+    loss: Loss,
+    out: &[F],
+    target: &[F],
+    scale: Option<&[F]>,
+    grad: &mut [F],
+    m: usize,
+    n: usize,
+) -> F {
+    let inv_m = F::ONE / F::from_f64(m as f64);
+    let s = |j: usize| scale.map_or(F::ONE, |s| s[j]);
+    let mut total = F::ZERO;
+    for r in 0..m {
+        let o = &out[r * n..(r + 1) * n];
+        let g = &mut grad[r * n..(r + 1) * n];
+        let mut e = F::ZERO;
+        match loss {
+            Loss::Mse | Loss::Mae => {
+                let t = &target[r * n..(r + 1) * n];
+                let inv_n = F::ONE / F::from_f64(n as f64);
+                for j in 0..n {
+                    let d = o[j] - t[j];
+                    if loss == Loss::Mse {
+                        e += s(j) * d * s(j) * d * inv_n;
+                        g[j] = F::from_f64(2.0) * d * inv_n * inv_m;
+                    } else {
+                        e += (s(j) * d).abs() * inv_n;
+                        let sign = if d > F::ZERO {
+                            F::ONE
+                        } else if d < F::ZERO {
+                            -F::ONE
+                        } else {
+                            F::ZERO
+                        };
+                        g[j] = sign * inv_n * inv_m;
+                    }
+                }
+            }
+            Loss::CrossEntropy => {
+                let y = class_of(target[r], n);
+                let lse = log_sum_exp(o);
+                e = lse - o[y];
+                for j in 0..n {
+                    let p = (o[j] - lse).exp();
+                    let onehot = if j == y { F::ONE } else { F::ZERO };
+                    g[j] = (p - onehot) * inv_m;
+                }
+            }
+            Loss::SoftmaxMse => {
+                let y = class_of(target[r], n);
+                let lse = log_sum_exp(o);
+                // dL/dp_c = 2(p_c − y_c)/m, then through the softmax Jacobian:
+                // dL/dz_j = p_j (dL/dp_j − Σ_c dL/dp_c p_c).
+                let p: Vec<F> = o.iter().map(|&v| (v - lse).exp()).collect();
+                let mut dot = F::ZERO;
+                for j in 0..n {
+                    let d = p[j] - if j == y { F::ONE } else { F::ZERO };
+                    e += d * d;
+                    dot += F::from_f64(2.0) * d * p[j];
+                }
+                for j in 0..n {
+                    let d = p[j] - if j == y { F::ONE } else { F::ZERO };
+                    g[j] = p[j] * (F::from_f64(2.0) * d - dot) * inv_m;
+                }
+            }
+        }
+        total += e;
+    }
+    total
+}
+
+/// The evaluation sums of `Backend::eval_stats`, in the same slot order.
+pub fn eval_stats<F: Real>(
+    classes: bool,
+    out: &[F],
+    target: &[F],
+    scale: Option<&[F]>,
+    m: usize,
+    n: usize,
+) -> [F; STATS_WIDTH] {
+    let mut acc = [F::ZERO; STATS_WIDTH];
+    let inv_n = F::ONE / F::from_f64(n as f64);
+    for r in 0..m {
+        let o = &out[r * n..(r + 1) * n];
+        if classes {
+            let y = class_of(target[r], n);
+            let lse = log_sum_exp(o);
+            acc[0] += lse - o[y];
+            for (j, &v) in o.iter().enumerate() {
+                let d = (v - lse).exp() - if j == y { F::ONE } else { F::ZERO };
+                acc[1] += d * d;
+            }
+            let mut best = 0;
+            for j in 1..n {
+                if o[j] > o[best] {
+                    best = j;
+                }
+            }
+            if best == y {
+                acc[2] += F::ONE;
+            }
+        } else {
+            let t = &target[r * n..(r + 1) * n];
+            for j in 0..n {
+                let d = scale.map_or(F::ONE, |s| s[j]) * (o[j] - t[j]);
+                acc[0] += d * d * inv_n;
+                acc[1] += d.abs() * inv_n;
+            }
+        }
+    }
+    acc
+}
+
+// ---- optimizer ---------------------------------------------------------------------------
+
+/// One update, in place; `state` holds 0 (sgd), 1 (velocity) or 2 (Adam m, v) slices.
+pub fn optimizer_step<F: Real>(
+    opt: Optimizer,
+    p: &mut [F],
+    g: &[F],
+    state: &mut [&mut [F]],
+    hp: StepParams,
+) {
+    let lr = F::from_f64(hp.lr as f64);
+    let wd = F::from_f64(hp.weight_decay as f64);
+    match opt {
+        Optimizer::Sgd => {
+            for (p, &g) in p.iter_mut().zip(g) {
+                *p -= lr * (g + wd * *p);
+            }
+        }
+        Optimizer::Momentum => {
+            let mu = F::from_f64(MOMENTUM as f64);
+            let [v] = state else {
+                panic!("momentum needs one state buffer")
+            };
+            for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+                *v = mu * *v + g + wd * *p;
+                *p -= lr * *v;
+            }
+        }
+        Optimizer::Adam => {
+            let (b1, b2) = (
+                F::from_f64(ADAM_BETA1 as f64),
+                F::from_f64(ADAM_BETA2 as f64),
+            );
+            let eps = F::from_f64(ADAM_EPS as f64);
+            let (c1, c2) = (
+                F::from_f64(hp.bias_correction1 as f64),
+                F::from_f64(hp.bias_correction2 as f64),
+            );
+            let [m, v] = state else {
+                panic!("adam needs two state buffers")
+            };
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m = b1 * *m + (F::ONE - b1) * g;
+                *v = b2 * *v + (F::ONE - b2) * g * g;
+                *p -= lr * (*m * c1 / ((*v * c2).sqrt() + eps) + wd * *p);
+            }
+        }
+    }
+}
+
+// ---- the backend -------------------------------------------------------------------------
+
+/// The CPU backend: buffers are plain vectors in an arena; every op runs at once.
+#[derive(Default)]
+pub struct CpuBackend {
+    bufs: Vec<Vec<f32>>,
+}
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    fn get(&self, b: Buf) -> &[f32] {
+        &self.bufs[b.id as usize]
+    }
+    /// Runs `f` with the output buffer taken out of the arena, so inputs can be borrowed.
+    fn with_out<R>(&mut self, out: Buf, f: impl FnOnce(&Self, &mut [f32]) -> R) -> R {
+        let mut o = std::mem::take(&mut self.bufs[out.id as usize]);
+        let r = f(self, &mut o);
+        self.bufs[out.id as usize] = o;
+        r
+    }
+    fn check(&self, b: Buf, need: usize, what: &str) -> Result<()> {
+        if b.id as usize >= self.bufs.len() || self.bufs[b.id as usize].len() < need {
+            return Err(Error::gpu(format!(
+                "cpu backend: {what} buffer holds {} of {need} elements",
+                b.len
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn idx_of(v: f32) -> usize {
+    v.to_bits() as usize
+}
+
+impl Backend for CpuBackend {
+    fn describe(&self) -> String {
+        format!(
+            "cpu (matrixmultiply sgemm, {} threads)",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        )
+    }
+    fn alloc(&mut self, len: usize) -> Result<Buf> {
+        self.bufs.push(vec![0.0; len]);
+        Ok(Buf {
+            id: (self.bufs.len() - 1) as u32,
+            len,
+        })
+    }
+    fn upload(&mut self, data: &[f32]) -> Result<Buf> {
+        self.bufs.push(data.to_vec());
+        Ok(Buf {
+            id: (self.bufs.len() - 1) as u32,
+            len: data.len(),
+        })
+    }
+    fn upload_u32(&mut self, data: &[u32]) -> Result<Buf> {
+        // Indices are kept bit-cast in the f32 arena; only gather_rows reads them.
+        self.bufs
+            .push(data.iter().map(|&u| f32::from_bits(u)).collect());
+        Ok(Buf {
+            id: (self.bufs.len() - 1) as u32,
+            len: data.len(),
+        })
+    }
+    fn write(&mut self, buf: Buf, data: &[f32]) -> Result<()> {
+        self.check(buf, data.len(), "write")?;
+        self.bufs[buf.id as usize][..data.len()].copy_from_slice(data);
+        Ok(())
+    }
+    fn write_u32(&mut self, buf: Buf, data: &[u32]) -> Result<()> {
+        self.check(buf, data.len(), "write")?;
+        for (d, &u) in self.bufs[buf.id as usize].iter_mut().zip(data) {
+            *d = f32::from_bits(u);
+        }
+        Ok(())
+    }
+    fn read(&mut self, buf: Buf) -> Result<Vec<f32>> {
+        Ok(self.get(buf).to_vec())
+    }
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn gather_rows(
+        &mut self,
+        src: Buf,
+        cols: usize,
+        idx: Buf,
+        start: usize,
+        count: usize,
+        dst: Buf,
+    ) -> Result<()> {
+        self.check(idx, start + count, "gather index")?;
+        self.check(dst, count * cols, "gather destination")?;
+        let rows = self.get(src).len() / cols.max(1);
+        if let Some(&bad) = self.get(idx)[start..start + count]
+            .iter()
+            .find(|&&i| idx_of(i) >= rows)
+        {
+            return Err(Error::gpu(format!(
+                "gather_rows: row {} out of range 0..{rows}",
+                idx_of(bad)
+            )));
+        }
+        self.with_out(dst, |s, d| {
+            let (src, idx) = (s.get(src), &s.get(idx)[start..start + count]);
+            for (r, &i) in idx.iter().enumerate() {
+                let i = idx_of(i);
+                d[r * cols..(r + 1) * cols].copy_from_slice(&src[i * cols..(i + 1) * cols]);
+            }
+        });
+        Ok(())
+    }
+    fn matmul_nt(
+        &mut self,
+        x: Buf,
+        w: Buf,
+        b: Option<Buf>,
+        act: Activation,
+        y: Buf,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<()> {
+        self.check(y, m * n, "matmul_nt output")?;
+        self.with_out(y, |s, y| {
+            matmul_nt(s.get(x), s.get(w), b.map(|b| s.get(b)), act, y, m, n, k)
+        });
+        Ok(())
+    }
+    fn matmul_nn(&mut self, dy: Buf, w: Buf, dx: Buf, m: usize, n: usize, k: usize) -> Result<()> {
+        self.check(dx, m * k, "matmul_nn output")?;
+        self.with_out(dx, |s, dx| matmul_nn(s.get(dy), s.get(w), dx, m, n, k));
+        Ok(())
+    }
+    fn matmul_tn(&mut self, dy: Buf, x: Buf, dw: Buf, m: usize, n: usize, k: usize) -> Result<()> {
+        self.check(dw, n * k, "matmul_tn output")?;
+        self.with_out(dw, |s, dw| matmul_tn(s.get(dy), s.get(x), dw, m, n, k));
+        Ok(())
+    }
+    fn act_backward(&mut self, act: Activation, y: Buf, g: Buf, len: usize) -> Result<()> {
+        self.with_out(g, |s, g| act_backward(act, &s.get(y)[..len], &mut g[..len]));
+        Ok(())
+    }
+    fn bias_grad(&mut self, dz: Buf, db: Buf, m: usize, n: usize) -> Result<()> {
+        self.with_out(db, |s, db| bias_grad(s.get(dz), db, m, n));
+        Ok(())
+    }
+    fn softmax(&mut self, x: Buf, m: usize, n: usize) -> Result<()> {
+        softmax(&mut self.bufs[x.id as usize], m, n);
+        Ok(())
+    }
+    fn loss_grad(
+        &mut self,
+        loss: Loss,
+        out: Buf,
+        target: Buf,
+        scale: Option<Buf>,
+        grad: Buf,
+        m: usize,
+        n: usize,
+        stats: Buf,
+        slot: usize,
+    ) -> Result<()> {
+        self.check(stats, slot + 1, "stats")?;
+        let sum = self.with_out(grad, |s, g| {
+            loss_grad(
+                loss,
+                s.get(out),
+                s.get(target),
+                scale.map(|b| s.get(b)),
+                g,
+                m,
+                n,
+            )
+        });
+        self.bufs[stats.id as usize][slot] = sum;
+        Ok(())
+    }
+    fn eval_stats(
+        &mut self,
+        classes: bool,
+        out: Buf,
+        target: Buf,
+        scale: Option<Buf>,
+        m: usize,
+        n: usize,
+        stats: Buf,
+        slot: usize,
+    ) -> Result<()> {
+        self.check(stats, (slot + 1) * STATS_WIDTH, "stats")?;
+        let acc = eval_stats(
+            classes,
+            self.get(out),
+            self.get(target),
+            scale.map(|b| self.get(b)),
+            m,
+            n,
+        );
+        self.bufs[stats.id as usize][slot * STATS_WIDTH..(slot + 1) * STATS_WIDTH]
+            .copy_from_slice(&acc);
+        Ok(())
+    }
+    fn optimizer_step(
+        &mut self,
+        opt: Optimizer,
+        param: Buf,
+        grad: Buf,
+        state: &[Buf],
+        len: usize,
+        p: StepParams,
+    ) -> Result<()> {
+        if state.len() != opt.state_slots() {
+            return Err(Error::gpu(format!(
+                "{} needs {} state buffers, got {}",
+                opt.as_str(),
+                opt.state_slots(),
+                state.len()
+            )));
+        }
+        let mut taken: Vec<Vec<f32>> = state
+            .iter()
+            .map(|b| std::mem::take(&mut self.bufs[b.id as usize]))
+            .collect();
+        self.with_out(param, |s, pv| {
+            let mut views: Vec<&mut [f32]> = taken.iter_mut().map(|v| &mut v[..len]).collect();
+            optimizer_step(opt, &mut pv[..len], &s.get(grad)[..len], &mut views, p)
+        });
+        for (b, v) in state.iter().zip(taken) {
+            self.bufs[b.id as usize] = v;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn rand_vec(r: &mut Rng, n: usize) -> Vec<f64> {
+        (0..n).map(|_| r.normal() * 0.7 + 0.1).collect()
+    }
+
+    #[test]
+    fn fast_matmul_matches_the_triple_loop_in_all_layouts() {
+        let mut r = Rng::new(11);
+        for &(m, n, k) in &[(1, 1, 1), (3, 17, 65), (64, 63, 65), (257, 3, 17)] {
+            let x = rand_vec(&mut r, m * k);
+            let w = rand_vec(&mut r, n * k);
+            let dy = rand_vec(&mut r, m * n);
+            let mut y = vec![0.0; m * n];
+            matmul_nt(&x, &w, None, Activation::Identity, &mut y, m, n, k);
+            let mut dx = vec![0.0; m * k];
+            matmul_nn(&dy, &w, &mut dx, m, n, k);
+            let mut dw = vec![0.0; n * k];
+            matmul_tn(&dy, &x, &mut dw, m, n, k);
+            for (got, want, what) in [
+                (y, matmul_naive("nt", &x, &w, m, n, k), "nt"),
+                (dx, matmul_naive("nn", &dy, &w, m, n, k), "nn"),
+                (dw, matmul_naive("tn", &dy, &x, m, n, k), "tn"),
+            ] {
+                let worst = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(
+                    worst < 1e-10 * k.max(m) as f64,
+                    "{what} {m}x{n}x{k}: max diff {worst}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_is_stable_for_huge_logits() {
+        let mut x = vec![1000.0f32, 1001.0, 999.0, -1e30, 0.0, 1.0];
+        softmax(&mut x, 2, 3);
+        assert!(x.iter().all(|v| v.is_finite()));
+        assert!((x[1] - 0.665_240_9).abs() < 1e-6, "{x:?}");
+        assert!((x[0] + x[1] + x[2] - 1.0).abs() < 1e-6);
+        let mut g = vec![0.0f32; 3];
+        let e = loss_grad(
+            Loss::CrossEntropy,
+            &[1000.0, 1001.0, 999.0],
+            &[2.0],
+            None,
+            &mut g,
+            1,
+            3,
+        );
+        assert!((e - 2.407_606).abs() < 1e-4, "ce {e}");
+    }
+
+    #[test]
+    fn eval_stats_counts_first_argmax_and_scales_errors() {
+        let out = [2.0f32, 2.0, 1.0, 0.0, 3.0, 1.0];
+        let acc = eval_stats(true, &out, &[0.0, 2.0], None, 2, 3);
+        assert_eq!(
+            acc[2], 1.0,
+            "ties go to the first index; row 2 predicts class 1 not 2"
+        );
+        let acc = eval_stats(false, &[1.0f32, 3.0], &[0.5, 1.0], Some(&[2.0, 10.0]), 1, 2);
+        assert!(
+            (acc[0] - (1.0 + 400.0) / 2.0).abs() < 1e-5
+                && (acc[1] - (1.0 + 20.0) / 2.0).abs() < 1e-5,
+            "{acc:?}"
+        );
+    }
+
+    #[test]
+    fn backend_gather_takes_rows_through_the_index() {
+        let mut b = CpuBackend::new();
+        let src = b.upload(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        let idx = b.upload_u32(&[9, 2, 0]).unwrap();
+        let dst = b.alloc(4).unwrap();
+        b.gather_rows(src, 2, idx, 1, 2, dst).unwrap();
+        assert_eq!(b.read(dst).unwrap(), vec![5.0, 6.0, 1.0, 2.0]);
+        assert!(
+            b.gather_rows(src, 2, idx, 0, 2, dst).is_err(),
+            "row 9 is out of range"
+        );
+    }
+}

@@ -35,7 +35,12 @@ impl StepParams {
         let t = step.max(1) as i32;
         let c1 = 1.0 / (1.0 - (crate::spec::ADAM_BETA1 as f64).powi(t));
         let c2 = 1.0 / (1.0 - (crate::spec::ADAM_BETA2 as f64).powi(t));
-        StepParams { lr, weight_decay, bias_correction1: c1 as f32, bias_correction2: c2 as f32 }
+        StepParams {
+            lr,
+            weight_decay,
+            bias_correction1: c1 as f32,
+            bias_correction2: c2 as f32,
+        }
     }
 }
 
