@@ -54,8 +54,8 @@ fn optimizer_step_momentum(
         return;
     }
     let w = param[i];
-    let g = grad[i] + p.wd * w;
-    let v = p.beta1 * s0[i] + g;
+    // Summed in the CPU reference's order: μ·v + g + wd·p.
+    let v = p.beta1 * s0[i] + grad[i] + p.wd * w;
     s0[i] = v;
     param[i] = w - p.lr * v;
 }
