@@ -1,0 +1,188 @@
+// Losses and evaluation sums over a batch (see `Loss` in src/spec.rs).
+// One workgroup of 256 threads: thread t handles rows t, t+256, … in order and the per-thread
+// sums are combined by a tree in workgroup memory, so the result is the same on every run
+// (no float atomics). A batch is small; even 60000 evaluation rows are a few hundred per thread.
+
+struct Params {
+    m: u32,
+    n: u32,
+    code: u32,      // loss code
+    slot: u32,      // where the sums go in `stats`
+    has_scale: u32, // 1 when `scale` holds real data
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+    _f0: vec4<f32>,
+    _p3: vec4<u32>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> tgt: array<f32>;
+@group(0) @binding(3) var<storage, read_write> scale: array<f32>;
+@group(0) @binding(4) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(5) var<storage, read_write> grad: array<f32>;
+
+const WG: u32 = 256u;
+var<workgroup> red: array<vec3<f32>, 256>;
+
+fn scale_of(j: u32) -> f32 {
+    if (p.has_scale != 0u) {
+        return scale[j];
+    }
+    return 1.0;
+}
+
+fn row_max(base: u32, n: u32) -> f32 {
+    var mx = out[base];
+    for (var j = 1u; j < n; j++) {
+        mx = max(mx, out[base + j]);
+    }
+    return mx;
+}
+
+fn row_sum_exp(base: u32, n: u32, mx: f32) -> f32 {
+    var s = 0.0;
+    for (var j = 0u; j < n; j++) {
+        s += exp(out[base + j] - mx);
+    }
+    return s;
+}
+
+fn onehot(j: u32, y: u32) -> f32 {
+    return select(0.0, 1.0, j == y);
+}
+
+// Tree-sum of one vec3 per thread; thread 0 gets the total.
+fn reduce3(lid: u32, v: vec3<f32>) -> vec3<f32> {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            red[lid] += red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    return red[0];
+}
+
+// Row error eₙ in reported units, and grad = ∂L/∂out with L = 1/m Σ eₙ (unscaled).
+fn loss_row(r: u32) -> f32 {
+    let n = p.n;
+    let base = r * n;
+    let inv_m = 1.0 / f32(p.m);
+    switch p.code {
+        case 0u: { // mse
+            var e = 0.0;
+            for (var j = 0u; j < n; j++) {
+                let d = out[base + j] - tgt[base + j];
+                let sd = scale_of(j) * d;
+                e += sd * sd;
+                grad[base + j] = 2.0 * d / f32(n) * inv_m;
+            }
+            return e / f32(n);
+        }
+        case 1u: { // mae
+            var e = 0.0;
+            for (var j = 0u; j < n; j++) {
+                let d = out[base + j] - tgt[base + j];
+                e += abs(scale_of(j) * d);
+                grad[base + j] = sign(d) / f32(n) * inv_m;
+            }
+            return e / f32(n);
+        }
+        case 2u: { // softmax + cross-entropy, through log-sum-exp
+            let y = u32(tgt[r]);
+            let mx = row_max(base, n);
+            let lse = mx + log(row_sum_exp(base, n, mx));
+            for (var j = 0u; j < n; j++) {
+                grad[base + j] = (exp(out[base + j] - lse) - onehot(j, y)) * inv_m;
+            }
+            return lse - out[base + min(y, n - 1u)];
+        }
+        default: { // softmax + squared error against the one-hot tgt
+            let y = u32(tgt[r]);
+            let mx = row_max(base, n);
+            let inv_sum = 1.0 / row_sum_exp(base, n, mx);
+            // e = Σ_c (p_c − t_c)²;  ∂e/∂o_j = 2 p_j ((p_j − t_j) − Σ_c (p_c − t_c) p_c)
+            var e = 0.0;
+            var dot = 0.0;
+            for (var j = 0u; j < n; j++) {
+                let pj = exp(out[base + j] - mx) * inv_sum;
+                let d = pj - onehot(j, y);
+                e += d * d;
+                dot += d * pj;
+            }
+            for (var j = 0u; j < n; j++) {
+                let pj = exp(out[base + j] - mx) * inv_sum;
+                grad[base + j] = 2.0 * pj * ((pj - onehot(j, y)) - dot) * inv_m;
+            }
+            return e;
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn loss_grad(@builtin(local_invocation_index) lid: u32) {
+    var sum = 0.0;
+    for (var r = lid; r < p.m; r += WG) {
+        sum += loss_row(r);
+    }
+    let total = reduce3(lid, vec3<f32>(sum, 0.0, 0.0));
+    if (lid == 0u) {
+        stats[p.slot] = total.x;
+    }
+}
+
+// [Σ mean_j (s_j·(o−t))², Σ mean_j |s_j·(o−t)|, 0] for regression;
+// [Σ −log p_y, Σ_c (p_c − onehot_c)², correct predictions] for classes (code 1).
+fn eval_row(r: u32) -> vec3<f32> {
+    let n = p.n;
+    let base = r * n;
+    if (p.code == 0u) {
+        var sq = 0.0;
+        var ab = 0.0;
+        for (var j = 0u; j < n; j++) {
+            let d = scale_of(j) * (out[base + j] - tgt[base + j]);
+            sq += d * d;
+            ab += abs(d);
+        }
+        return vec3<f32>(sq / f32(n), ab / f32(n), 0.0);
+    }
+    let y = u32(tgt[r]);
+    // First index of the largest logit, like the CPU's argmax.
+    var best = 0u;
+    var mx = out[base];
+    for (var j = 1u; j < n; j++) {
+        let v = out[base + j];
+        if (v > mx) {
+            mx = v;
+            best = j;
+        }
+    }
+    let sum = row_sum_exp(base, n, mx);
+    let lse = mx + log(sum);
+    let inv_sum = 1.0 / sum;
+    var sq = 0.0;
+    for (var j = 0u; j < n; j++) {
+        let d = exp(out[base + j] - mx) * inv_sum - onehot(j, y);
+        sq += d * d;
+    }
+    return vec3<f32>(lse - out[base + min(y, n - 1u)], sq, select(0.0, 1.0, best == y));
+}
+
+@compute @workgroup_size(256)
+fn eval_stats(@builtin(local_invocation_index) lid: u32) {
+    var sum = vec3<f32>(0.0);
+    for (var r = lid; r < p.m; r += WG) {
+        sum += eval_row(r);
+    }
+    let total = reduce3(lid, sum);
+    if (lid == 0u) {
+        let o = p.slot * 4u;
+        stats[o] = total.x;
+        stats[o + 1u] = total.y;
+        stats[o + 2u] = total.z;
+        stats[o + 3u] = 0.0;
+    }
+}

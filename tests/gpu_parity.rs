@@ -1,0 +1,144 @@
+//! Every GPU op against the CPU reference (`wgtrain::backend::gpu::check`, the same code
+//! `wgtrain check` runs), on lavapipe in CI. Without an adapter the tests print
+//! "skipping: no GPU adapter" and pass, unless WGTRAIN_REQUIRE_GPU=1.
+
+use wgtrain::backend::cpu::CpuBackend;
+use wgtrain::backend::gpu::check::{self, CheckLine};
+use wgtrain::backend::gpu::{DeviceChoice, GpuBackend, select_adapter};
+use wgtrain::rng::Rng;
+
+fn adapter() -> Option<wgpu::Adapter> {
+    let required = std::env::var("WGTRAIN_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    match select_adapter(DeviceChoice::Gpu, None) {
+        Ok(Some(a)) => Some(a),
+        other => {
+            let why = match other {
+                Err(e) => e.to_string(),
+                _ => "none".to_string(),
+            };
+            assert!(!required, "WGTRAIN_REQUIRE_GPU=1 but no GPU adapter: {why}");
+            println!("skipping: no GPU adapter ({why})");
+            None
+        }
+    }
+}
+
+fn gpu() -> Option<GpuBackend> {
+    adapter().map(|a| match GpuBackend::new(a) {
+        Ok(g) => g,
+        Err(e) => panic!("creating the GPU backend failed: {e}"),
+    })
+}
+
+/// Prints every line (the evidence) and fails if any line failed.
+fn assert_all(lines: wgtrain::Result<Vec<CheckLine>>) {
+    let lines = match lines {
+        Ok(l) => l,
+        Err(e) => panic!("a check could not run: {e}"),
+    };
+    for l in &lines {
+        println!("{l}");
+    }
+    let failed: Vec<String> = lines
+        .iter()
+        .filter(|l| !l.pass)
+        .map(|l| l.to_string())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failed.len(),
+        lines.len(),
+        failed.join("\n")
+    );
+}
+
+#[test]
+fn gather_rows_matches_cpu_including_chunked_data_sets() {
+    let Some(mut g) = gpu() else { return };
+    assert_all(check::gather_cases(
+        &mut g,
+        &mut CpuBackend::new(),
+        &mut Rng::new(11),
+    ));
+}
+
+#[test]
+fn matmuls_match_cpu_on_ragged_shapes() {
+    let Some(mut g) = gpu() else { return };
+    assert_all(check::matmul_cases(
+        &mut g,
+        &mut CpuBackend::new(),
+        &mut Rng::new(12),
+    ));
+}
+
+#[test]
+fn act_backward_bias_grad_softmax_match_cpu() {
+    let Some(mut g) = gpu() else { return };
+    assert_all(check::elementwise_cases(
+        &mut g,
+        &mut CpuBackend::new(),
+        &mut Rng::new(13),
+    ));
+}
+
+#[test]
+fn losses_and_eval_stats_match_cpu() {
+    let Some(mut g) = gpu() else { return };
+    assert_all(check::loss_cases(
+        &mut g,
+        &mut CpuBackend::new(),
+        &mut Rng::new(14),
+    ));
+}
+
+#[test]
+fn optimizers_match_cpu() {
+    let Some(mut g) = gpu() else { return };
+    assert_all(check::optimizer_cases(
+        &mut g,
+        &mut CpuBackend::new(),
+        &mut Rng::new(15),
+    ));
+}
+
+#[test]
+fn two_runs_are_bit_identical() {
+    let Some(mut g) = gpu() else { return };
+    assert_all(check::determinism(&mut g, &mut Rng::new(16)).map(|l| vec![l]));
+}
+
+/// A data set beyond the (forced) binding limit is stored in chunks and still gathered right;
+/// any other op on it is refused with an error that names the way out.
+#[test]
+fn chunked_buffers_gather_and_other_ops_refuse() {
+    use wgtrain::backend::Backend;
+    let Some(a) = adapter() else { return };
+    // 1000 bytes per binding: a 300x17 data set takes 21 chunks and rows straddle them.
+    let mut g = GpuBackend::with_max_binding(a, 1000).expect("backend");
+    let mut rng = Rng::new(17);
+    assert_all(check::gather_rows_chunked(&mut g, &mut rng, (300, 17, 14), 1000).map(|l| vec![l]));
+    let data: Vec<f32> = (0..1000).map(|i| i as f32 * 0.25 - 3.0).collect();
+    let big = g.upload(&data).expect("upload");
+    let err = g
+        .softmax(big, 100, 10)
+        .expect_err("softmax on a chunked buffer must fail");
+    assert!(err.to_string().contains("--batch-size"), "{err}");
+    // Reads and writes still see the whole buffer, in order.
+    assert_eq!(g.read(big).expect("read"), data);
+    let rev: Vec<f32> = data.iter().rev().copied().collect();
+    g.write(big, &rev).expect("write");
+    assert_eq!(g.read(big).expect("read"), rev);
+}
+
+#[test]
+fn devices_are_listed() {
+    let rows = wgtrain::backend::gpu::list_adapters();
+    for r in &rows {
+        println!("{r:?}");
+    }
+    if adapter().is_some() {
+        assert!(!rows.is_empty());
+    }
+}
