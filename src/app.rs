@@ -644,19 +644,89 @@ pub fn run_eval(a: &EvalArgs) -> Result<Metrics> {
     Ok(m)
 }
 
-// GPU glue: replaced by the wgpu backend when it lands on main.
-fn gpu_backend(required: bool, _adapter: Option<&str>) -> Result<Option<Box<dyn Backend>>> {
-    if required {
-        Err(Error::gpu("this build has no GPU backend yet"))
+/// The wgpu backend `--device` asks for, or `None` where `auto` finds no hardware GPU.
+fn gpu_backend(required: bool, adapter: Option<&str>) -> Result<Option<Box<dyn Backend>>> {
+    use crate::backend::gpu::{GpuBackend, device};
+    let choice = if required {
+        device::DeviceChoice::Gpu
     } else {
-        Ok(None)
+        device::DeviceChoice::Auto
+    };
+    match device::select_adapter(choice, adapter)? {
+        Some(a) => Ok(Some(Box::new(GpuBackend::new(a)?))),
+        None => Ok(None),
     }
 }
 
 pub fn run_devices() -> Result<()> {
-    Err(Error::gpu("this build has no GPU backend yet"))
+    let rows = crate::backend::gpu::device::list_adapters();
+    if rows.is_empty() {
+        println!(
+            "no GPU adapters found (WGPU_BACKEND narrows the search); --device auto runs on the CPU"
+        );
+        return Ok(());
+    }
+    let mib = |b: u64| format!("{} MiB", b >> 20);
+    for r in &rows {
+        println!("{}{}: {}", if r.auto { "*" } else { " " }, r.index, r.name);
+        println!(
+            "     backend {}, type {}, driver {} {}",
+            r.backend, r.device_type, r.driver, r.driver_info
+        );
+        println!(
+            "     max buffer {}, max storage binding {}, workgroup memory {} KiB, invocations {}, subgroup size {}..{}",
+            mib(r.max_buffer_size),
+            mib(r.max_storage_buffer_binding_size),
+            r.max_compute_workgroup_storage_size / 1024,
+            r.max_compute_invocations_per_workgroup,
+            r.subgroup_min_size,
+            r.subgroup_max_size
+        );
+    }
+    match rows.iter().find(|r| r.auto) {
+        Some(r) => println!("--device auto takes * ({})", r.name),
+        None => println!(
+            "--device auto runs on the CPU (no hardware GPU); --device gpu takes a software adapter"
+        ),
+    }
+    Ok(())
 }
 
-pub fn run_check(_a: &CheckArgs) -> Result<()> {
-    Err(Error::gpu("this build has no GPU backend yet"))
+/// `check` needs a GPU: `auto` here means any adapter, software ones included.
+pub fn run_check(a: &CheckArgs) -> Result<()> {
+    use crate::backend::gpu::{GpuBackend, check, device};
+    if a.dev.device == "cpu" {
+        return Err(Error::flag(
+            "--device",
+            "check compares a GPU with the CPU; it needs auto or gpu",
+        ));
+    }
+    let choice = device::DeviceChoice::parse(&a.dev.device)?;
+    let choice = if choice == device::DeviceChoice::Auto {
+        device::DeviceChoice::Gpu
+    } else {
+        choice
+    };
+    let adapter = device::select_adapter(choice, a.dev.adapter.as_deref())?
+        .ok_or_else(|| Error::gpu("no GPU adapter found"))?;
+    let mut gpu = GpuBackend::new(adapter)?;
+    println!(
+        "checking {} against the CPU reference (seed {})",
+        gpu.describe(),
+        a.seed
+    );
+    let lines = check::run_checks(&mut gpu, a.seed)?;
+    for l in &lines {
+        println!("{l}");
+    }
+    let failed = lines.iter().filter(|l| !l.pass).count();
+    println!("{} passed, {failed} failed", lines.len() - failed);
+    if failed > 0 {
+        return Err(Error::gpu(format!(
+            "{failed} of {} checks failed on {}",
+            lines.len(),
+            gpu.describe()
+        )));
+    }
+    Ok(())
 }

@@ -32,7 +32,7 @@ impl std::fmt::Display for CheckLine {
         write!(
             f,
             "{:<4} {:<22} {:<26} max_err {:.3e}  tol {:.3e}",
-            if self.pass { "ok" } else { "FAIL" },
+            if self.pass { "PASS" } else { "FAIL" },
             self.op,
             self.shape,
             self.max_err,
