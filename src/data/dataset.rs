@@ -129,7 +129,7 @@ impl Dataset {
         need_targets: bool,
     ) -> Result<(Dataset, bool)> {
         if let Some(n) = window {
-            return window::for_model(t, features, targets, classes, n);
+            return window::for_model(t, features, targets, task, classes, n);
         }
         let mut missing = Vec::new();
         let fcols = find_columns(t, features, &mut missing);
@@ -192,11 +192,7 @@ impl Dataset {
     /// The rows `idx`, in that order.
     pub fn subset(&self, idx: &[usize]) -> Dataset {
         let nf = self.features.len();
-        let ny = if self.rows == 0 {
-            0
-        } else {
-            self.y.len() / self.rows
-        };
+        let ny = self.y.len().checked_div(self.rows).unwrap_or(0);
         let mut x = Vec::with_capacity(idx.len() * nf);
         let mut y = Vec::with_capacity(idx.len() * ny);
         let mut lines = Vec::with_capacity(idx.len());
