@@ -561,6 +561,18 @@ fn bad_files_name_file_line_and_column() {
             "invalid UTF-8",
         ),
         (
+            "utf8_crlf.csv",
+            b"a,b,y\r\n\r\n1,2,3\r\n\r\n4,5,\xe9t\xe9\r\n",
+            "utf8_crlf.csv:5:3",
+            "invalid UTF-8",
+        ),
+        (
+            "utf8_header.csv",
+            b"a,\xff,y\n1,2,3\n",
+            "utf8_header.csv:1:2",
+            "invalid UTF-8",
+        ),
+        (
             "notgz.csv.gz",
             b"\x1f\x8b\x08\x00garbage",
             "notgz.csv.gz",

@@ -88,7 +88,9 @@ impl Dataset {
             if let (None, Some((row, col))) = (spec.task, first_non_numeric(t, &tcols)) {
                 msg.push_str(&format!(
                     "; classes were inferred because column '{}' holds '{}' at line {}",
-                    t.header[col], &t.records[row][col], t.lines[row]
+                    t.header[col],
+                    t.records[row].get(col).unwrap_or(""),
+                    line_of(t, row)
                 ));
             }
             return Err(Error::flag("--target", msg));
@@ -359,6 +361,11 @@ fn small_int(s: &str) -> Option<f32> {
     Some(if neg { -v as f32 } else { v as f32 })
 }
 
+/// The file line of record `row` (0 if the table does not know it).
+fn line_of(t: &Table, row: usize) -> u64 {
+    t.lines.get(row).copied().unwrap_or(0)
+}
+
 /// The error for a value that `parse_num` rejected.
 pub(crate) fn value_error(t: &Table, row: usize, col: usize, why: String, role: Role) -> Error {
     let name = &t.header[col];
@@ -370,7 +377,7 @@ pub(crate) fn value_error(t: &Table, row: usize, col: usize, why: String, role: 
     };
     Error::data(
         &t.path,
-        t.lines[row],
+        line_of(t, row),
         col as u64 + 1,
         format!("column '{name}': {why}{hint}"),
     )
