@@ -25,3 +25,4 @@ pub use dataset::{DataSpec, Dataset};
 pub use normalize::Normalizer;
 pub use split::{every_nth, split_indices};
 pub use table::{Table, read_table};
+pub use window::window_names;
