@@ -35,7 +35,13 @@ fn problem(task: Task, rows: usize, seed: u64) -> Rows {
             let v = &x[i * d..(i + 1) * d];
             let s = v[0] * v[1] + v[2] - 0.5 * v[3];
             match task {
-                Task::Classification => vec![if s > 0.7 { 2.0 } else if s > -0.4 { 1.0 } else { 0.0 }],
+                Task::Classification => vec![if s > 0.7 {
+                    2.0
+                } else if s > -0.4 {
+                    1.0
+                } else {
+                    0.0
+                }],
                 Task::Regression => vec![s + 0.1 * r.normal() as f32, (v[4] * 2.0).sin()],
             }
         })
@@ -50,21 +56,46 @@ fn model(task: Task, loss: Loss, act: Activation, hidden: &[usize]) -> Model {
         activation: act,
         loss,
         features: (0..6).map(|i| format!("f{i}")).collect(),
-        targets: if task == Task::Classification { vec!["c".into()] } else { vec!["a".into(), "b".into()] },
-        classes: if task == Task::Classification { vec!["x".into(), "y".into(), "z".into()] } else { vec![] },
+        targets: if task == Task::Classification {
+            vec!["c".into()]
+        } else {
+            vec!["a".into(), "b".into()]
+        },
+        classes: if task == Task::Classification {
+            vec!["x".into(), "y".into(), "z".into()]
+        } else {
+            vec![]
+        },
         seed: 3,
         window: None,
         layers: init_layers(&layer_sizes(6, hidden, n_out), act, 3),
         feature_mean: vec![0.0; 6],
         feature_std: vec![1.0; 6],
-        target_mean: if task == Task::Regression { vec![0.0, 0.0] } else { vec![] },
+        target_mean: if task == Task::Regression {
+            vec![0.0, 0.0]
+        } else {
+            vec![]
+        },
         // A target scale that is not 1, so the reported losses go through the scale buffer.
-        target_std: if task == Task::Regression { vec![2.0, 0.5] } else { vec![] },
+        target_std: if task == Task::Regression {
+            vec![2.0, 0.5]
+        } else {
+            vec![]
+        },
     }
 }
 
 fn cfg(opt: Optimizer, lr: f32, batch: usize, epochs: usize) -> TrainConfig {
-    TrainConfig { optimizer: opt, lr, batch_size: batch, epochs, seed: 9, weight_decay: 0.0, patience: None, progress: false }
+    TrainConfig {
+        optimizer: opt,
+        lr,
+        batch_size: batch,
+        epochs,
+        seed: 9,
+        weight_decay: 0.0,
+        patience: None,
+        progress: false,
+    }
 }
 
 /// Trains the same model on both backends and compares epoch by epoch.
@@ -75,12 +106,26 @@ fn follow(task: Task, loss: Loss, act: Activation, opt: Optimizer, lr: f32, batc
     let c = cfg(opt, lr, batch, 6);
     let mut m_cpu = model(task, loss, act, &hidden);
     let mut m_gpu = m_cpu.clone();
-    let h_cpu = train::train(&mut CpuBackend::new(), &mut m_cpu, &tr, Some(&va), &c, |_| {}).unwrap();
+    let h_cpu = train::train(
+        &mut CpuBackend::new(),
+        &mut m_cpu,
+        &tr,
+        Some(&va),
+        &c,
+        |_| {},
+    )
+    .unwrap();
     let h_gpu = train::train(&mut g, &mut m_gpu, &tr, Some(&va), &c, |_| {}).unwrap();
     println!("{task:?} {loss:?} {act:?} {opt:?} batch {batch}:");
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-4 + 1e-3 * b.abs();
     for (a, b) in h_gpu.epochs.iter().zip(&h_cpu.epochs) {
-        let EpochMetrics { epoch, train_loss, val_loss, val_metric, .. } = a;
+        let EpochMetrics {
+            epoch,
+            train_loss,
+            val_loss,
+            val_metric,
+            ..
+        } = a;
         println!(
             "  epoch {epoch}: train {train_loss:.7} vs cpu {:.7}, val {:.7} vs {:.7}, metric {:.5} vs {:.5}",
             b.train_loss,
@@ -89,8 +134,15 @@ fn follow(task: Task, loss: Loss, act: Activation, opt: Optimizer, lr: f32, batc
             val_metric.unwrap(),
             b.val_metric.unwrap()
         );
-        assert!(close(*train_loss, b.train_loss), "epoch {epoch}: train loss {train_loss} on the GPU, {} on the CPU", b.train_loss);
-        assert!(close(val_loss.unwrap(), b.val_loss.unwrap()), "epoch {epoch}: val loss differs");
+        assert!(
+            close(*train_loss, b.train_loss),
+            "epoch {epoch}: train loss {train_loss} on the GPU, {} on the CPU",
+            b.train_loss
+        );
+        assert!(
+            close(val_loss.unwrap(), b.val_loss.unwrap()),
+            "epoch {epoch}: val loss differs"
+        );
         if task == Task::Classification {
             // An accuracy moves in steps of 1/77: allow one row to flip on a near tie.
             assert!((val_metric.unwrap() - b.val_metric.unwrap()).abs() <= 1.0 / 77.0 + 1e-9);
@@ -112,32 +164,69 @@ fn follow(task: Task, loss: Loss, act: Activation, opt: Optimizer, lr: f32, batc
 
 #[test]
 fn classification_with_cross_entropy_and_adam_follows_the_cpu() {
-    follow(Task::Classification, Loss::CrossEntropy, Activation::Relu, Optimizer::Adam, 0.01, 32);
+    follow(
+        Task::Classification,
+        Loss::CrossEntropy,
+        Activation::Relu,
+        Optimizer::Adam,
+        0.01,
+        32,
+    );
 }
 
 #[test]
 fn classification_with_softmax_mse_and_momentum_follows_the_cpu() {
-    follow(Task::Classification, Loss::SoftmaxMse, Activation::Sigmoid, Optimizer::Momentum, 0.1, 64);
+    follow(
+        Task::Classification,
+        Loss::SoftmaxMse,
+        Activation::Sigmoid,
+        Optimizer::Momentum,
+        0.1,
+        64,
+    );
 }
 
 #[test]
 fn regression_with_mse_and_sgd_follows_the_cpu() {
-    follow(Task::Regression, Loss::Mse, Activation::Relu, Optimizer::Sgd, 0.05, 17);
+    follow(
+        Task::Regression,
+        Loss::Mse,
+        Activation::Relu,
+        Optimizer::Sgd,
+        0.05,
+        17,
+    );
 }
 
 #[test]
 fn regression_with_mae_and_adam_follows_the_cpu() {
-    follow(Task::Regression, Loss::Mae, Activation::Sigmoid, Optimizer::Adam, 0.01, 300);
+    follow(
+        Task::Regression,
+        Loss::Mae,
+        Activation::Sigmoid,
+        Optimizer::Adam,
+        0.01,
+        300,
+    );
 }
 
 #[test]
 fn predict_and_evaluate_on_the_gpu_match_the_cpu() {
     let Some(mut g) = gpu() else { return };
-    let m = model(Task::Classification, Loss::CrossEntropy, Activation::Relu, &[40]);
+    let m = model(
+        Task::Classification,
+        Loss::CrossEntropy,
+        Activation::Relu,
+        &[40],
+    );
     let data = problem(Task::Classification, 257, 4);
     let p_gpu = train::predict(&mut g, &m, &data.x, data.rows).unwrap();
     let p_cpu = train::predict(&mut CpuBackend::new(), &m, &data.x, data.rows).unwrap();
-    let worst = p_gpu.iter().zip(&p_cpu).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let worst = p_gpu
+        .iter()
+        .zip(&p_cpu)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(worst < 1e-5, "probabilities differ by {worst}");
     let e_gpu = train::evaluate(&mut g, &m, &data).unwrap();
     let e_cpu = train::evaluate(&mut CpuBackend::new(), &m, &data).unwrap();
@@ -155,13 +244,34 @@ fn two_gpu_runs_with_one_seed_write_identical_model_files() {
     let run = |name: &str| -> Vec<u8> {
         let out = d.path().join(name);
         let st = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
-            .args(["train", &iris.to_string_lossy(), "--target", "species", "--epochs", "8", "--hidden", "32,16"])
-            .args(["--device", "gpu", "--seed", "11", "-q", "--out", &out.to_string_lossy()])
+            .args([
+                "train",
+                &iris.to_string_lossy(),
+                "--target",
+                "species",
+                "--epochs",
+                "8",
+                "--hidden",
+                "32,16",
+            ])
+            .args([
+                "--device",
+                "gpu",
+                "--seed",
+                "11",
+                "-q",
+                "--out",
+                &out.to_string_lossy(),
+            ])
             .status()
             .unwrap();
         assert!(st.success());
         std::fs::read(out).unwrap()
     };
     let a = run("a.safetensors");
-    assert_eq!(a, run("b.safetensors"), "the same seed on the same device gives the same bytes");
+    assert_eq!(
+        a,
+        run("b.safetensors"),
+        "the same seed on the same device gives the same bytes"
+    );
 }
