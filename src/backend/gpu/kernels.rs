@@ -23,10 +23,12 @@ pub enum Kernel {
     SgdStep,
     MomentumStep,
     AdamStep,
+    SumSquares,
+    ClipScale,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 12] = [
+    pub const ALL: [Kernel; 14] = [
         Kernel::GatherRows,
         Kernel::MatmulNt,
         Kernel::MatmulNn,
@@ -39,6 +41,8 @@ impl Kernel {
         Kernel::SgdStep,
         Kernel::MomentumStep,
         Kernel::AdamStep,
+        Kernel::SumSquares,
+        Kernel::ClipScale,
     ];
 
     /// (shader file, entry point, storage buffers bound).
@@ -56,6 +60,8 @@ impl Kernel {
             Kernel::SgdStep => (Shader::Optim, "optimizer_step_sgd", 2),
             Kernel::MomentumStep => (Shader::Optim, "optimizer_step_momentum", 3),
             Kernel::AdamStep => (Shader::Optim, "optimizer_step_adam", 4),
+            Kernel::SumSquares => (Shader::Clip, "sum_squares", 2),
+            Kernel::ClipScale => (Shader::Clip, "clip_scale", 2),
         }
     }
 
@@ -72,16 +78,18 @@ pub enum Shader {
     Loss,
     Reduce,
     Optim,
+    Clip,
 }
 
 impl Shader {
-    const ALL: [Shader; 6] = [
+    const ALL: [Shader; 7] = [
         Shader::Matmul,
         Shader::Elementwise,
         Shader::Gather,
         Shader::Loss,
         Shader::Reduce,
         Shader::Optim,
+        Shader::Clip,
     ];
 
     fn source(self) -> (&'static str, &'static str) {
@@ -95,6 +103,7 @@ impl Shader {
             Shader::Loss => ("loss.wgsl", include_str!("../../../shaders/loss.wgsl")),
             Shader::Reduce => ("reduce.wgsl", include_str!("../../../shaders/reduce.wgsl")),
             Shader::Optim => ("optim.wgsl", include_str!("../../../shaders/optim.wgsl")),
+            Shader::Clip => ("clip.wgsl", include_str!("../../../shaders/clip.wgsl")),
         }
     }
 }
