@@ -1,15 +1,22 @@
 use clap::Parser;
 
 fn main() {
+    quiet_wayland_probe();
     let cli = wgtrain::app::Cli::parse();
     if let Err(e) = wgtrain::app::run(cli) {
         eprintln!("wgtrain: error: {e}");
         // 2 for a command line that makes no sense (as clap does), 1 for everything else.
-        let code = if matches!(e, wgtrain::Error::Flag { .. }) {
-            2
-        } else {
-            1
-        };
+        let code = if matches!(e, wgtrain::Error::Flag { .. }) { 2 } else { 1 };
         std::process::exit(code);
+    }
+}
+
+/// Vulkan drivers probe for a Wayland display while wgpu enumerates adapters, and libwayland
+/// prints "error: XDG_RUNTIME_DIR is invalid" on headless machines without one. The probe
+/// fails either way; pointing the variable at the temp dir only keeps that scary line away.
+fn quiet_wayland_probe() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // SAFETY: first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
 }
