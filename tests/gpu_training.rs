@@ -326,3 +326,91 @@ fn clipping_weight_decay_and_schedules_follow_the_cpu() {
         }
     }
 }
+
+/// The lecture's controls through the CLI on both devices: a series window, early stopping,
+/// weight decay, clipping and a schedule give the same per-epoch metrics on the GPU.
+#[test]
+fn windows_early_stopping_and_schedules_match_through_the_cli() {
+    if gpu().is_none() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let views = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/views.csv");
+    let run = |device: &str| -> (Vec<Vec<f64>>, Vec<u8>) {
+        let (out, metrics) = (
+            d.path().join(format!("{device}.st")),
+            d.path().join(format!("{device}.csv")),
+        );
+        let st = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
+            .args([
+                "train",
+                &views.to_string_lossy(),
+                "--target",
+                "views",
+                "--drop",
+                "date",
+                "--window",
+                "14",
+            ])
+            .args([
+                "--hidden",
+                "32,32",
+                "--epochs",
+                "40",
+                "--patience",
+                "4",
+                "--weight-decay",
+                "0.001",
+                "--clip",
+                "1",
+            ])
+            .args([
+                "--lr",
+                "0.01",
+                "--lr-schedule",
+                "step",
+                "--lr-step",
+                "5",
+                "--lr-gamma",
+                "0.5",
+            ])
+            .args([
+                "--device",
+                device,
+                "-q",
+                "--out",
+                &out.to_string_lossy(),
+                "--metrics",
+                &metrics.to_string_lossy(),
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let rows = std::fs::read_to_string(&metrics)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').take(4).map(|v| v.parse().unwrap()).collect())
+            .collect();
+        (rows, std::fs::read(out).unwrap())
+    };
+    let (cpu, _) = run("cpu");
+    let (gpu_rows, _) = run("gpu");
+    assert_eq!(
+        cpu.len(),
+        gpu_rows.len(),
+        "early stopping ends at the same epoch"
+    );
+    for (g, c) in gpu_rows.iter().zip(&cpu) {
+        println!("epoch {}: gpu {:?} cpu {:?}", c[0], &g[1..], &c[1..]);
+        for j in 1..4 {
+            assert!(
+                (g[j] - c[j]).abs() <= 1e-3 * c[j].abs() + 1e-6,
+                "epoch {}: column {j}: {} vs {}",
+                c[0],
+                g[j],
+                c[j]
+            );
+        }
+    }
+}
