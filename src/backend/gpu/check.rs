@@ -155,14 +155,14 @@ enum Input {
     U(Vec<u32>),
 }
 
+/// An op under test: runs on the handles of its inputs, then its outputs.
+type Op<'a> = &'a dyn Fn(&mut dyn Backend, &[Buf]) -> Result<()>;
+/// Every buffer of a run read back, indexed like the handles.
+type Reads = Vec<Vec<f32>>;
+
 /// Uploads `inputs`, allocates the `outputs` (lengths) poisoned with NaN, runs `op` with the
 /// input then output handles, and reads back every buffer (inputs too, for in-place ops).
-fn exec(
-    b: &mut dyn Backend,
-    inputs: &[Input],
-    outputs: &[usize],
-    op: &dyn Fn(&mut dyn Backend, &[Buf]) -> Result<()>,
-) -> Result<Vec<Vec<f32>>> {
+fn exec(b: &mut dyn Backend, inputs: &[Input], outputs: &[usize], op: Op) -> Result<Reads> {
     let mut bufs = Vec::new();
     for input in inputs {
         bufs.push(match input {
@@ -194,8 +194,8 @@ fn both(
     cpu: &mut dyn Backend,
     inputs: &[Input],
     outputs: &[usize],
-    op: &dyn Fn(&mut dyn Backend, &[Buf]) -> Result<()>,
-) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    op: Op,
+) -> Result<(Reads, Reads)> {
     Ok((
         exec(gpu, inputs, outputs, op)?,
         exec(cpu, inputs, outputs, op)?,
