@@ -774,3 +774,33 @@ impl Backend for GpuBackend {
 fn s_len_in_chunk(len: usize, c: usize, chunk_elems: usize) -> usize {
     len.saturating_sub(c * chunk_elems).min(chunk_elems)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wgpu validation error outside any error scope must come back as an `Err` from the
+    /// next `flush`/`read`, not as a panic inside wgpu's default handler.
+    #[test]
+    fn uncaptured_errors_surface_as_results() {
+        let Ok(Some(adapter)) = select_adapter(DeviceChoice::Gpu, None) else {
+            println!("skipping: no GPU adapter");
+            return;
+        };
+        let mut gpu = match GpuBackend::new(adapter) {
+            Ok(g) => g,
+            Err(e) => panic!("backend: {e}"),
+        };
+        assert!(gpu.flush().is_ok());
+        // A bind group missing the buffers its layout asks for: invalid.
+        let _bad = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("deliberately invalid"),
+            layout: gpu.kernels.layout(2),
+            entries: &[],
+        });
+        let err = gpu.flush().expect_err("the validation error must be reported");
+        assert!(err.to_string().contains("gpu:"), "{err}");
+        let buf = gpu.alloc(4);
+        assert!(buf.is_err(), "later calls keep failing: the device state is unknown");
+    }
+}
