@@ -57,6 +57,9 @@ pub struct GpuBackend {
     ring_stride: u64,
     ring_host: Vec<u8>,
     ring_used: u32,
+    /// The open compute pass of `encoder`: consecutive ops share it (wgpu still places a
+    /// barrier between dispatches that touch the same buffer), which saves a pass per op.
+    pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     staging: Option<wgpu::Buffer>,
@@ -151,6 +154,7 @@ impl GpuBackend {
             ring_stride,
             ring_host: vec![0; (ring_stride * RING_SLOTS as u64) as usize],
             ring_used: 0,
+            pass: None,
             encoder: None,
             bind_groups: HashMap::new(),
             staging: None,
@@ -346,14 +350,15 @@ impl GpuBackend {
         }
         let bg = &self.bind_groups[&key];
         let device = &self.device;
-        let encoder = self.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("wgtrain ops"),
-            })
-        });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(k.spec().1),
-            timestamp_writes: None,
+        let encoder = &mut self.encoder;
+        let pass = self.pass.get_or_insert_with(|| {
+            let encoder = encoder.get_or_insert_with(|| new_encoder(device));
+            encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("wgtrain ops"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime()
         });
         pass.set_pipeline(self.kernels.pipeline(k));
         pass.set_bind_group(0, bg, &[(slot as u64 * self.ring_stride) as u32]);
@@ -363,6 +368,7 @@ impl GpuBackend {
 
     /// Uploads the ring's used slots, submits the recorded work, and starts a new ring.
     fn submit(&mut self) -> Result<()> {
+        self.pass = None; // ends the pass, unlocking the encoder
         if let Some(encoder) = self.encoder.take() {
             let used = self.ring_used as usize * self.ring_stride as usize;
             if used > 0 {
@@ -388,12 +394,9 @@ impl GpuBackend {
                 mapped_at_creation: false,
             })
         });
+        self.pass = None; // copies are recorded outside compute passes
         let device = &self.device;
-        let encoder = self.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("wgtrain ops"),
-            })
-        });
+        let encoder = self.encoder.get_or_insert_with(|| new_encoder(device));
         encoder.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
         self.submit()?;
 
@@ -453,6 +456,12 @@ impl GpuBackend {
         }
         Ok(out)
     }
+}
+
+fn new_encoder(device: &wgpu::Device) -> wgpu::CommandEncoder {
+    device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("wgtrain ops"),
+    })
 }
 
 fn record(sink: &Mutex<Option<String>>, msg: String) {
@@ -798,9 +807,14 @@ mod tests {
             layout: gpu.kernels.layout(2),
             entries: &[],
         });
-        let err = gpu.flush().expect_err("the validation error must be reported");
+        let err = gpu
+            .flush()
+            .expect_err("the validation error must be reported");
         assert!(err.to_string().contains("gpu:"), "{err}");
         let buf = gpu.alloc(4);
-        assert!(buf.is_err(), "later calls keep failing: the device state is unknown");
+        assert!(
+            buf.is_err(),
+            "later calls keep failing: the device state is unknown"
+        );
     }
 }
