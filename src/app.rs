@@ -12,7 +12,7 @@ use crate::data::{DataSpec, Dataset, Normalizer, Table, read_table};
 use crate::error::{Error, Result};
 use crate::model::{Model, init_layers, layer_sizes};
 use crate::spec::{Activation, Loss, Optimizer, Task};
-use crate::train::{self, EpochMetrics, Metrics, Rows, TrainConfig};
+use crate::train::{self, EpochMetrics, Metrics, Rows, Schedule, TrainConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -59,6 +59,10 @@ pub struct TrainArgs {
     /// Columns to ignore (e.g. an id).
     #[arg(long, value_delimiter = ',')]
     pub drop: Vec<String>,
+    /// Series mode: the features of a row are the N previous values of the target column
+    /// (the lecture's views of the previous N days); validation is the last fraction of rows.
+    #[arg(long)]
+    pub window: Option<usize>,
     /// regression | classification (default: classification when the target is not numeric).
     #[arg(long)]
     pub task: Option<String>,
@@ -77,6 +81,18 @@ pub struct TrainArgs {
     /// Learning rate.
     #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
     pub lr: f64,
+    /// constant | step (× --lr-gamma every --lr-step epochs) | cosine (down to --lr-min).
+    #[arg(long, default_value = "constant")]
+    pub lr_schedule: String,
+    /// step schedule: epochs between drops.
+    #[arg(long, default_value_t = 30, allow_negative_numbers = true)]
+    pub lr_step: i64,
+    /// step schedule: the factor of each drop.
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    pub lr_gamma: f64,
+    /// cosine schedule: the learning rate at the end.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub lr_min: f64,
     #[arg(long, default_value_t = 32, allow_negative_numbers = true)]
     pub batch_size: i64,
     #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
@@ -232,6 +248,45 @@ fn parse_train_flags(a: &TrainArgs) -> Result<Parsed> {
         ));
     }
     let optimizer = Optimizer::parse(&a.optimizer)?;
+    let schedule = match a.lr_schedule.as_str() {
+        "constant" => Schedule::Constant,
+        "step" => {
+            if a.lr_step < 1 {
+                return Err(Error::flag(
+                    "--lr-step",
+                    format!("{} must be at least 1 epoch", a.lr_step),
+                ));
+            }
+            if !(a.lr_gamma > 0.0 && a.lr_gamma <= 1.0) {
+                return Err(Error::flag(
+                    "--lr-gamma",
+                    format!("{} is outside (0, 1]", a.lr_gamma),
+                ));
+            }
+            Schedule::Step {
+                every: a.lr_step as usize,
+                gamma: a.lr_gamma,
+            }
+        }
+        "cosine" => {
+            if !(a.lr_min >= 0.0 && a.lr_min < a.lr) {
+                return Err(Error::flag(
+                    "--lr-min",
+                    format!("{} must be in [0, --lr)", a.lr_min),
+                ));
+            }
+            Schedule::Cosine { min: a.lr_min }
+        }
+        s => {
+            return Err(Error::flag(
+                "--lr-schedule",
+                format!("'{s}' is not one of constant, step, cosine"),
+            ));
+        }
+    };
+    if a.window == Some(0) {
+        return Err(Error::flag("--window", "must be at least 1"));
+    }
     Ok(Parsed {
         hidden: parse_hidden(&a.hidden)?,
         activation,
@@ -240,6 +295,7 @@ fn parse_train_flags(a: &TrainArgs) -> Result<Parsed> {
         cfg: TrainConfig {
             optimizer,
             lr: a.lr as f32,
+            schedule,
             batch_size: a.batch_size as usize,
             epochs: a.epochs as usize,
             seed: a.seed,
@@ -304,9 +360,16 @@ pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
         targets: &a.target,
         drop: &a.drop,
         task: p.task,
-        window: None,
+        window: a.window,
     };
     let ds = Dataset::from_table(&table, &spec)?;
+    if ds.task == Task::Regression && p.task.is_none() && !a.quiet && looks_like_labels(&ds) {
+        eprintln!(
+            "wgtrain: note: '{}' holds a few integer values, read as numbers (regression); \
+             add --task classification to treat them as classes",
+            ds.targets[0]
+        );
+    }
     let loss = Loss::for_task(ds.task, a.loss.as_deref())?;
 
     let (train_ds, val_ds) = match (&a.val, a.val_every) {
@@ -318,7 +381,7 @@ pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
                 &ds.targets,
                 ds.task,
                 &ds.classes,
-                None,
+                a.window,
                 true,
             )?;
             (ds, Some(v))
@@ -328,7 +391,9 @@ pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
             (ds.subset(&tr), Some(ds.subset(&va)))
         }
         (None, None) => {
-            let (tr, va) = crate::data::split_indices(&ds, a.val_split, a.seed, false)?;
+            // A series validates on its last rows, as the lecture trains on 2017–2020 and tests on 2021.
+            let (tr, va) =
+                crate::data::split_indices(&ds, a.val_split, a.seed, a.window.is_some())?;
             let val = (!va.is_empty()).then(|| ds.subset(&va));
             (ds.subset(&tr), val)
         }
@@ -359,7 +424,7 @@ pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
         targets: train_ds.targets.clone(),
         classes: train_ds.classes.clone(),
         seed: a.seed,
-        window: None,
+        window: a.window,
         layers: init_layers(&sizes, p.activation, a.seed),
         feature_mean: fnorm.mean,
         feature_std: fnorm.std,
@@ -453,6 +518,17 @@ pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
 
 fn ds_task(ds: &Dataset) -> Task {
     ds.task
+}
+
+/// A single numeric target with few distinct whole values (digit labels, say): probably classes.
+fn looks_like_labels(ds: &Dataset) -> bool {
+    if ds.targets.len() != 1 || ds.rows < 20 || ds.y.iter().any(|v| v.fract() != 0.0) {
+        return false;
+    }
+    let mut distinct: Vec<i64> = ds.y.iter().map(|&v| v as i64).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    distinct.len() <= 20
 }
 
 pub fn epoch_line(m: &EpochMetrics, metric_name: &str) -> String {
@@ -630,16 +706,15 @@ pub fn run_eval(a: &EvalArgs) -> Result<Metrics> {
     if a.json {
         println!("{json}");
     } else {
-        let fields: Vec<String> = json
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| match v.as_f64() {
-                Some(f) if k != "rows" => format!("{k} {f:.6}"),
-                _ => format!("{k} {v}"),
-            })
-            .collect();
-        println!("{}", fields.join("  "));
+        let mut line = format!("rows {}", m.rows);
+        let shown: &[&str] = match model.task {
+            Task::Regression => &["mse", "rmse", "mae"],
+            Task::Classification => &["accuracy", "cross_entropy"],
+        };
+        for k in shown {
+            line += &format!("  {k} {:.6}", json[k].as_f64().unwrap_or(f64::NAN));
+        }
+        println!("{line}");
     }
     Ok(m)
 }

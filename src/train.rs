@@ -19,10 +19,42 @@ pub struct Rows {
     pub rows: usize,
 }
 
+/// How the learning rate moves over the run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Schedule {
+    Constant,
+    /// lr · gamma^⌊(epoch − 1) / every⌋: drops by `gamma` every `every` epochs.
+    Step {
+        every: usize,
+        gamma: f64,
+    },
+    /// Cosine from lr down to `min` over all steps of the run (updated every step).
+    Cosine {
+        min: f64,
+    },
+}
+
+impl Schedule {
+    /// The learning rate for `step` (0-based, of `total` steps) in `epoch` (1-based).
+    pub fn lr(&self, base: f64, epoch: usize, step: u64, total: u64) -> f64 {
+        match *self {
+            Schedule::Constant => base,
+            Schedule::Step { every, gamma } => {
+                base * gamma.powi(((epoch - 1) / every.max(1)) as i32)
+            }
+            Schedule::Cosine { min } => {
+                let t = step as f64 / total.max(1) as f64;
+                min + (base - min) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
     pub optimizer: Optimizer,
     pub lr: f32,
+    pub schedule: Schedule,
     pub batch_size: usize,
     pub epochs: usize,
     pub seed: u64,
@@ -362,6 +394,7 @@ pub fn train<B: Backend + ?Sized>(
     let mut shuffle = Rng::derive(cfg.seed, 2);
     let mut order: Vec<u32> = (0..train.rows as u32).collect();
     let mut step: u64 = 0;
+    let total_steps = (n_batches * cfg.epochs) as u64;
     let mut history = Vec::with_capacity(cfg.epochs);
     let bar = progress_bar(cfg.progress && n_batches >= 100, n_batches);
     let mut best: Option<(usize, f64)> = None;
@@ -389,8 +422,9 @@ pub fn train<B: Backend + ?Sized>(
                 loss_base + bi,
             )?;
             backward(be, &net, &gr, m)?;
+            let lr = cfg.schedule.lr(cfg.lr as f64, epoch, step, total_steps) as f32;
             step += 1;
-            let hp = StepParams::new(cfg.lr, cfg.weight_decay, step);
+            let hp = StepParams::new(lr, cfg.weight_decay, step);
             for l in 0..net.w.len() {
                 be.optimizer_step(
                     cfg.optimizer,
@@ -542,4 +576,34 @@ pub fn evaluate<B: Backend + ?Sized>(be: &mut B, model: &Model, data: &Rows) -> 
         sum_stats(&s, 0, slots, data.rows),
         model.task,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_give_the_documented_rates() {
+        let c = Schedule::Constant;
+        assert_eq!(c.lr(0.1, 7, 300, 1000), 0.1);
+        let s = Schedule::Step {
+            every: 10,
+            gamma: 0.5,
+        };
+        assert_eq!(s.lr(0.1, 1, 0, 100), 0.1);
+        assert_eq!(s.lr(0.1, 10, 0, 100), 0.1);
+        assert_eq!(s.lr(0.1, 11, 0, 100), 0.05);
+        assert!((s.lr(0.1, 25, 0, 100) - 0.025).abs() < 1e-15);
+        let cos = Schedule::Cosine { min: 0.01 };
+        assert_eq!(cos.lr(0.1, 1, 0, 100), 0.1);
+        assert!(
+            (cos.lr(0.1, 1, 50, 100) - 0.055).abs() < 1e-12,
+            "halfway is the midpoint"
+        );
+        assert!((cos.lr(0.1, 1, 100, 100) - 0.01).abs() < 1e-12);
+        assert!(
+            cos.lr(0.1, 1, 30, 100) > cos.lr(0.1, 1, 31, 100),
+            "falls monotonically"
+        );
+    }
 }

@@ -703,3 +703,102 @@ fn covid_homework_submission_has_the_kaggle_columns() {
     );
     assert_eq!(text.lines().count(), 894);
 }
+
+#[test]
+fn series_windows_train_on_the_past_and_predict_with_the_same_window() {
+    let d = tmp();
+    let model = d.path().join("w.safetensors");
+    let metrics = d.path().join("m.csv");
+    ok(&[
+        "train",
+        &repo("data/views.csv"),
+        "--target",
+        "views",
+        "--drop",
+        "date",
+        "--window",
+        "7",
+        "--hidden",
+        "32",
+        "--epochs",
+        "30",
+        "--lr",
+        "0.003",
+        "--lr-schedule",
+        "cosine",
+        "--device",
+        "cpu",
+        "--out",
+        &s(&model),
+        "--metrics",
+        &s(&metrics),
+        "-q",
+    ]);
+    let m = wgtrain::model::Model::load(&model).unwrap();
+    assert_eq!(m.window, Some(7));
+    assert_eq!(m.features.len(), 7, "{:?}", m.features);
+    let records = std::fs::read_to_string(repo("data/views.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    let pred = ok(&[
+        "predict",
+        &s(&model),
+        &repo("data/views.csv"),
+        "--keep",
+        "date",
+        "--device",
+        "cpu",
+    ]);
+    let lines: Vec<&str> = pred.lines().collect();
+    assert_eq!(lines[0], "date,views");
+    assert_eq!(
+        lines.len() - 1,
+        records - 7,
+        "the first 7 days yield no sample"
+    );
+    assert!(
+        lines[1].starts_with("2017-01-08,"),
+        "day 8 is the first predicted: {}",
+        lines[1]
+    );
+    // The network beats "tomorrow is like today" is too much to ask in 30 epochs, but it
+    // must be far better than predicting the mean (the series' standard deviation ≈ 1000).
+    let rmse: f64 = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rmse < 900.0, "validation RMSE {rmse}");
+}
+
+#[test]
+fn schedule_flags_are_checked() {
+    let iris = repo("data/iris.csv");
+    let base = [
+        "train",
+        iris.as_str(),
+        "--target",
+        "species",
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+    ];
+    let run = |extra: &[&str], want: &str| {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        fails(&args, want);
+    };
+    run(&["--lr-schedule", "exp"], "--lr-schedule");
+    run(&["--lr-schedule", "step", "--lr-step", "0"], "--lr-step");
+    run(&["--lr-schedule", "step", "--lr-gamma", "2"], "--lr-gamma");
+    run(&["--lr-schedule", "cosine", "--lr-min", "0.5"], "--lr-min");
+    run(&["--window", "0"], "--window");
+    run(&["--val-split", "0", "--patience", "3"], "--patience");
+}

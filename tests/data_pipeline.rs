@@ -561,6 +561,18 @@ fn bad_files_name_file_line_and_column() {
             "invalid UTF-8",
         ),
         (
+            "utf8_crlf.csv",
+            b"a,b,y\r\n\r\n1,2,3\r\n\r\n4,5,\xe9t\xe9\r\n",
+            "utf8_crlf.csv:5:3",
+            "invalid UTF-8",
+        ),
+        (
+            "utf8_header.csv",
+            b"a,\xff,y\n1,2,3\n",
+            "utf8_header.csv:1:2",
+            "invalid UTF-8",
+        ),
+        (
             "notgz.csv.gz",
             b"\x1f\x8b\x08\x00garbage",
             "notgz.csv.gz",
@@ -893,4 +905,123 @@ fn shipped_friedman1_and_views() {
     assert_eq!(&ds.x[..7], &first[..7]);
     assert_eq!(ds.y[0], first[7]);
     assert_eq!(ds.lines[0], 9);
+}
+
+#[test]
+fn series_mode_is_regression_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = read_table(&window_table(dir.path())).unwrap();
+    let (targets, drop) = (strings(&["views"]), strings(&["date"]));
+    let spec = DataSpec {
+        targets: &targets,
+        drop: &drop,
+        task: Some(Task::Classification),
+        window: Some(2),
+    };
+    assert_has(
+        &err(Dataset::from_table(&t, &spec)),
+        &["--window", "regression"],
+    );
+    let features = strings(&["views[t-2]", "views[t-1]"]);
+    let e = err(Dataset::for_model(
+        &t,
+        &features,
+        &targets,
+        Task::Classification,
+        &strings(&["a", "b"]),
+        Some(2),
+        false,
+    ));
+    assert_has(&e, &["--window", "classifier"]);
+    // A model whose features are not the window it claims.
+    let e = err(Dataset::for_model(
+        &t,
+        &strings(&["temp"]),
+        &targets,
+        Task::Regression,
+        &[],
+        Some(2),
+        false,
+    ));
+    assert_has(&e, &["--window", "views[t-2], views[t-1]"]);
+    // A bad value inside the series names its place.
+    let p = write(dir.path(), "gap.csv", b"views\n10\n12\n\"\"\n14\n15\n");
+    let t = read_table(&p).unwrap();
+    let spec = DataSpec {
+        targets: &targets,
+        drop: &[],
+        task: None,
+        window: Some(2),
+    };
+    assert_has(
+        &err(Dataset::from_table(&t, &spec)),
+        &["gap.csv:4:1", "column 'views': missing value"],
+    );
+}
+
+#[test]
+fn subset_keeps_rows_in_the_given_order() {
+    let ds = load(
+        "s.csv",
+        "a,b,y\n1.5,2.5,cat\n3.5,4.5,dog\n5.5,6.5,cat\n",
+        &["y"],
+        &[],
+        None,
+    )
+    .unwrap();
+    let sub = ds.subset(&[2, 0]);
+    assert_eq!(sub.x, [5.5, 6.5, 1.5, 2.5]);
+    assert_eq!(sub.y, [0.0, 0.0]);
+    assert_eq!(sub.lines, [4, 2]);
+    assert_eq!(
+        (sub.rows, sub.n_outputs(), sub.classes.clone()),
+        (2, 2, strings(&["cat", "dog"]))
+    );
+    let multi = load("m.csv", "a,y,z\n1.5,2,3\n4.5,5,6\n", &["y", "z"], &[], None).unwrap();
+    assert_eq!(multi.subset(&[1]).y, [5.0, 6.0]);
+}
+
+#[test]
+fn for_model_regression_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "r.csv", b"b,a,y1\n2.5,1.5,7.25\n4.5,3.5,-8.5\n");
+    let t = read_table(&p).unwrap();
+    let (ds, has) = Dataset::for_model(
+        &t,
+        &strings(&["a", "b"]),
+        &strings(&["y1"]),
+        Task::Regression,
+        &[],
+        None,
+        true,
+    )
+    .unwrap();
+    assert!(has);
+    assert_eq!(
+        (ds.x.clone(), ds.y.clone()),
+        (vec![1.5, 2.5, 3.5, 4.5], vec![7.25, -8.5])
+    );
+    // One of two targets missing: no targets for predict, an error naming it for eval.
+    let two = strings(&["y1", "y2"]);
+    let (ds, has) = Dataset::for_model(
+        &t,
+        &strings(&["a"]),
+        &two,
+        Task::Regression,
+        &[],
+        None,
+        false,
+    )
+    .unwrap();
+    assert!(!has && ds.y.is_empty());
+    let e = err(Dataset::for_model(
+        &t,
+        &strings(&["a"]),
+        &two,
+        Task::Regression,
+        &[],
+        None,
+        true,
+    ));
+    assert_has(&e, &["r.csv:1", "missing the target columns: y2"]);
 }

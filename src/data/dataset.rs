@@ -88,7 +88,9 @@ impl Dataset {
             if let (None, Some((row, col))) = (spec.task, first_non_numeric(t, &tcols)) {
                 msg.push_str(&format!(
                     "; classes were inferred because column '{}' holds '{}' at line {}",
-                    t.header[col], &t.records[row][col], t.lines[row]
+                    t.header[col],
+                    t.records[row].get(col).unwrap_or(""),
+                    line_of(t, row)
                 ));
             }
             return Err(Error::flag("--target", msg));
@@ -129,7 +131,7 @@ impl Dataset {
         need_targets: bool,
     ) -> Result<(Dataset, bool)> {
         if let Some(n) = window {
-            return window::for_model(t, features, targets, classes, n);
+            return window::for_model(t, features, targets, task, classes, n);
         }
         let mut missing = Vec::new();
         let fcols = find_columns(t, features, &mut missing);
@@ -192,11 +194,7 @@ impl Dataset {
     /// The rows `idx`, in that order.
     pub fn subset(&self, idx: &[usize]) -> Dataset {
         let nf = self.features.len();
-        let ny = if self.rows == 0 {
-            0
-        } else {
-            self.y.len() / self.rows
-        };
+        let ny = self.y.len().checked_div(self.rows).unwrap_or(0);
         let mut x = Vec::with_capacity(idx.len() * nf);
         let mut y = Vec::with_capacity(idx.len() * ny);
         let mut lines = Vec::with_capacity(idx.len());
@@ -363,6 +361,11 @@ fn small_int(s: &str) -> Option<f32> {
     Some(if neg { -v as f32 } else { v as f32 })
 }
 
+/// The file line of record `row` (0 if the table does not know it).
+fn line_of(t: &Table, row: usize) -> u64 {
+    t.lines.get(row).copied().unwrap_or(0)
+}
+
 /// The error for a value that `parse_num` rejected.
 pub(crate) fn value_error(t: &Table, row: usize, col: usize, why: String, role: Role) -> Error {
     let name = &t.header[col];
@@ -374,7 +377,7 @@ pub(crate) fn value_error(t: &Table, row: usize, col: usize, why: String, role: 
     };
     Error::data(
         &t.path,
-        t.lines[row],
+        line_of(t, row),
         col as u64 + 1,
         format!("column '{name}': {why}{hint}"),
     )

@@ -7,6 +7,10 @@
 //! [`Normalizer`] standardizes features (and regression targets) with statistics of the
 //! training rows only.
 //!
+//! A header that repeats a name (the course's covid file repeats its 18 survey columns for each
+//! of three days) is read with pandas' names, `cli`, `cli.1`, `cli.2`, so every column can be
+//! named; a bare repeated name is refused as `--target`, since the first one is rarely meant.
+//!
 //! Every problem in a file is reported as [`crate::Error::Data`] with the file, the 1-based
 //! line of the file (the header is line 1) and the 1-based column; problems with what the user
 //! asked for on the command line are [`crate::Error::Flag`].
@@ -21,3 +25,4 @@ pub use dataset::{DataSpec, Dataset};
 pub use normalize::Normalizer;
 pub use split::{every_nth, split_indices};
 pub use table::{Table, read_table};
+pub use window::window_names;

@@ -140,13 +140,19 @@ fn parse(path: &Path, buf: &[u8]) -> Result<Table> {
 
     let mut records = Vec::new();
     let mut lines = Vec::new();
+    // Whitespace-only lines (and `""`) come as one empty field; truly empty lines never reach
+    // here (the csv reader skips them). With several columns such a line is no row and is
+    // skipped. With a single column it may be a missing value in the middle of a series, which
+    // must not vanish silently: it is kept when a row follows, and dropped at the end.
+    let mut pending = Vec::new();
     while let Some(rec) = next(path, &mut rdr, &mut raw, &mut at)? {
-        // Truly empty lines never reach here (the csv reader skips them); whitespace-only
-        // lines come as one empty field. With a single column that is a missing value.
-        if is_blank(&rec) && header.len() > 1 {
+        let line = at.line_of(&rec);
+        if is_blank(&rec) {
+            if header.len() == 1 {
+                pending.push((rec, line));
+            }
             continue;
         }
-        let line = at.line_of(&rec);
         if rec.len() != header.len() {
             return Err(Error::data(
                 path,
@@ -158,6 +164,10 @@ fn parse(path: &Path, buf: &[u8]) -> Result<Table> {
                     header.len()
                 ),
             ));
+        }
+        for (r, l) in pending.drain(..) {
+            records.push(r);
+            lines.push(l);
         }
         records.push(rec);
         lines.push(line);
@@ -317,6 +327,11 @@ mod tests {
         let (_d, p) = write("t.csv", b"a,b\n1,2\n   \n3,4\n  \n");
         let t = read_table(&p).unwrap();
         assert_eq!(t.lines, [2, 4]);
+        // One column: a blank line between values is a missing value; at the end, nothing.
+        let (_d, p) = write("one.csv", b"v\n1\n  \n3\n\"\"\n \n");
+        let t = read_table(&p).unwrap();
+        assert_eq!(t.lines, [2, 3, 4]);
+        assert_eq!(&t.records[1][0], "");
     }
 
     #[test]

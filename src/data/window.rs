@@ -47,9 +47,16 @@ pub(super) fn for_model(
     t: &Table,
     features: &[String],
     targets: &[String],
+    task: Task,
     classes: &[String],
     n: usize,
 ) -> Result<(Dataset, bool)> {
+    if task != Task::Regression {
+        return Err(Error::flag(
+            "--window",
+            "series mode predicts a number; the model is a classifier",
+        ));
+    }
     let [target] = targets else {
         return Err(Error::flag(
             "--window",

@@ -1,0 +1,277 @@
+//! Whole training runs on the GPU against the CPU path: the per-epoch losses follow each other,
+//! the accuracy is the same, and two GPU runs with one seed write identical model files.
+//! Without an adapter these tests say that they skip, unless WGTRAIN_REQUIRE_GPU=1.
+
+use std::path::Path;
+use std::process::Command;
+
+use wgtrain::backend::cpu::CpuBackend;
+use wgtrain::backend::gpu::{DeviceChoice, GpuBackend, select_adapter};
+use wgtrain::model::{Model, init_layers, layer_sizes};
+use wgtrain::rng::Rng;
+use wgtrain::spec::{Activation, Loss, Optimizer, Task};
+use wgtrain::train::{self, EpochMetrics, Rows, TrainConfig};
+
+fn gpu() -> Option<GpuBackend> {
+    let required = std::env::var("WGTRAIN_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    match select_adapter(DeviceChoice::Gpu, None) {
+        Ok(Some(a)) => Some(GpuBackend::new(a).unwrap_or_else(|e| panic!("opening the GPU: {e}"))),
+        other => {
+            let why = other.err().map_or("none".to_string(), |e| e.to_string());
+            assert!(!required, "WGTRAIN_REQUIRE_GPU=1 but no GPU adapter: {why}");
+            println!("skipping: no GPU adapter ({why})");
+            None
+        }
+    }
+}
+
+/// A seeded synthetic problem: 3 classes from 6 features, or 2 regression targets.
+fn problem(task: Task, rows: usize, seed: u64) -> Rows {
+    let mut r = Rng::new(seed);
+    let d = 6;
+    let x: Vec<f32> = (0..rows * d).map(|_| r.normal() as f32).collect();
+    let y = (0..rows)
+        .flat_map(|i| {
+            let v = &x[i * d..(i + 1) * d];
+            let s = v[0] * v[1] + v[2] - 0.5 * v[3];
+            match task {
+                Task::Classification => vec![if s > 0.7 {
+                    2.0
+                } else if s > -0.4 {
+                    1.0
+                } else {
+                    0.0
+                }],
+                Task::Regression => vec![s + 0.1 * r.normal() as f32, (v[4] * 2.0).sin()],
+            }
+        })
+        .collect();
+    Rows { x, y, rows }
+}
+
+fn model(task: Task, loss: Loss, act: Activation, hidden: &[usize]) -> Model {
+    let n_out = if task == Task::Classification { 3 } else { 2 };
+    Model {
+        task,
+        activation: act,
+        loss,
+        features: (0..6).map(|i| format!("f{i}")).collect(),
+        targets: if task == Task::Classification {
+            vec!["c".into()]
+        } else {
+            vec!["a".into(), "b".into()]
+        },
+        classes: if task == Task::Classification {
+            vec!["x".into(), "y".into(), "z".into()]
+        } else {
+            vec![]
+        },
+        seed: 3,
+        window: None,
+        layers: init_layers(&layer_sizes(6, hidden, n_out), act, 3),
+        feature_mean: vec![0.0; 6],
+        feature_std: vec![1.0; 6],
+        target_mean: if task == Task::Regression {
+            vec![0.0, 0.0]
+        } else {
+            vec![]
+        },
+        // A target scale that is not 1, so the reported losses go through the scale buffer.
+        target_std: if task == Task::Regression {
+            vec![2.0, 0.5]
+        } else {
+            vec![]
+        },
+    }
+}
+
+fn cfg(opt: Optimizer, lr: f32, batch: usize, epochs: usize) -> TrainConfig {
+    TrainConfig {
+        optimizer: opt,
+        lr,
+        batch_size: batch,
+        epochs,
+        seed: 9,
+        weight_decay: 0.0,
+        patience: None,
+        progress: false,
+    }
+}
+
+/// Trains the same model on both backends and compares epoch by epoch.
+fn follow(task: Task, loss: Loss, act: Activation, opt: Optimizer, lr: f32, batch: usize) {
+    let Some(mut g) = gpu() else { return };
+    let (tr, va) = (problem(task, 300, 1), problem(task, 77, 2));
+    let hidden = [33, 17];
+    let c = cfg(opt, lr, batch, 6);
+    let mut m_cpu = model(task, loss, act, &hidden);
+    let mut m_gpu = m_cpu.clone();
+    let h_cpu = train::train(
+        &mut CpuBackend::new(),
+        &mut m_cpu,
+        &tr,
+        Some(&va),
+        &c,
+        |_| {},
+    )
+    .unwrap();
+    let h_gpu = train::train(&mut g, &mut m_gpu, &tr, Some(&va), &c, |_| {}).unwrap();
+    println!("{task:?} {loss:?} {act:?} {opt:?} batch {batch}:");
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-4 + 1e-3 * b.abs();
+    for (a, b) in h_gpu.epochs.iter().zip(&h_cpu.epochs) {
+        let EpochMetrics {
+            epoch,
+            train_loss,
+            val_loss,
+            val_metric,
+            ..
+        } = a;
+        println!(
+            "  epoch {epoch}: train {train_loss:.7} vs cpu {:.7}, val {:.7} vs {:.7}, metric {:.5} vs {:.5}",
+            b.train_loss,
+            val_loss.unwrap(),
+            b.val_loss.unwrap(),
+            val_metric.unwrap(),
+            b.val_metric.unwrap()
+        );
+        assert!(
+            close(*train_loss, b.train_loss),
+            "epoch {epoch}: train loss {train_loss} on the GPU, {} on the CPU",
+            b.train_loss
+        );
+        assert!(
+            close(val_loss.unwrap(), b.val_loss.unwrap()),
+            "epoch {epoch}: val loss differs"
+        );
+        if task == Task::Classification {
+            // An accuracy moves in steps of 1/77: allow one row to flip on a near tie.
+            assert!((val_metric.unwrap() - b.val_metric.unwrap()).abs() <= 1.0 / 77.0 + 1e-9);
+        }
+    }
+    let first = h_cpu.epochs[0].train_loss;
+    let last = h_cpu.epochs.last().unwrap().train_loss;
+    assert!(last < first, "the runs learn something: {first} → {last}");
+    let worst = m_gpu
+        .layers
+        .iter()
+        .zip(&m_cpu.layers)
+        .flat_map(|(a, b)| a.weight.iter().zip(&b.weight))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    println!("  largest weight difference after 6 epochs: {worst:.3e}");
+    assert!(worst < 2e-3, "weights drifted apart by {worst}");
+}
+
+#[test]
+fn classification_with_cross_entropy_and_adam_follows_the_cpu() {
+    follow(
+        Task::Classification,
+        Loss::CrossEntropy,
+        Activation::Relu,
+        Optimizer::Adam,
+        0.01,
+        32,
+    );
+}
+
+#[test]
+fn classification_with_softmax_mse_and_momentum_follows_the_cpu() {
+    follow(
+        Task::Classification,
+        Loss::SoftmaxMse,
+        Activation::Sigmoid,
+        Optimizer::Momentum,
+        0.1,
+        64,
+    );
+}
+
+#[test]
+fn regression_with_mse_and_sgd_follows_the_cpu() {
+    follow(
+        Task::Regression,
+        Loss::Mse,
+        Activation::Relu,
+        Optimizer::Sgd,
+        0.05,
+        17,
+    );
+}
+
+#[test]
+fn regression_with_mae_and_adam_follows_the_cpu() {
+    follow(
+        Task::Regression,
+        Loss::Mae,
+        Activation::Sigmoid,
+        Optimizer::Adam,
+        0.01,
+        300,
+    );
+}
+
+#[test]
+fn predict_and_evaluate_on_the_gpu_match_the_cpu() {
+    let Some(mut g) = gpu() else { return };
+    let m = model(
+        Task::Classification,
+        Loss::CrossEntropy,
+        Activation::Relu,
+        &[40],
+    );
+    let data = problem(Task::Classification, 257, 4);
+    let p_gpu = train::predict(&mut g, &m, &data.x, data.rows).unwrap();
+    let p_cpu = train::predict(&mut CpuBackend::new(), &m, &data.x, data.rows).unwrap();
+    let worst = p_gpu
+        .iter()
+        .zip(&p_cpu)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "probabilities differ by {worst}");
+    let e_gpu = train::evaluate(&mut g, &m, &data).unwrap();
+    let e_cpu = train::evaluate(&mut CpuBackend::new(), &m, &data).unwrap();
+    assert_eq!(e_gpu.accuracy, e_cpu.accuracy);
+    assert!((e_gpu.cross_entropy - e_cpu.cross_entropy).abs() < 1e-5);
+}
+
+#[test]
+fn two_gpu_runs_with_one_seed_write_identical_model_files() {
+    if gpu().is_none() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let iris = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/iris.csv");
+    let run = |name: &str| -> Vec<u8> {
+        let out = d.path().join(name);
+        let st = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
+            .args([
+                "train",
+                &iris.to_string_lossy(),
+                "--target",
+                "species",
+                "--epochs",
+                "8",
+                "--hidden",
+                "32,16",
+            ])
+            .args([
+                "--device",
+                "gpu",
+                "--seed",
+                "11",
+                "-q",
+                "--out",
+                &out.to_string_lossy(),
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::read(out).unwrap()
+    };
+    let a = run("a.safetensors");
+    assert_eq!(
+        a,
+        run("b.safetensors"),
+        "the same seed on the same device gives the same bytes"
+    );
+}
