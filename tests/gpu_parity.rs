@@ -64,9 +64,9 @@ fn gather_rows_matches_cpu_including_chunked_data_sets() {
 }
 
 #[test]
-fn matmuls_match_cpu_on_ragged_shapes() {
+fn matmuls_match_cpu_on_ragged_shapes_with_both_tile_sizes() {
     let Some(mut g) = gpu() else { return };
-    assert_all(check::matmul_cases(
+    assert_all(check::matmul_tile_cases(
         &mut g,
         &mut CpuBackend::new(),
         &mut Rng::new(12),

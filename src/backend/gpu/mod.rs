@@ -25,8 +25,10 @@ use crate::spec::{self, Activation, Loss, Optimizer};
 const RING_SLOTS: u32 = 1024;
 /// Threads per workgroup of the element-wise kernels (matches the shaders).
 const WG: u64 = 256;
-/// Output tile of the matmul kernels (matches matmul.wgsl).
-const TILE: u64 = 64;
+/// A matmul whose 64×64 tiles give fewer workgroups than this runs with 32×32 tiles (four
+/// times as many workgroups) on a GPU: a batch of 128 through a 256-wide layer is only 8 big
+/// tiles, far too few for the dozens of compute units of a discrete GPU.
+const FILL_GROUPS: u64 = 128;
 /// Columns per workgroup of bias_grad (matches reduce.wgsl).
 const BIAS_COLS: u64 = 32;
 /// Reads up to this size reuse one staging buffer; larger ones get a temporary one.
@@ -53,6 +55,8 @@ pub struct GpuBackend {
     /// Bytes one storage binding (and one chunk) may hold on this device.
     max_binding: u64,
     max_groups: u32,
+    /// Output tile edge of the matmuls: `None` picks per product (see `FILL_GROUPS`).
+    matmul_tile: Option<u64>,
     ring: wgpu::Buffer,
     ring_stride: u64,
     ring_host: Vec<u8>,
@@ -150,6 +154,7 @@ impl GpuBackend {
             bufs: Vec::new(),
             max_binding: binding,
             max_groups: limits.max_compute_workgroups_per_dimension,
+            matmul_tile: None,
             ring,
             ring_stride,
             ring_host: vec![0; (ring_stride * RING_SLOTS as u64) as usize],
@@ -366,6 +371,43 @@ impl GpuBackend {
         Ok(())
     }
 
+    /// The matmul kernel (64×64 or 32×32 tiles) and its workgroups for an output of
+    /// rows × cols. Both tiles sum every output in the same order, so the choice never
+    /// changes a result.
+    fn matmul_tiles(
+        &self,
+        big: Kernel,
+        small: Kernel,
+        rows: usize,
+        cols: usize,
+    ) -> (Kernel, (u32, u32)) {
+        let groups = |t: u64| {
+            (
+                groups_of(cols as u64, t) as u32,
+                groups_of(rows as u64, t) as u32,
+            )
+        };
+        let g = groups(64);
+        let tile = self
+            .matmul_tile
+            .unwrap_or(if g.0 as u64 * g.1 as u64 >= FILL_GROUPS {
+                64
+            } else {
+                32
+            });
+        if tile == 64 {
+            (big, groups(64))
+        } else {
+            (small, groups(32))
+        }
+    }
+
+    /// Forces the matmul tile edge (64 or 32), or `None` for the automatic choice: for tests
+    /// and benchmarks that must exercise both kernels.
+    pub fn set_matmul_tile(&mut self, tile: Option<u64>) {
+        self.matmul_tile = tile.map(|t| if t <= 32 { 32 } else { 64 });
+    }
+
     /// Uploads the ring's used slots, submits the recorded work, and starts a new ring.
     fn submit(&mut self) -> Result<()> {
         self.pass = None; // ends the pass, unlocking the encoder
@@ -580,11 +622,8 @@ impl Backend for GpuBackend {
             act.code(),
             b.is_some() as u32,
         ]);
-        let groups = (
-            groups_of(n as u64, TILE) as u32,
-            groups_of(m as u64, TILE) as u32,
-        );
-        self.dispatch(Kernel::MatmulNt, &[xi, wi, yi, bi], 0, p, groups)
+        let (kernel, groups) = self.matmul_tiles(Kernel::MatmulNt, Kernel::MatmulNt32, m, n);
+        self.dispatch(kernel, &[xi, wi, yi, bi], 0, p, groups)
     }
 
     fn matmul_nn(&mut self, dy: Buf, w: Buf, dx: Buf, m: usize, n: usize, k: usize) -> Result<()> {
@@ -596,11 +635,8 @@ impl Backend for GpuBackend {
         }
         let mut p = [0u32; 16];
         p[..3].copy_from_slice(&[u32_of(m, "m")?, u32_of(n, "n")?, u32_of(k, "k")?]);
-        let groups = (
-            groups_of(k as u64, TILE) as u32,
-            groups_of(m as u64, TILE) as u32,
-        );
-        self.dispatch(Kernel::MatmulNn, &[a, b, c, 0], 0, p, groups)
+        let (kernel, groups) = self.matmul_tiles(Kernel::MatmulNn, Kernel::MatmulNn32, m, k);
+        self.dispatch(kernel, &[a, b, c, 0], 0, p, groups)
     }
 
     fn matmul_tn(&mut self, dy: Buf, x: Buf, dw: Buf, m: usize, n: usize, k: usize) -> Result<()> {
@@ -612,11 +648,8 @@ impl Backend for GpuBackend {
         }
         let mut p = [0u32; 16];
         p[..3].copy_from_slice(&[u32_of(m, "m")?, u32_of(n, "n")?, u32_of(k, "k")?]);
-        let groups = (
-            groups_of(k as u64, TILE) as u32,
-            groups_of(n as u64, TILE) as u32,
-        );
-        self.dispatch(Kernel::MatmulTn, &[a, b, c, 0], 0, p, groups)
+        let (kernel, groups) = self.matmul_tiles(Kernel::MatmulTn, Kernel::MatmulTn32, n, k);
+        self.dispatch(kernel, &[a, b, c, 0], 0, p, groups)
     }
 
     fn act_backward(&mut self, act: Activation, y: Buf, g: Buf, len: usize) -> Result<()> {
