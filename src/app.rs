@@ -112,6 +112,9 @@ pub struct TrainArgs {
     /// the best epoch's weights.
     #[arg(long)]
     pub patience: Option<usize>,
+    /// Clip the gradient to this L2 norm (all parameters together) before each update.
+    #[arg(long, allow_negative_numbers = true)]
+    pub clip: Option<f64>,
     /// L2 weight decay (decoupled, AdamW-style, for adam).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub weight_decay: f64,
@@ -284,6 +287,9 @@ fn parse_train_flags(a: &TrainArgs) -> Result<Parsed> {
             ));
         }
     };
+    if a.clip.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+        return Err(Error::flag("--clip", "must be a positive number"));
+    }
     if a.window == Some(0) {
         return Err(Error::flag("--window", "must be at least 1"));
     }
@@ -301,6 +307,7 @@ fn parse_train_flags(a: &TrainArgs) -> Result<Parsed> {
             seed: a.seed,
             weight_decay: a.weight_decay as f32,
             patience: a.patience,
+            clip: a.clip.map(|c| c as f32),
             progress: !a.quiet,
         },
     })

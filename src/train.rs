@@ -62,6 +62,8 @@ pub struct TrainConfig {
     /// Early stopping: stop after this many epochs without a better validation loss, and keep
     /// the best epoch's weights.
     pub patience: Option<usize>,
+    /// Clip the gradient (all parameters together) to this L2 norm before each update.
+    pub clip: Option<f32>,
     /// Show a progress bar for epochs with many batches (only when stderr is a terminal).
     pub progress: bool,
 }
@@ -238,6 +240,24 @@ fn backward<B: Backend + ?Sized>(be: &mut B, net: &Net, gr: &Grads, m: usize) ->
     Ok(())
 }
 
+/// Scales every gradient by min(1, max_norm / ‖g‖), ‖g‖ the norm of all of them together,
+/// computed on the device (one squared norm per buffer, then the factor in every kernel).
+fn clip_gradients<B: Backend + ?Sized>(
+    be: &mut B,
+    gr: &Grads,
+    parts: Buf,
+    max_norm: f32,
+) -> Result<()> {
+    let grads: Vec<Buf> = gr.dw.iter().chain(&gr.db).copied().collect();
+    for (slot, g) in grads.iter().enumerate() {
+        be.sum_squares(*g, g.len, parts, slot)?;
+    }
+    for g in &grads {
+        be.clip_scale(*g, g.len, parts, grads.len(), max_norm)?;
+    }
+    Ok(())
+}
+
 /// The data set's rows on the backend, with an index buffer to gather batches through.
 struct Uploaded {
     x: Buf,
@@ -391,6 +411,7 @@ pub fn train<B: Backend + ?Sized>(
     let stats = be.alloc(val_slots * STATS_WIDTH + n_batches)?;
     let loss_base = val_slots * STATS_WIDTH;
 
+    let clip_parts = be.alloc(2 * net.w.len())?;
     let mut shuffle = Rng::derive(cfg.seed, 2);
     let mut order: Vec<u32> = (0..train.rows as u32).collect();
     let mut step: u64 = 0;
@@ -422,6 +443,9 @@ pub fn train<B: Backend + ?Sized>(
                 loss_base + bi,
             )?;
             backward(be, &net, &gr, m)?;
+            if let Some(max_norm) = cfg.clip {
+                clip_gradients(be, &gr, clip_parts, max_norm)?;
+            }
             let lr = cfg.schedule.lr(cfg.lr as f64, epoch, step, total_steps) as f32;
             step += 1;
             let hp = StepParams::new(lr, cfg.weight_decay, step);

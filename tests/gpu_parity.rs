@@ -104,6 +104,16 @@ fn optimizers_match_cpu() {
 }
 
 #[test]
+fn gradient_clipping_matches_cpu() {
+    let Some(mut g) = gpu() else { return };
+    assert_all(check::clip_cases(
+        &mut g,
+        &mut CpuBackend::new(),
+        &mut Rng::new(17),
+    ));
+}
+
+#[test]
 fn two_runs_are_bit_identical() {
     let Some(mut g) = gpu() else { return };
     assert_all(check::determinism(&mut g, &mut Rng::new(16)).map(|l| vec![l]));

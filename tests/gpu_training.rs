@@ -89,11 +89,13 @@ fn cfg(opt: Optimizer, lr: f32, batch: usize, epochs: usize) -> TrainConfig {
     TrainConfig {
         optimizer: opt,
         lr,
+        schedule: train::Schedule::Constant,
         batch_size: batch,
         epochs,
         seed: 9,
         weight_decay: 0.0,
         patience: None,
+        clip: None,
         progress: false,
     }
 }
@@ -274,4 +276,53 @@ fn two_gpu_runs_with_one_seed_write_identical_model_files() {
         run("b.safetensors"),
         "the same seed on the same device gives the same bytes"
     );
+}
+
+#[test]
+fn clipping_weight_decay_and_schedules_follow_the_cpu() {
+    let Some(mut g) = gpu() else { return };
+    let (tr, va) = (
+        problem(Task::Regression, 200, 5),
+        problem(Task::Regression, 50, 6),
+    );
+    for (opt, schedule) in [
+        (Optimizer::Adam, train::Schedule::Cosine { min: 0.001 }),
+        (
+            Optimizer::Momentum,
+            train::Schedule::Step {
+                every: 2,
+                gamma: 0.5,
+            },
+        ),
+    ] {
+        let c = TrainConfig {
+            clip: Some(0.5),
+            weight_decay: 0.01,
+            schedule,
+            ..cfg(opt, 0.05, 32, 5)
+        };
+        let mut m_cpu = model(Task::Regression, Loss::Mse, Activation::Relu, &[24]);
+        let mut m_gpu = m_cpu.clone();
+        let h_cpu = train::train(
+            &mut CpuBackend::new(),
+            &mut m_cpu,
+            &tr,
+            Some(&va),
+            &c,
+            |_| {},
+        )
+        .unwrap();
+        let h_gpu = train::train(&mut g, &mut m_gpu, &tr, Some(&va), &c, |_| {}).unwrap();
+        for (a, b) in h_gpu.epochs.iter().zip(&h_cpu.epochs) {
+            println!(
+                "{opt:?} epoch {}: gpu {:.7} cpu {:.7}",
+                a.epoch, a.train_loss, b.train_loss
+            );
+            assert!(
+                (a.train_loss - b.train_loss).abs() <= 1e-4 + 1e-3 * b.train_loss,
+                "epoch {}",
+                a.epoch
+            );
+        }
+    }
 }

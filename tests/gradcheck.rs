@@ -338,3 +338,23 @@ fn adam_first_step_moves_each_weight_by_lr_times_sign() {
         p[0]
     );
 }
+
+#[test]
+fn clipping_scales_the_whole_gradient_to_the_norm_and_leaves_small_ones_alone() {
+    use wgtrain::backend::cpu::{clip_scale, sum_squares};
+    let (mut a, mut b) = (vec![3.0f64, 0.0], vec![4.0f64]);
+    let parts = [sum_squares(&a), sum_squares(&b)];
+    assert_eq!(parts, [9.0, 16.0]);
+    clip_scale(&mut a, &parts, 1.0);
+    clip_scale(&mut b, &parts, 1.0);
+    let norm = (a[0] * a[0] + b[0] * b[0]).sqrt();
+    assert!((norm - 1.0).abs() < 1e-6, "clipped to norm 1: {a:?} {b:?}");
+    assert!((a[0] / b[0] - 0.75).abs() < 1e-12, "direction kept");
+    let mut c = vec![0.3f64, -0.4];
+    clip_scale(&mut c, &[0.25], 1.0);
+    assert_eq!(
+        c,
+        vec![0.3, -0.4],
+        "a gradient inside the norm is untouched"
+    );
+}

@@ -405,6 +405,26 @@ pub fn eval_stats<F: Real>(
     acc
 }
 
+// ---- gradient clipping -------------------------------------------------------------------
+
+/// Σ x² in index order.
+pub fn sum_squares<F: Real>(x: &[F]) -> F {
+    x.iter().fold(F::ZERO, |s, &v| s + v * v)
+}
+
+/// The factor that clips a gradient of squared norm Σ partials to `max_norm`.
+pub fn clip_factor<F: Real>(partials: &[F], max_norm: F) -> F {
+    let norm = partials.iter().fold(F::ZERO, |s, &v| s + v).sqrt();
+    let f = max_norm / (norm + F::from_f64(1e-6));
+    if f < F::ONE { f } else { F::ONE }
+}
+
+/// x *= clip_factor(partials, max_norm)
+pub fn clip_scale<F: Real>(x: &mut [F], partials: &[F], max_norm: F) {
+    let f = clip_factor(partials, max_norm);
+    x.iter_mut().for_each(|v| *v *= f);
+}
+
 // ---- optimizer ---------------------------------------------------------------------------
 
 /// One update, in place; `state` holds 0 (sgd), 1 (velocity) or 2 (Adam m, v) slices.
@@ -659,6 +679,26 @@ impl Backend for CpuBackend {
         );
         self.bufs[stats.id as usize][slot * STATS_WIDTH..(slot + 1) * STATS_WIDTH]
             .copy_from_slice(&acc);
+        Ok(())
+    }
+    fn sum_squares(&mut self, x: Buf, len: usize, out: Buf, slot: usize) -> Result<()> {
+        self.check(out, slot + 1, "sum_squares output")?;
+        let v = sum_squares(&self.get(x)[..len]);
+        self.bufs[out.id as usize][slot] = v;
+        Ok(())
+    }
+    fn clip_scale(
+        &mut self,
+        x: Buf,
+        len: usize,
+        partials: Buf,
+        count: usize,
+        max_norm: f32,
+    ) -> Result<()> {
+        self.check(partials, count, "clip partials")?;
+        self.with_out(x, |s, x| {
+            clip_scale(&mut x[..len], &s.get(partials)[..count], max_norm)
+        });
         Ok(())
     }
     fn optimizer_step(

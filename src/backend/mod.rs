@@ -147,6 +147,22 @@ pub trait Backend {
         slot: usize,
     ) -> Result<()>;
 
+    // ---- gradient clipping ------------------------------------------------------------
+    /// out[slot] = Σ x[i]² over `len` elements, summed in a fixed order.
+    fn sum_squares(&mut self, x: Buf, len: usize, out: Buf, slot: usize) -> Result<()>;
+
+    /// In place: x[i] *= min(1, max_norm / (‖g‖ + 1e-6)) where ‖g‖² = Σ partials[0..count]
+    /// (the squared norms `sum_squares` wrote, summed in index order): clipping by the global
+    /// gradient norm without a read-back.
+    fn clip_scale(
+        &mut self,
+        x: Buf,
+        len: usize,
+        partials: Buf,
+        count: usize,
+        max_norm: f32,
+    ) -> Result<()>;
+
     // ---- optimizer ----------------------------------------------------------------------
     /// In place update of `param` from `grad` (both `len`), with `state` holding
     /// `opt.state_slots()` buffers of `len` (velocity; or Adam's m and v).

@@ -771,6 +771,57 @@ pub fn optimizer_cases(
 
 /// Every op against the CPU reference, plus the determinism check: what `wgtrain check`
 /// prints, one line per case.
+/// Gradient clipping: the squared norms of three buffers, then each scaled by the common
+/// factor. `max_norm` small enough to clip, or large enough to leave the gradient alone.
+pub fn clip(
+    gpu: &mut dyn Backend,
+    cpu: &mut dyn Backend,
+    rng: &mut Rng,
+    lens: [usize; 3],
+    max_norm: f32,
+) -> Result<CheckLine> {
+    let xs: Vec<Vec<f32>> = lens.iter().map(|&l| randn(rng, l)).collect();
+    let inputs: Vec<Input> = xs.iter().cloned().map(Input::F).collect();
+    let op = |b: &mut dyn Backend, v: &[Buf]| {
+        for (i, l) in lens.iter().enumerate() {
+            b.sum_squares(v[i], *l, v[3], i)?;
+        }
+        for (i, l) in lens.iter().enumerate() {
+            b.clip_scale(v[i], *l, v[3], 3, max_norm)?;
+        }
+        Ok(())
+    };
+    let (g, c) = both(gpu, cpu, &inputs, &[3], &op)?;
+    let longest = *lens.iter().max().unwrap_or(&1);
+    let mut parts = vec![(
+        "sum_squares",
+        compare(&g[3], &c[3], sum_atol(longest, amax(&c[3])), 1e-5),
+    )];
+    for i in 0..3 {
+        parts.push((
+            "clip_scale",
+            compare(&g[i], &c[i], 1e-6 * amax(&c[i]), 1e-5),
+        ));
+    }
+    Ok(line(
+        "clip",
+        format!("{lens:?} max_norm {max_norm}"),
+        &parts,
+    ))
+}
+
+pub fn clip_cases(
+    gpu: &mut dyn Backend,
+    cpu: &mut dyn Backend,
+    rng: &mut Rng,
+) -> Result<Vec<CheckLine>> {
+    Ok(vec![
+        clip(gpu, cpu, rng, [1, 17, 3], 0.1)?,
+        clip(gpu, cpu, rng, [65 * 1024 + 3, 257, 1000], 5.0)?,
+        clip(gpu, cpu, rng, [63, 64, 65], 1e6)?,
+    ])
+}
+
 pub fn run_checks(gpu: &mut GpuBackend, seed: u64) -> Result<Vec<CheckLine>> {
     let mut cpu = CpuBackend::new();
     let mut rng = Rng::new(seed);
@@ -779,6 +830,7 @@ pub fn run_checks(gpu: &mut GpuBackend, seed: u64) -> Result<Vec<CheckLine>> {
     v.extend(elementwise_cases(gpu, &mut cpu, &mut rng)?);
     v.extend(loss_cases(gpu, &mut cpu, &mut rng)?);
     v.extend(optimizer_cases(gpu, &mut cpu, &mut rng)?);
+    v.extend(clip_cases(gpu, &mut cpu, &mut rng)?);
     v.push(determinism(gpu, &mut rng)?);
     Ok(v)
 }

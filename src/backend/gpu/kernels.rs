@@ -33,11 +33,13 @@ pub enum Kernel {
     SgdStep,
     MomentumStep,
     AdamStep,
+    SumSquares,
+    ClipScale,
 }
 
 impl Kernel {
     /// In declaration order, so that `kernel as usize` indexes the pipelines.
-    pub const ALL: [Kernel; 15] = [
+    pub const ALL: [Kernel; 17] = [
         Kernel::GatherRows,
         Kernel::MatmulNt,
         Kernel::MatmulNn,
@@ -53,6 +55,8 @@ impl Kernel {
         Kernel::SgdStep,
         Kernel::MomentumStep,
         Kernel::AdamStep,
+        Kernel::SumSquares,
+        Kernel::ClipScale,
     ];
 
     /// (shader file, entry point, storage buffers bound).
@@ -73,6 +77,8 @@ impl Kernel {
             Kernel::SgdStep => (Shader::Optim, "optimizer_step_sgd", 2),
             Kernel::MomentumStep => (Shader::Optim, "optimizer_step_momentum", 3),
             Kernel::AdamStep => (Shader::Optim, "optimizer_step_adam", 4),
+            Kernel::SumSquares => (Shader::Clip, "sum_squares", 2),
+            Kernel::ClipScale => (Shader::Clip, "clip_scale", 2),
         }
     }
 
@@ -91,11 +97,12 @@ pub enum Shader {
     Loss,
     Reduce,
     Optim,
+    Clip,
 }
 
 impl Shader {
     /// In declaration order, so that `shader as usize` indexes the modules.
-    const ALL: [Shader; 7] = [
+    const ALL: [Shader; 8] = [
         Shader::Matmul,
         Shader::Matmul32,
         Shader::Elementwise,
@@ -103,6 +110,7 @@ impl Shader {
         Shader::Loss,
         Shader::Reduce,
         Shader::Optim,
+        Shader::Clip,
     ];
 
     fn source(self) -> (&'static str, Cow<'static, str>) {
@@ -123,6 +131,7 @@ impl Shader {
             Shader::Loss => ("loss.wgsl", include_str!("../../../shaders/loss.wgsl")),
             Shader::Reduce => ("reduce.wgsl", include_str!("../../../shaders/reduce.wgsl")),
             Shader::Optim => ("optim.wgsl", include_str!("../../../shaders/optim.wgsl")),
+            Shader::Clip => ("clip.wgsl", include_str!("../../../shaders/clip.wgsl")),
         };
         (name, src.into())
     }

@@ -677,6 +677,36 @@ impl Backend for GpuBackend {
         self.dispatch(Kernel::BiasGrad, &[a, b], 0, p, groups)
     }
 
+    fn sum_squares(&mut self, x: Buf, len: usize, out: Buf, slot: usize) -> Result<()> {
+        let xi = self.bindable(x, len, "sum_squares x")?;
+        let oi = self.bindable(out, slot + 1, "sum_squares output")?;
+        let mut p = [0u32; 16];
+        p[..2].copy_from_slice(&[u32_of(len, "len")?, u32_of(slot, "slot")?]);
+        // One workgroup: a fixed-order reduction (these are parameter-sized, not data-sized).
+        self.dispatch(Kernel::SumSquares, &[xi, oi], 0, p, (1, 1))
+    }
+
+    fn clip_scale(
+        &mut self,
+        x: Buf,
+        len: usize,
+        partials: Buf,
+        count: usize,
+        max_norm: f32,
+    ) -> Result<()> {
+        let xi = self.bindable(x, len, "clip_scale x")?;
+        let pi = self.bindable(partials, count, "clip_scale partials")?;
+        if len == 0 {
+            return Ok(());
+        }
+        let mut p = [0u32; 16];
+        p[0] = u32_of(len, "len")?;
+        p[2] = u32_of(count, "count")?;
+        p[8] = max_norm.to_bits();
+        let groups = self.grid(groups_of(len as u64, WG))?;
+        self.dispatch(Kernel::ClipScale, &[xi, pi], 0, p, groups)
+    }
+
     fn softmax(&mut self, x: Buf, m: usize, n: usize) -> Result<()> {
         let xi = self.bindable(x, m * n, "softmax x")?;
         if m == 0 || n == 0 {
