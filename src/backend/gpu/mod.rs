@@ -1,11 +1,13 @@
 //! The wgpu backend: the `Backend` ops as WGSL compute kernels (`shaders/*.wgsl`).
 //!
-//! Ops are recorded into one command encoder and submitted together when the params ring
-//! fills, or on `flush`, `read` and `write`. Each op's parameters take their own slot of the
+//! Ops are recorded into one command encoder (consecutive dispatches share one compute pass;
+//! wgpu places the barriers between them) and submitted together when the params ring fills,
+//! or on `flush`, `read` and `write`. Each op's parameters take their own slot of the
 //! ring (a uniform buffer bound with a dynamic offset), filled on the host and uploaded with
 //! one `write_buffer` just before the submit, so the ops of one submission never share a slot.
 //! Pipelines are built once; bind groups are cached by kernel and buffers, so steady-state
-//! training creates no GPU objects.
+//! training creates no GPU objects. Uncaptured wgpu errors and device loss are recorded by
+//! callbacks and returned as `Err` from the next `flush`/`read` (and every call after).
 
 pub mod check;
 pub mod device;
@@ -169,7 +171,7 @@ impl GpuBackend {
         Ok(gpu)
     }
 
-    /// The adapter's limits that matter here, for `devices` and logs.
+    /// Bytes one storage binding (and one chunk of a data set) holds on this backend.
     pub fn max_binding_bytes(&self) -> u64 {
         self.max_binding
     }
