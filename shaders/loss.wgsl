@@ -103,18 +103,18 @@ fn loss_row(r: u32) -> f32 {
         default: { // softmax + squared error against the one-hot tgt
             let y = u32(tgt[r]);
             let mx = row_max(base, n);
-            let inv_sum = 1.0 / row_sum_exp(base, n, mx);
+            let lse = mx + log(row_sum_exp(base, n, mx));
             // e = Σ_c (p_c − t_c)²;  ∂e/∂o_j = 2 p_j ((p_j − t_j) − Σ_c (p_c − t_c) p_c)
             var e = 0.0;
             var dot = 0.0;
             for (var j = 0u; j < n; j++) {
-                let pj = exp(out[base + j] - mx) * inv_sum;
+                let pj = exp(out[base + j] - lse);
                 let d = pj - onehot(j, y);
                 e += d * d;
                 dot += d * pj;
             }
             for (var j = 0u; j < n; j++) {
-                let pj = exp(out[base + j] - mx) * inv_sum;
+                let pj = exp(out[base + j] - lse);
                 grad[base + j] = 2.0 * pj * ((pj - onehot(j, y)) - dot) * inv_m;
             }
             return e;
@@ -160,12 +160,11 @@ fn eval_row(r: u32) -> vec3<f32> {
             best = j;
         }
     }
-    let sum = row_sum_exp(base, n, mx);
-    let lse = mx + log(sum);
-    let inv_sum = 1.0 / sum;
+    // p = exp(o − log-sum-exp), as in the CPU reference.
+    let lse = mx + log(row_sum_exp(base, n, mx));
     var sq = 0.0;
     for (var j = 0u; j < n; j++) {
-        let d = exp(out[base + j] - mx) * inv_sum - onehot(j, y);
+        let d = exp(out[base + j] - lse) - onehot(j, y);
         sq += d * d;
     }
     return vec3<f32>(lse - out[base + min(y, n - 1u)], sq, select(0.0, 1.0, best == y));

@@ -1,8 +1,10 @@
 // Tiled matrix products for the three layouts of a linear layer (see `Backend` in
-// src/backend/mod.rs). One workgroup computes a 64×64 output tile; each of its 256 threads
-// owns a 4×4 block. A and B are staged through workgroup memory 16 reduction steps at a time
-// (2 × 4 KiB), and the transposed layouts are handled by the addressing in the tile loads.
-// Every output is summed in the same order on every run: reproducible bit for bit.
+// src/backend/mod.rs). One workgroup computes a TILE×TILE output tile; each thread owns a 4×4
+// block (256 threads for TILE = 64). A and B are staged through workgroup memory 16 reduction
+// steps at a time (2 × 4 KiB), and the transposed layouts are handled by the addressing in the
+// tile loads. The host also builds this file with TILE = 32 (64 threads) for products whose
+// output is too small to keep a GPU busy with 64×64 tiles. Every output is summed in the same
+// order (r = 0, 1, …) whatever the tile: results are reproducible bit for bit.
 
 struct Params {
     m: u32,
@@ -23,13 +25,17 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read_write> bias: array<f32>;
 
-const TM: u32 = 64u;
-const TN: u32 = 64u;
+const TILE: u32 = 64u;
+const TM: u32 = TILE;
+const TN: u32 = TILE;
 const TK: u32 = 16u;
+const TPR: u32 = TILE / 4u;          // threads along a tile edge, 4 outputs each
+const THREADS: u32 = TPR * TPR;
+const LOADS: u32 = TILE * TK / THREADS; // tile elements each thread stages per operand
 
 // [TK][TM/4] and [TK][TN/4]: a thread reads its 4 rows (or 4 columns) as one vec4.
-var<workgroup> tile_a: array<vec4<f32>, 256>;
-var<workgroup> tile_b: array<vec4<f32>, 256>;
+var<workgroup> tile_a: array<vec4<f32>, TK * TPR>;
+var<workgroup> tile_b: array<vec4<f32>, TK * TPR>;
 
 const LAYOUT_NT: u32 = 0u; // y[m,n]  = x[m,k] · w[n,k]ᵀ   A(i,r) = x[i,r],  B(r,j) = w[j,r]
 const LAYOUT_NN: u32 = 1u; // dx[m,k] = dy[m,n] · w[n,k]   A(i,r) = dy[i,r], B(r,j) = w[r,j]
@@ -74,8 +80,8 @@ fn mm(lay: u32, wid: vec3<u32>, lid: u32) {
         case 1u: { rows = p.m; cols = p.k; depth = p.n; }
         default: { rows = p.n; cols = p.k; depth = p.m; }
     }
-    let tx = lid % 16u;
-    let ty = lid / 16u;
+    let tx = lid % TPR;
+    let ty = lid / TPR;
     let row0 = wid.y * TM;
     let col0 = wid.x * TN;
 
@@ -87,10 +93,10 @@ fn mm(lay: u32, wid: vec3<u32>, lid: u32) {
     let tiles = (depth + TK - 1u) / TK;
     for (var t = 0u; t < tiles; t++) {
         let r0 = t * TK;
-        // 1024 elements per tile, 4 per thread. Consecutive threads walk the operand's
-        // contiguous dimension so that global reads are coalesced.
-        for (var q = 0u; q < 4u; q++) {
-            let e = lid + 256u * q;
+        // Consecutive threads walk the operand's contiguous dimension so that global reads
+        // are coalesced.
+        for (var q = 0u; q < LOADS; q++) {
+            let e = lid + THREADS * q;
             var i: u32;
             var r: u32;
             if (lay == LAYOUT_TN) {
@@ -100,7 +106,7 @@ fn mm(lay: u32, wid: vec3<u32>, lid: u32) {
                 i = e / TK;
                 r = e % TK;
             }
-            tile_a[r * 16u + i / 4u][i % 4u] = load_a(lay, row0 + i, r0 + r, rows, depth);
+            tile_a[r * TPR + i / 4u][i % 4u] = load_a(lay, row0 + i, r0 + r, rows, depth);
             var j: u32;
             if (lay == LAYOUT_NT) {
                 j = e / TK;
@@ -109,12 +115,12 @@ fn mm(lay: u32, wid: vec3<u32>, lid: u32) {
                 r = e / TN;
                 j = e % TN;
             }
-            tile_b[r * 16u + j / 4u][j % 4u] = load_b(lay, r0 + r, col0 + j, cols, depth);
+            tile_b[r * TPR + j / 4u][j % 4u] = load_b(lay, r0 + r, col0 + j, cols, depth);
         }
         workgroupBarrier();
         for (var r = 0u; r < TK; r++) {
-            let av = tile_a[r * 16u + ty];
-            let bv = tile_b[r * 16u + tx];
+            let av = tile_a[r * TPR + ty];
+            let bv = tile_b[r * TPR + tx];
             acc0 += av.x * bv;
             acc1 += av.y * bv;
             acc2 += av.z * bv;
@@ -147,17 +153,17 @@ fn mm(lay: u32, wid: vec3<u32>, lid: u32) {
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(THREADS)
 fn matmul_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     mm(LAYOUT_NT, wid, lid);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(THREADS)
 fn matmul_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     mm(LAYOUT_NN, wid, lid);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(THREADS)
 fn matmul_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     mm(LAYOUT_TN, wid, lid);
 }

@@ -64,9 +64,9 @@ fn gather_rows_matches_cpu_including_chunked_data_sets() {
 }
 
 #[test]
-fn matmuls_match_cpu_on_ragged_shapes() {
+fn matmuls_match_cpu_on_ragged_shapes_with_both_tile_sizes() {
     let Some(mut g) = gpu() else { return };
-    assert_all(check::matmul_cases(
+    assert_all(check::matmul_tile_cases(
         &mut g,
         &mut CpuBackend::new(),
         &mut Rng::new(12),
@@ -150,5 +150,47 @@ fn devices_are_listed() {
     }
     if adapter().is_some() {
         assert!(!rows.is_empty());
+    }
+}
+
+/// An MNIST-sized data set (60000 x 784 f32, 188 MB) exceeds lavapipe's 128 MiB storage
+/// binding for real: it is split into chunks and gathered through them (about a second).
+/// Adapters with larger bindings hold it whole, which must work just the same.
+#[test]
+fn mnist_sized_data_set_gathers_across_the_real_binding_limit() {
+    use wgtrain::backend::Backend;
+    let Some(mut g) = gpu() else { return };
+    let (rows, cols, count) = (60000usize, 784usize, 512usize);
+    let src: Vec<f32> = (0..rows * cols)
+        .map(|i| (i % 9973) as f32 * 0.5 - 7.0)
+        .collect();
+    let data = g.upload(&src).expect("upload");
+    // Rows on both sides of every chunk boundary, and the last row.
+    let per_chunk = (g.max_binding_bytes() / 4) as usize;
+    let mut idx: Vec<u32> = vec![(rows - 1) as u32, 0];
+    let mut b = per_chunk;
+    while b < rows * cols {
+        idx.extend([
+            (b / cols) as u32,
+            (b / cols) as u32 + 1,
+            (b / cols).saturating_sub(1) as u32,
+        ]);
+        b += per_chunk;
+    }
+    let mut rng = Rng::new(18);
+    idx.extend((idx.len()..count).map(|_| rng.below(rows) as u32));
+    let ib = g.upload_u32(&idx).expect("upload idx");
+    let dst = g.alloc(count * cols).expect("alloc");
+    g.write(dst, &vec![f32::NAN; count * cols]).expect("poison");
+    g.gather_rows(data, cols, ib, 0, count, dst)
+        .expect("gather");
+    let got = g.read(dst).expect("read");
+    for (r, &i) in idx.iter().enumerate() {
+        let want = &src[i as usize * cols..(i as usize + 1) * cols];
+        assert_eq!(
+            &got[r * cols..(r + 1) * cols],
+            want,
+            "row {r} (source row {i})"
+        );
     }
 }

@@ -155,14 +155,14 @@ enum Input {
     U(Vec<u32>),
 }
 
+/// An op under test: runs on the handles of its inputs, then its outputs.
+type Op<'a> = &'a dyn Fn(&mut dyn Backend, &[Buf]) -> Result<()>;
+/// Every buffer of a run read back, indexed like the handles.
+type Reads = Vec<Vec<f32>>;
+
 /// Uploads `inputs`, allocates the `outputs` (lengths) poisoned with NaN, runs `op` with the
 /// input then output handles, and reads back every buffer (inputs too, for in-place ops).
-fn exec(
-    b: &mut dyn Backend,
-    inputs: &[Input],
-    outputs: &[usize],
-    op: &dyn Fn(&mut dyn Backend, &[Buf]) -> Result<()>,
-) -> Result<Vec<Vec<f32>>> {
+fn exec(b: &mut dyn Backend, inputs: &[Input], outputs: &[usize], op: Op) -> Result<Reads> {
     let mut bufs = Vec::new();
     for input in inputs {
         bufs.push(match input {
@@ -194,8 +194,8 @@ fn both(
     cpu: &mut dyn Backend,
     inputs: &[Input],
     outputs: &[usize],
-    op: &dyn Fn(&mut dyn Backend, &[Buf]) -> Result<()>,
-) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    op: Op,
+) -> Result<(Reads, Reads)> {
     Ok((
         exec(gpu, inputs, outputs, op)?,
         exec(cpu, inputs, outputs, op)?,
@@ -690,6 +690,27 @@ pub fn matmul_cases(
     Ok(v)
 }
 
+/// `matmul_cases` once with each tile size of the matmul kernels (64×64 and 32×32), whichever
+/// the adapter would pick on its own.
+pub fn matmul_tile_cases(
+    gpu: &mut GpuBackend,
+    cpu: &mut dyn Backend,
+    rng: &mut Rng,
+) -> Result<Vec<CheckLine>> {
+    let saved = gpu.matmul_tile;
+    let mut v = Vec::new();
+    for tile in [64, 32] {
+        gpu.set_matmul_tile(Some(tile));
+        let lines = matmul_cases(gpu, cpu, rng);
+        gpu.matmul_tile = saved;
+        v.extend(lines?.into_iter().map(|mut l| {
+            l.shape.push_str(&format!(" t{tile}"));
+            l
+        }));
+    }
+    Ok(v)
+}
+
 pub fn elementwise_cases(
     gpu: &mut dyn Backend,
     cpu: &mut dyn Backend,
@@ -805,7 +826,7 @@ pub fn run_checks(gpu: &mut GpuBackend, seed: u64) -> Result<Vec<CheckLine>> {
     let mut cpu = CpuBackend::new();
     let mut rng = Rng::new(seed);
     let mut v = gather_cases(gpu, &mut cpu, &mut rng)?;
-    v.extend(matmul_cases(gpu, &mut cpu, &mut rng)?);
+    v.extend(matmul_tile_cases(gpu, &mut cpu, &mut rng)?);
     v.extend(elementwise_cases(gpu, &mut cpu, &mut rng)?);
     v.extend(loss_cases(gpu, &mut cpu, &mut rng)?);
     v.extend(optimizer_cases(gpu, &mut cpu, &mut rng)?);

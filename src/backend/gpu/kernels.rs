@@ -4,7 +4,14 @@
 //! ring, chosen by a dynamic offset) and its buffers as read-write storage at bindings
 //! 1..=n, so one bind group layout per buffer count serves all kernels.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
+
+/// The line of matmul.wgsl that sets the output tile, and its replacement for the small-tile
+/// build (checked at start-up, so an edit of the shader cannot silently drop the variant).
+const TILE_64: &str = "const TILE: u32 = 64u;";
+const TILE_32: &str = "const TILE: u32 = 32u;";
 
 /// Bytes of one op's parameters: 16 words, the `Params` struct of every shader.
 pub const PARAMS_BYTES: u64 = 64;
@@ -15,6 +22,9 @@ pub enum Kernel {
     MatmulNt,
     MatmulNn,
     MatmulTn,
+    MatmulNt32,
+    MatmulNn32,
+    MatmulTn32,
     ActBackward,
     BiasGrad,
     Softmax,
@@ -28,11 +38,15 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 14] = [
+    /// In declaration order, so that `kernel as usize` indexes the pipelines.
+    pub const ALL: [Kernel; 17] = [
         Kernel::GatherRows,
         Kernel::MatmulNt,
         Kernel::MatmulNn,
         Kernel::MatmulTn,
+        Kernel::MatmulNt32,
+        Kernel::MatmulNn32,
+        Kernel::MatmulTn32,
         Kernel::ActBackward,
         Kernel::BiasGrad,
         Kernel::Softmax,
@@ -52,6 +66,9 @@ impl Kernel {
             Kernel::MatmulNt => (Shader::Matmul, "matmul_nt", 4),
             Kernel::MatmulNn => (Shader::Matmul, "matmul_nn", 4),
             Kernel::MatmulTn => (Shader::Matmul, "matmul_tn", 4),
+            Kernel::MatmulNt32 => (Shader::Matmul32, "matmul_nt", 4),
+            Kernel::MatmulNn32 => (Shader::Matmul32, "matmul_nn", 4),
+            Kernel::MatmulTn32 => (Shader::Matmul32, "matmul_tn", 4),
             Kernel::ActBackward => (Shader::Elementwise, "act_backward", 2),
             Kernel::BiasGrad => (Shader::Reduce, "bias_grad", 2),
             Kernel::Softmax => (Shader::Elementwise, "softmax", 1),
@@ -73,6 +90,8 @@ impl Kernel {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
     Matmul,
+    /// matmul.wgsl with 32×32 output tiles.
+    Matmul32,
     Elementwise,
     Gather,
     Loss,
@@ -82,8 +101,10 @@ pub enum Shader {
 }
 
 impl Shader {
-    const ALL: [Shader; 7] = [
+    /// In declaration order, so that `shader as usize` indexes the modules.
+    const ALL: [Shader; 8] = [
         Shader::Matmul,
+        Shader::Matmul32,
         Shader::Elementwise,
         Shader::Gather,
         Shader::Loss,
@@ -92,9 +113,16 @@ impl Shader {
         Shader::Clip,
     ];
 
-    fn source(self) -> (&'static str, &'static str) {
-        match self {
-            Shader::Matmul => ("matmul.wgsl", include_str!("../../../shaders/matmul.wgsl")),
+    fn source(self) -> (&'static str, Cow<'static, str>) {
+        let matmul = include_str!("../../../shaders/matmul.wgsl");
+        let (name, src) = match self {
+            Shader::Matmul => ("matmul.wgsl", matmul),
+            Shader::Matmul32 => {
+                return (
+                    "matmul.wgsl (32x32 tiles)",
+                    matmul.replace(TILE_64, TILE_32).into(),
+                );
+            }
             Shader::Elementwise => (
                 "elementwise.wgsl",
                 include_str!("../../../shaders/elementwise.wgsl"),
@@ -104,7 +132,8 @@ impl Shader {
             Shader::Reduce => ("reduce.wgsl", include_str!("../../../shaders/reduce.wgsl")),
             Shader::Optim => ("optim.wgsl", include_str!("../../../shaders/optim.wgsl")),
             Shader::Clip => ("clip.wgsl", include_str!("../../../shaders/clip.wgsl")),
-        }
+        };
+        (name, src.into())
     }
 }
 
@@ -121,6 +150,11 @@ impl Kernels {
     /// Compiles every shader and builds every pipeline. Shader or pipeline errors are caught
     /// by an error scope and returned, never raised as a panic.
     pub fn new(device: &wgpu::Device) -> Result<Kernels> {
+        if !include_str!("../../../shaders/matmul.wgsl").contains(TILE_64) {
+            return Err(Error::gpu(format!(
+                "matmul.wgsl lacks the line `{TILE_64}`"
+            )));
+        }
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let built = Self::build(device);
         if let Some(e) = pollster::block_on(scope.pop()) {
@@ -167,7 +201,7 @@ impl Kernels {
                 let (name, src) = s.source();
                 device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(name),
-                    source: wgpu::ShaderSource::Wgsl(src.into()),
+                    source: wgpu::ShaderSource::Wgsl(src),
                 })
             })
             .collect();

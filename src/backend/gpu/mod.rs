@@ -1,11 +1,13 @@
 //! The wgpu backend: the `Backend` ops as WGSL compute kernels (`shaders/*.wgsl`).
 //!
-//! Ops are recorded into one command encoder and submitted together when the params ring
-//! fills, or on `flush`, `read` and `write`. Each op's parameters take their own slot of the
+//! Ops are recorded into one command encoder (consecutive dispatches share one compute pass;
+//! wgpu places the barriers between them) and submitted together when the params ring fills,
+//! or on `flush`, `read` and `write`. Each op's parameters take their own slot of the
 //! ring (a uniform buffer bound with a dynamic offset), filled on the host and uploaded with
 //! one `write_buffer` just before the submit, so the ops of one submission never share a slot.
 //! Pipelines are built once; bind groups are cached by kernel and buffers, so steady-state
-//! training creates no GPU objects.
+//! training creates no GPU objects. Uncaptured wgpu errors and device loss are recorded by
+//! callbacks and returned as `Err` from the next `flush`/`read` (and every call after).
 
 pub mod check;
 pub mod device;
@@ -25,8 +27,10 @@ use crate::spec::{self, Activation, Loss, Optimizer};
 const RING_SLOTS: u32 = 1024;
 /// Threads per workgroup of the element-wise kernels (matches the shaders).
 const WG: u64 = 256;
-/// Output tile of the matmul kernels (matches matmul.wgsl).
-const TILE: u64 = 64;
+/// A matmul whose 64×64 tiles give fewer workgroups than this runs with 32×32 tiles (four
+/// times as many workgroups) on a GPU: a batch of 128 through a 256-wide layer is only 8 big
+/// tiles, far too few for the dozens of compute units of a discrete GPU.
+const FILL_GROUPS: u64 = 128;
 /// Columns per workgroup of bias_grad (matches reduce.wgsl).
 const BIAS_COLS: u64 = 32;
 /// Reads up to this size reuse one staging buffer; larger ones get a temporary one.
@@ -53,10 +57,15 @@ pub struct GpuBackend {
     /// Bytes one storage binding (and one chunk) may hold on this device.
     max_binding: u64,
     max_groups: u32,
+    /// Output tile edge of the matmuls: `None` picks per product (see `FILL_GROUPS`).
+    matmul_tile: Option<u64>,
     ring: wgpu::Buffer,
     ring_stride: u64,
     ring_host: Vec<u8>,
     ring_used: u32,
+    /// The open compute pass of `encoder`: consecutive ops share it (wgpu still places a
+    /// barrier between dispatches that touch the same buffer), which saves a pass per op.
+    pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     staging: Option<wgpu::Buffer>,
@@ -147,10 +156,12 @@ impl GpuBackend {
             bufs: Vec::new(),
             max_binding: binding,
             max_groups: limits.max_compute_workgroups_per_dimension,
+            matmul_tile: None,
             ring,
             ring_stride,
             ring_host: vec![0; (ring_stride * RING_SLOTS as u64) as usize],
             ring_used: 0,
+            pass: None,
             encoder: None,
             bind_groups: HashMap::new(),
             staging: None,
@@ -160,7 +171,7 @@ impl GpuBackend {
         Ok(gpu)
     }
 
-    /// The adapter's limits that matter here, for `devices` and logs.
+    /// Bytes one storage binding (and one chunk of a data set) holds on this backend.
     pub fn max_binding_bytes(&self) -> u64 {
         self.max_binding
     }
@@ -346,14 +357,15 @@ impl GpuBackend {
         }
         let bg = &self.bind_groups[&key];
         let device = &self.device;
-        let encoder = self.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("wgtrain ops"),
-            })
-        });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(k.spec().1),
-            timestamp_writes: None,
+        let encoder = &mut self.encoder;
+        let pass = self.pass.get_or_insert_with(|| {
+            let encoder = encoder.get_or_insert_with(|| new_encoder(device));
+            encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("wgtrain ops"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime()
         });
         pass.set_pipeline(self.kernels.pipeline(k));
         pass.set_bind_group(0, bg, &[(slot as u64 * self.ring_stride) as u32]);
@@ -361,8 +373,46 @@ impl GpuBackend {
         Ok(())
     }
 
+    /// The matmul kernel (64×64 or 32×32 tiles) and its workgroups for an output of
+    /// rows × cols. Both tiles sum every output in the same order, so the choice never
+    /// changes a result.
+    fn matmul_tiles(
+        &self,
+        big: Kernel,
+        small: Kernel,
+        rows: usize,
+        cols: usize,
+    ) -> (Kernel, (u32, u32)) {
+        let groups = |t: u64| {
+            (
+                groups_of(cols as u64, t) as u32,
+                groups_of(rows as u64, t) as u32,
+            )
+        };
+        let g = groups(64);
+        let tile = self
+            .matmul_tile
+            .unwrap_or(if g.0 as u64 * g.1 as u64 >= FILL_GROUPS {
+                64
+            } else {
+                32
+            });
+        if tile == 64 {
+            (big, groups(64))
+        } else {
+            (small, groups(32))
+        }
+    }
+
+    /// Forces the matmul tile edge (64 or 32), or `None` for the automatic choice: for tests
+    /// and benchmarks that must exercise both kernels.
+    pub fn set_matmul_tile(&mut self, tile: Option<u64>) {
+        self.matmul_tile = tile.map(|t| if t <= 32 { 32 } else { 64 });
+    }
+
     /// Uploads the ring's used slots, submits the recorded work, and starts a new ring.
     fn submit(&mut self) -> Result<()> {
+        self.pass = None; // ends the pass, unlocking the encoder
         if let Some(encoder) = self.encoder.take() {
             let used = self.ring_used as usize * self.ring_stride as usize;
             if used > 0 {
@@ -388,12 +438,9 @@ impl GpuBackend {
                 mapped_at_creation: false,
             })
         });
+        self.pass = None; // copies are recorded outside compute passes
         let device = &self.device;
-        let encoder = self.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("wgtrain ops"),
-            })
-        });
+        let encoder = self.encoder.get_or_insert_with(|| new_encoder(device));
         encoder.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
         self.submit()?;
 
@@ -453,6 +500,12 @@ impl GpuBackend {
         }
         Ok(out)
     }
+}
+
+fn new_encoder(device: &wgpu::Device) -> wgpu::CommandEncoder {
+    device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("wgtrain ops"),
+    })
 }
 
 fn record(sink: &Mutex<Option<String>>, msg: String) {
@@ -571,11 +624,8 @@ impl Backend for GpuBackend {
             act.code(),
             b.is_some() as u32,
         ]);
-        let groups = (
-            groups_of(n as u64, TILE) as u32,
-            groups_of(m as u64, TILE) as u32,
-        );
-        self.dispatch(Kernel::MatmulNt, &[xi, wi, yi, bi], 0, p, groups)
+        let (kernel, groups) = self.matmul_tiles(Kernel::MatmulNt, Kernel::MatmulNt32, m, n);
+        self.dispatch(kernel, &[xi, wi, yi, bi], 0, p, groups)
     }
 
     fn matmul_nn(&mut self, dy: Buf, w: Buf, dx: Buf, m: usize, n: usize, k: usize) -> Result<()> {
@@ -587,11 +637,8 @@ impl Backend for GpuBackend {
         }
         let mut p = [0u32; 16];
         p[..3].copy_from_slice(&[u32_of(m, "m")?, u32_of(n, "n")?, u32_of(k, "k")?]);
-        let groups = (
-            groups_of(k as u64, TILE) as u32,
-            groups_of(m as u64, TILE) as u32,
-        );
-        self.dispatch(Kernel::MatmulNn, &[a, b, c, 0], 0, p, groups)
+        let (kernel, groups) = self.matmul_tiles(Kernel::MatmulNn, Kernel::MatmulNn32, m, k);
+        self.dispatch(kernel, &[a, b, c, 0], 0, p, groups)
     }
 
     fn matmul_tn(&mut self, dy: Buf, x: Buf, dw: Buf, m: usize, n: usize, k: usize) -> Result<()> {
@@ -603,11 +650,8 @@ impl Backend for GpuBackend {
         }
         let mut p = [0u32; 16];
         p[..3].copy_from_slice(&[u32_of(m, "m")?, u32_of(n, "n")?, u32_of(k, "k")?]);
-        let groups = (
-            groups_of(k as u64, TILE) as u32,
-            groups_of(n as u64, TILE) as u32,
-        );
-        self.dispatch(Kernel::MatmulTn, &[a, b, c, 0], 0, p, groups)
+        let (kernel, groups) = self.matmul_tiles(Kernel::MatmulTn, Kernel::MatmulTn32, n, k);
+        self.dispatch(kernel, &[a, b, c, 0], 0, p, groups)
     }
 
     fn act_backward(&mut self, act: Activation, y: Buf, g: Buf, len: usize) -> Result<()> {
@@ -803,4 +847,39 @@ impl Backend for GpuBackend {
 /// Elements of a `len`-element buffer that fall into chunk `c`.
 fn s_len_in_chunk(len: usize, c: usize, chunk_elems: usize) -> usize {
     len.saturating_sub(c * chunk_elems).min(chunk_elems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wgpu validation error outside any error scope must come back as an `Err` from the
+    /// next `flush`/`read`, not as a panic inside wgpu's default handler.
+    #[test]
+    fn uncaptured_errors_surface_as_results() {
+        let Ok(Some(adapter)) = select_adapter(DeviceChoice::Gpu, None) else {
+            println!("skipping: no GPU adapter");
+            return;
+        };
+        let mut gpu = match GpuBackend::new(adapter) {
+            Ok(g) => g,
+            Err(e) => panic!("backend: {e}"),
+        };
+        assert!(gpu.flush().is_ok());
+        // A bind group missing the buffers its layout asks for: invalid.
+        let _bad = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("deliberately invalid"),
+            layout: gpu.kernels.layout(2),
+            entries: &[],
+        });
+        let err = gpu
+            .flush()
+            .expect_err("the validation error must be reported");
+        assert!(err.to_string().contains("gpu:"), "{err}");
+        let buf = gpu.alloc(4);
+        assert!(
+            buf.is_err(),
+            "later calls keep failing: the device state is unknown"
+        );
+    }
 }
