@@ -95,7 +95,8 @@ pub struct TrainArgs {
     pub lr_min: f64,
     #[arg(long, default_value_t = 32, allow_negative_numbers = true)]
     pub batch_size: i64,
-    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
+    /// Passes over the training rows (scikit-learn's MLP default, 200, suits small tables).
+    #[arg(long, default_value_t = 200, allow_negative_numbers = true)]
     pub epochs: i64,
     /// Fraction of rows held out for validation (seeded, stratified for classes); 0 = none.
     #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
