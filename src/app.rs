@@ -645,7 +645,7 @@ pub fn run_predict(a: &PredictArgs) -> Result<()> {
         if model.task == Task::Classification {
             header.extend(model.classes.iter().map(|c| format!("prob_{c}")));
         }
-        let csv_err = |e: csv::Error| Error::gpu(format!("writing predictions: {e}"));
+        let csv_err = |e: csv::Error| Error::internal(format!("writing predictions: {e}"));
         w.write_record(&header).map_err(csv_err)?;
         let n = model.outputs();
         for r in 0..ds.rows {

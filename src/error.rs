@@ -30,6 +30,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A backend asked to do something its buffers cannot hold, or output that cannot be
+    /// written: program errors rather than user errors, still reported without a panic.
+    #[error("{0}")]
+    Internal(String),
+
     /// Anything the GPU side reports: no adapter, limits exceeded, shader errors, device lost.
     #[error("gpu: {0}")]
     Gpu(String),
@@ -69,6 +74,9 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+    pub fn internal(msg: impl Into<String>) -> Self {
+        Error::Internal(msg.into())
     }
     pub fn gpu(msg: impl Into<String>) -> Self {
         Error::Gpu(msg.into())

@@ -183,9 +183,9 @@ impl Model {
             .iter()
             .map(|(n, s, d)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), d)?)))
             .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
-            .map_err(|e| Error::gpu(format!("model serialization: {e}")))?;
+            .map_err(|e| Error::internal(format!("model serialization: {e}")))?;
         let bytes = safetensors::serialize(views, Some(meta))
-            .map_err(|e| Error::gpu(format!("model serialization: {e}")))?;
+            .map_err(|e| Error::internal(format!("model serialization: {e}")))?;
         Ok(canonical_header(bytes))
     }
 

@@ -499,7 +499,7 @@ impl CpuBackend {
     }
     fn check(&self, b: Buf, need: usize, what: &str) -> Result<()> {
         if b.id as usize >= self.bufs.len() || self.bufs[b.id as usize].len() < need {
-            return Err(Error::gpu(format!(
+            return Err(Error::internal(format!(
                 "cpu backend: {what} buffer holds {} of {need} elements",
                 b.len
             )));
@@ -577,7 +577,7 @@ impl Backend for CpuBackend {
             .iter()
             .find(|&&i| idx_of(i) >= rows)
         {
-            return Err(Error::gpu(format!(
+            return Err(Error::internal(format!(
                 "gather_rows: row {} out of range 0..{rows}",
                 idx_of(bad)
             )));
@@ -711,7 +711,7 @@ impl Backend for CpuBackend {
         p: StepParams,
     ) -> Result<()> {
         if state.len() != opt.state_slots() {
-            return Err(Error::gpu(format!(
+            return Err(Error::internal(format!(
                 "{} needs {} state buffers, got {}",
                 opt.as_str(),
                 opt.state_slots(),
