@@ -37,6 +37,20 @@ pub enum Command {
     Devices,
     /// Check every GPU kernel against the CPU reference on this machine's adapter.
     Check(CheckArgs),
+    /// Draw the loss curves of a `--metrics` CSV file as PNG or SVG.
+    Plot(PlotArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PlotArgs {
+    /// A metrics file written by `train --metrics`.
+    pub metrics: PathBuf,
+    /// The image to write, .png or .svg (default: the metrics file with .png).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The plot's title (default: the metrics file's name).
+    #[arg(long)]
+    pub title: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -130,6 +144,10 @@ pub struct TrainArgs {
     /// Write per-epoch metrics to this CSV file.
     #[arg(long)]
     pub metrics: Option<PathBuf>,
+    /// Draw the loss curves to this .png or .svg file after training (and, for regression,
+    /// validation predictions vs real values to FILE-stem.pred.EXT).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Print only the final line.
     #[arg(long, short)]
     pub quiet: bool,
@@ -178,6 +196,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => run_eval(&a).map(|_| ()),
         Command::Devices => run_devices(),
         Command::Check(a) => run_check(&a),
+        Command::Plot(a) => run_plot(&a),
     }
 }
 
@@ -363,6 +382,9 @@ pub struct TrainOutcome {
 
 pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
     let p = parse_train_flags(a)?;
+    if let Some(path) = &a.plot {
+        crate::plot::format_of(path)?;
+    }
     let table = read_table(&a.data)?;
     let spec = DataSpec {
         targets: &a.target,
@@ -521,7 +543,76 @@ pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
             m.train_loss
         );
     }
+    if let Some(path) = &a.plot {
+        draw_train_plots(
+            a,
+            path,
+            be.as_mut(),
+            &model,
+            &history,
+            val_ds.as_ref(),
+            val_rows.as_ref(),
+        )?;
+    }
     Ok(TrainOutcome { model, history })
+}
+
+/// `train --plot`: the loss curves, and for regression with validation rows, predicted vs real.
+fn draw_train_plots(
+    a: &TrainArgs,
+    path: &Path,
+    be: &mut dyn Backend,
+    model: &Model,
+    history: &train::History,
+    val_ds: Option<&Dataset>,
+    val_rows: Option<&Rows>,
+) -> Result<()> {
+    let data_name = a.data.file_name().map_or_else(
+        || a.data.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let loss = match model.loss {
+        Loss::Mse => "MSE",
+        Loss::Mae => "MAE",
+        Loss::CrossEntropy => "cross-entropy",
+        Loss::SoftmaxMse => "softmax MSE",
+    };
+    let title = format!("{data_name}: {loss} loss per epoch");
+    crate::plot::loss_curves(path, &history.epochs, &format!("{loss} loss"), &title)?;
+    eprintln!("wgtrain: loss curves in {}", path.display());
+    if let (Task::Regression, Some(ds), Some(rows)) = (model.task, val_ds, val_rows)
+        && rows.rows > 0
+    {
+        let pred = train::predict(be, model, &rows.x, rows.rows)?;
+        let n = model.outputs();
+        for (j, name) in model.targets.iter().enumerate() {
+            let column = |v: &[f32]| v.iter().skip(j).step_by(n).copied().collect::<Vec<f32>>();
+            let out = crate::plot::predictions_path(path, (n > 1).then_some(name.as_str()));
+            let title =
+                format!("{data_name}: {name}, real (blue) and predicted (red) on validation rows");
+            crate::plot::predictions(&out, &column(&ds.y), &column(&pred), &title)?;
+            eprintln!("wgtrain: predictions vs real values in {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+/// `wgtrain plot METRICS.csv`: redraw the loss curves from a metrics file.
+pub fn run_plot(a: &PlotArgs) -> Result<()> {
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.metrics.with_extension("png"));
+    crate::plot::format_of(&out)?;
+    let history = crate::plot::read_metrics(&a.metrics)?;
+    let title = a.title.clone().unwrap_or_else(|| {
+        a.metrics
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    });
+    crate::plot::loss_curves(&out, &history, "loss", &title)?;
+    eprintln!("wgtrain: loss curves in {}", out.display());
+    Ok(())
 }
 
 fn ds_task(ds: &Dataset) -> Task {

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod data;
 pub mod error;
 pub mod model;
+pub mod plot;
 pub mod rng;
 pub mod spec;
 pub mod train;
