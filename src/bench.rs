@@ -228,8 +228,7 @@ fn bench_matmul(a: &BenchArgs, size: usize) -> Result<()> {
     let y = be.alloc(m * n)?;
     // One element read back ends a run: the queue runs in order, so every product is done.
     let sync = be.alloc(1)?;
-    let product =
-        |be: &mut dyn Backend| be.matmul_nt(x, w, None, Activation::Identity, y, m, n, k);
+    let product = |be: &mut dyn Backend| be.matmul_nt(x, w, None, Activation::Identity, y, m, n, k);
     for _ in 0..warmup {
         product(be)?;
     }
