@@ -37,6 +37,8 @@ pub enum Command {
     Devices,
     /// Check every GPU kernel against the CPU reference on this machine's adapter.
     Check(CheckArgs),
+    /// Time training steps (or one matmul) on random data: steps/s, samples/s, GFLOP/s.
+    Bench(BenchArgs),
     /// Draw the loss curves of a `--metrics` CSV file as PNG or SVG.
     Plot(PlotArgs),
 }
@@ -189,6 +191,45 @@ pub struct CheckArgs {
     pub seed: u64,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Layer widths from inputs to outputs, e.g. 56,100,100,100,1.
+    #[arg(long)]
+    pub layers: Option<String>,
+    /// Time matmul_nt with M = N = K = this size instead of training steps.
+    #[arg(long)]
+    pub matmul: Option<usize>,
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// sgd | momentum | adam.
+    #[arg(long, default_value = "adam")]
+    pub optimizer: String,
+    #[arg(long, default_value_t = 0.001)]
+    pub lr: f64,
+    /// regression | classification (default: regression for one output, else classification).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Timed steps (matmuls) per run [default: 200 (matmul: 10)].
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Untimed steps (matmuls) before the first run [default: 20 (matmul: 3)].
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Timed runs; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Batches in the random data set (rows = batch × batches); reshuffled every pass.
+    #[arg(long, default_value_t = 8)]
+    pub batches: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub dev: DeviceArgs,
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => run_train(&a).map(|_| ()),
@@ -197,6 +238,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Devices => run_devices(),
         Command::Check(a) => run_check(&a),
         Command::Plot(a) => run_plot(&a),
+        Command::Bench(a) => crate::bench::run(&a),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod backend;
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod model;

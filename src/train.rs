@@ -359,6 +359,180 @@ fn classification_metrics(m: Metrics, task: Task) -> Metrics {
     }
 }
 
+/// What one optimizer step needs: the network, its gradients and optimizer state, and the
+/// batch's targets. `train` and the public `Trainer` (the bench harness) both record their
+/// steps through `Stepper::step`, so a benchmark times the very step training runs.
+struct Stepper {
+    net: Net,
+    gr: Grads,
+    y_batch: Buf,
+    scale: Option<Buf>,
+    loss: Loss,
+    optimizer: Optimizer,
+    weight_decay: f32,
+    clip: Option<f32>,
+    /// One squared norm per gradient buffer, for `--clip`.
+    clip_parts: Buf,
+    /// Optimizer steps taken so far (Adam's t).
+    step: u64,
+}
+
+impl Stepper {
+    fn new<B: Backend + ?Sized>(
+        be: &mut B,
+        model: &Model,
+        batch: usize,
+        cfg: &TrainConfig,
+    ) -> Result<Stepper> {
+        let net = Net::new(be, model, batch)?;
+        let gr = Grads::new(be, &net, cfg.optimizer)?;
+        let y_batch = be.alloc(batch * target_cols(model))?;
+        let scale = scale_buf(be, model)?;
+        Ok(Stepper {
+            net,
+            gr,
+            y_batch,
+            scale,
+            loss: model.loss,
+            optimizer: cfg.optimizer,
+            weight_decay: cfg.weight_decay,
+            clip: cfg.clip,
+            clip_parts: be.alloc(2 * model.layers.len())?,
+            step: 0,
+        })
+    }
+
+    /// Records one step on rows start..start + m of `data` (in its index buffer's order):
+    /// gather, forward, loss (its sum into stats[slot]), backward, optimizer update.
+    fn step<B: Backend + ?Sized>(
+        &mut self,
+        be: &mut B,
+        data: &Uploaded,
+        start: usize,
+        m: usize,
+        stats: Buf,
+        slot: usize,
+        lr: f32,
+    ) -> Result<()> {
+        let (net, gr) = (&self.net, &self.gr);
+        let n_out = *net.sizes.last().unwrap_or(&1);
+        be.gather_rows(data.x, net.sizes[0], data.idx, start, m, net.a[0])?;
+        be.gather_rows(data.y, data.y_cols, data.idx, start, m, self.y_batch)?;
+        net.forward(be, m)?;
+        be.loss_grad(
+            self.loss,
+            net.output(),
+            self.y_batch,
+            self.scale,
+            gr.g[net.w.len()],
+            m,
+            n_out,
+            stats,
+            slot,
+        )?;
+        backward(be, net, gr, m)?;
+        if let Some(max_norm) = self.clip {
+            clip_gradients(be, gr, self.clip_parts, max_norm)?;
+        }
+        self.step += 1;
+        let hp = StepParams::new(lr, self.weight_decay, self.step);
+        for l in 0..net.w.len() {
+            be.optimizer_step(
+                self.optimizer,
+                net.w[l],
+                gr.dw[l],
+                &gr.state_w[l],
+                net.w[l].len,
+                hp,
+            )?;
+            // No weight decay on biases, as is usual.
+            let hb = StepParams {
+                weight_decay: 0.0,
+                ..hp
+            };
+            be.optimizer_step(
+                self.optimizer,
+                net.b[l],
+                gr.db[l],
+                &gr.state_b[l],
+                net.b[l].len,
+                hb,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Training one step at a time, for the bench harness: the data uploaded once, batches taken
+/// in `train`'s order (a fresh seeded shuffle at the start of every pass over the rows), each
+/// step recorded through the same code as `train`. Nothing is read back until `batch_loss`.
+pub struct Trainer {
+    st: Stepper,
+    /// The base learning rate (the bench harness times a constant schedule).
+    lr: f32,
+    data: Uploaded,
+    stats: Buf,
+    batch: usize,
+    next_batch: usize,
+    shuffle: Rng,
+    order: Vec<u32>,
+}
+
+impl Trainer {
+    pub fn new<B: Backend + ?Sized>(
+        be: &mut B,
+        model: &Model,
+        rows: &Rows,
+        cfg: &TrainConfig,
+    ) -> Result<Trainer> {
+        if rows.rows == 0 || cfg.batch_size == 0 {
+            return Err(Error::flag(
+                "--batch-size",
+                "needs rows and a batch of at least 1",
+            ));
+        }
+        let batch = cfg.batch_size.min(rows.rows);
+        let st = Stepper::new(be, model, batch, cfg)?;
+        let data = upload(be, rows, target_cols(model))?;
+        let stats = be.alloc(rows.rows.div_ceil(batch))?;
+        Ok(Trainer {
+            st,
+            lr: cfg.lr,
+            data,
+            stats,
+            batch,
+            next_batch: 0,
+            shuffle: Rng::derive(cfg.seed, 2),
+            order: (0..rows.rows as u32).collect(),
+        })
+    }
+
+    /// Records one optimizer step on the next batch.
+    pub fn step<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<()> {
+        if self.next_batch == 0 {
+            self.shuffle.shuffle(&mut self.order);
+            be.write_u32(self.data.idx, &self.order)?;
+        }
+        let bi = self.next_batch;
+        let start = bi * self.batch;
+        let m = self.batch.min(self.data.rows - start);
+        self.st
+            .step(be, &self.data, start, m, self.stats, bi, self.lr)?;
+        self.next_batch = (bi + 1) % self.data.rows.div_ceil(self.batch);
+        Ok(())
+    }
+
+    /// Waits for every recorded step and returns the mean loss per row of the last batch:
+    /// the readback that proves the work is finished.
+    pub fn batch_loss<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<f64> {
+        let n_batches = self.data.rows.div_ceil(self.batch);
+        let last = (self.next_batch + n_batches - 1) % n_batches;
+        let m = self.batch.min(self.data.rows - last * self.batch);
+        let s = be.read(self.stats)?;
+        Ok(s[last] as f64 / m as f64)
+    }
+}
+
 /// What `train` did: every epoch's metrics, and where early stopping found the best weights.
 #[derive(Clone, Debug)]
 pub struct History {
@@ -393,28 +567,22 @@ pub fn train<B: Backend + ?Sized>(
     }
     let batch = cfg.batch_size.min(train.rows);
     let y_cols = target_cols(model);
-    let n_out = model.outputs();
     let classes = model.task == Task::Classification;
 
-    let net = Net::new(be, model, batch)?;
-    let gr = Grads::new(be, &net, cfg.optimizer)?;
+    let mut st = Stepper::new(be, model, batch, cfg)?;
     let tr = upload(be, train, y_cols)?;
     let va = val
         .filter(|v| v.rows > 0)
         .map(|v| upload(be, v, y_cols))
         .transpose()?;
-    let y_batch = be.alloc(batch * y_cols)?;
-    let scale = scale_buf(be, model)?;
     let n_batches = train.rows.div_ceil(batch);
     let val_slots = va.as_ref().map_or(0, |v| v.rows.div_ceil(batch));
     // One buffer, one read per epoch: validation sums (4 wide) first, then a loss per batch.
     let stats = be.alloc(val_slots * STATS_WIDTH + n_batches)?;
     let loss_base = val_slots * STATS_WIDTH;
 
-    let clip_parts = be.alloc(2 * net.w.len())?;
     let mut shuffle = Rng::derive(cfg.seed, 2);
     let mut order: Vec<u32> = (0..train.rows as u32).collect();
-    let mut step: u64 = 0;
     let total_steps = (n_batches * cfg.epochs) as u64;
     let mut history = Vec::with_capacity(cfg.epochs);
     let bar = progress_bar(cfg.progress && n_batches >= 100, n_batches);
@@ -428,56 +596,14 @@ pub fn train<B: Backend + ?Sized>(
         for bi in 0..n_batches {
             let start = bi * batch;
             let m = batch.min(train.rows - start);
-            be.gather_rows(tr.x, net.sizes[0], tr.idx, start, m, net.a[0])?;
-            be.gather_rows(tr.y, y_cols, tr.idx, start, m, y_batch)?;
-            net.forward(be, m)?;
-            be.loss_grad(
-                model.loss,
-                net.output(),
-                y_batch,
-                scale,
-                gr.g[net.w.len()],
-                m,
-                n_out,
-                stats,
-                loss_base + bi,
-            )?;
-            backward(be, &net, &gr, m)?;
-            if let Some(max_norm) = cfg.clip {
-                clip_gradients(be, &gr, clip_parts, max_norm)?;
-            }
-            let lr = cfg.schedule.lr(cfg.lr as f64, epoch, step, total_steps) as f32;
-            step += 1;
-            let hp = StepParams::new(lr, cfg.weight_decay, step);
-            for l in 0..net.w.len() {
-                be.optimizer_step(
-                    cfg.optimizer,
-                    net.w[l],
-                    gr.dw[l],
-                    &gr.state_w[l],
-                    net.w[l].len,
-                    hp,
-                )?;
-                // No weight decay on biases, as is usual.
-                let hb = StepParams {
-                    weight_decay: 0.0,
-                    ..hp
-                };
-                be.optimizer_step(
-                    cfg.optimizer,
-                    net.b[l],
-                    gr.db[l],
-                    &gr.state_b[l],
-                    net.b[l].len,
-                    hb,
-                )?;
-            }
+            let lr = cfg.schedule.lr(cfg.lr as f64, epoch, st.step, total_steps) as f32;
+            st.step(be, &tr, start, m, stats, loss_base + bi, lr)?;
             if let Some(b) = &bar {
                 b.set_position(bi as u64 + 1);
             }
         }
         if let Some(v) = &va {
-            record_eval(be, &net, v, y_batch, scale, classes, stats, 0)?;
+            record_eval(be, &st.net, v, st.y_batch, st.scale, classes, stats, 0)?;
         }
         let s = be.read(stats)?;
         let train_loss = s[loss_base..].iter().map(|&v| v as f64).sum::<f64>() / train.rows as f64;
@@ -505,7 +631,7 @@ pub fn train<B: Backend + ?Sized>(
             if best.is_none_or(|(_, b)| vl < b) {
                 best = Some((epoch, vl));
                 // A read of the weights only when they improve, never per step.
-                net.download(be, model)?;
+                st.net.download(be, model)?;
             }
             let since = epoch - best.map_or(epoch, |(e, _)| e);
             history.push(m);
@@ -523,7 +649,7 @@ pub fn train<B: Backend + ?Sized>(
     let best_epoch = match best {
         Some((e, _)) => e,
         None => {
-            net.download(be, model)?;
+            st.net.download(be, model)?;
             history.len()
         }
     };

@@ -1,0 +1,291 @@
+//! `wgtrain bench`: how fast the training step and the forward matmul run on a backend.
+//!
+//! Training: random rows (seeded) are built on the host and uploaded once; `train::Trainer`
+//! records each step through the same code as `wgtrain train` (gather through a shuffled index,
+//! forward, loss, backward, optimizer). After `warmup` steps, each of `repeats` runs times
+//! `steps` steps and ends with a flush and a readback of the last batch's loss, so the device
+//! has really finished; the median run is reported.
+//!
+//! Matmul: `matmul_nt` of M = N = K (no bias, identity), `steps` products per run ended by a
+//! readback of one element, GFLOP/s = 2·M·N·K / time per product.
+//!
+//! A benchmark is not a test: nothing here asserts a speed.
+
+use std::time::Instant;
+
+use crate::app::{BenchArgs, open_backend};
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::model::{Model, init_layers};
+use crate::rng::Rng;
+use crate::spec::{Activation, Loss, Optimizer, Task};
+use crate::train::{Rows, TrainConfig, Trainer};
+
+pub fn run(a: &BenchArgs) -> Result<()> {
+    if a.repeats == 0 {
+        return Err(Error::flag("--repeats", "must be at least 1"));
+    }
+    match (a.matmul, &a.layers) {
+        (Some(size), None) => bench_matmul(a, size),
+        (None, Some(layers)) => bench_train(a, layers),
+        (Some(_), Some(_)) => Err(Error::flag(
+            "--matmul",
+            "times a matmul alone; leave out --layers",
+        )),
+        (None, None) => Err(Error::flag(
+            "--layers",
+            "give the network (e.g. --layers 56,100,100,100,1) or --matmul N",
+        )),
+    }
+}
+
+/// `56,100,1` → [56, 100, 1]: inputs, hidden widths, outputs.
+fn parse_layers(s: &str) -> Result<Vec<usize>> {
+    let sizes: Vec<usize> = s
+        .split(',')
+        .map(|w| w.trim().parse::<usize>().ok().filter(|&n| n > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            Error::flag(
+                "--layers",
+                format!("'{s}' is not a list of widths like 56,100,1"),
+            )
+        })?;
+    if sizes.len() < 2 {
+        return Err(Error::flag(
+            "--layers",
+            "give at least the inputs and the outputs",
+        ));
+    }
+    Ok(sizes)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn bench_train(a: &BenchArgs, layers: &str) -> Result<()> {
+    let sizes = parse_layers(layers)?;
+    let (d, n_out) = (sizes[0], sizes[sizes.len() - 1]);
+    // One output is a regression, several are classes, unless --task says otherwise.
+    let task = match a.task.as_deref() {
+        Some(t) => Task::parse(t)?,
+        None if n_out == 1 => Task::Regression,
+        None => Task::Classification,
+    };
+    if task == Task::Classification && n_out < 2 {
+        return Err(Error::flag(
+            "--task",
+            "classification needs 2 or more outputs",
+        ));
+    }
+    let optimizer = Optimizer::parse(&a.optimizer)?;
+    if a.batch == 0 || a.batches == 0 {
+        return Err(Error::flag(
+            "--batch",
+            "batch and batches must be at least 1",
+        ));
+    }
+    let (steps, warmup) = (a.steps.unwrap_or(200).max(1), a.warmup.unwrap_or(20));
+
+    // Random rows: features ~ N(0, 1); targets ~ N(0, 1) or uniform class indices.
+    let rows = a.batch * a.batches;
+    let mut rng = Rng::new(a.seed);
+    let x: Vec<f32> = (0..rows * d).map(|_| rng.normal() as f32).collect();
+    let y: Vec<f32> = match task {
+        Task::Regression => (0..rows * n_out).map(|_| rng.normal() as f32).collect(),
+        Task::Classification => (0..rows).map(|_| rng.below(n_out) as f32).collect(),
+    };
+    let data = Rows { x, y, rows };
+    let model = random_model(&sizes, task, a.seed)?;
+    let cfg = TrainConfig {
+        optimizer,
+        lr: a.lr as f32,
+        schedule: crate::train::Schedule::Constant,
+        batch_size: a.batch,
+        epochs: 1,
+        seed: a.seed,
+        weight_decay: 0.0,
+        patience: None,
+        clip: None,
+        progress: false,
+    };
+
+    let mut be = open_backend(&a.dev)?;
+    let device = be.describe();
+    let be = be.as_mut();
+    let mut tr = Trainer::new(be, &model, &data, &cfg)?;
+    for _ in 0..warmup {
+        tr.step(be)?;
+    }
+    tr.batch_loss(be)?;
+
+    let mut runs_ms = Vec::with_capacity(a.repeats);
+    let mut loss = f64::NAN;
+    for _ in 0..a.repeats {
+        let t0 = Instant::now();
+        for _ in 0..steps {
+            tr.step(be)?;
+        }
+        be.flush()?;
+        loss = tr.batch_loss(be)?;
+        runs_ms.push(t0.elapsed().as_secs_f64() * 1e3 / steps as f64);
+    }
+    let ms = median(&runs_ms);
+    let steps_per_s = 1e3 / ms;
+    let samples_per_s = steps_per_s * a.batch as f64;
+    let shape: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
+    if a.json {
+        let j = serde_json::json!({
+            "mode": "train",
+            "device": device,
+            "layers": sizes,
+            "batch": a.batch,
+            "optimizer": optimizer.as_str(),
+            "task": task.as_str(),
+            "loss": model.loss.as_str(),
+            "steps": steps,
+            "warmup": warmup,
+            "repeats": a.repeats,
+            "steps_per_s": steps_per_s,
+            "samples_per_s": samples_per_s,
+            "median_ms_per_step": ms,
+            "runs": runs_ms,
+            "last_batch_loss": loss,
+        });
+        println!("{j}");
+    } else {
+        println!(
+            "bench train: mlp {} {} ({}), {} batch {} on {device}",
+            shape.join("-"),
+            task.as_str(),
+            model.loss.as_str(),
+            optimizer.as_str(),
+            a.batch
+        );
+        let runs: Vec<String> = runs_ms.iter().map(|r| format!("{r:.3}")).collect();
+        println!(
+            "  {warmup} warm-up steps, {} runs of {steps} steps, ms/step: {}",
+            a.repeats,
+            runs.join(" ")
+        );
+        println!(
+            "  median {ms:.3} ms/step = {steps_per_s:.1} steps/s = {samples_per_s:.0} samples/s (last batch loss {loss:.4})"
+        );
+    }
+    Ok(())
+}
+
+/// A model with seeded He/Xavier weights, as `wgtrain train` would start from.
+fn random_model(sizes: &[usize], task: Task, seed: u64) -> Result<Model> {
+    let n_out = sizes[sizes.len() - 1];
+    let d = sizes[0];
+    let (classes, target_mean, target_std) = match task {
+        Task::Classification => ((0..n_out).map(|c| c.to_string()).collect(), vec![], vec![]),
+        Task::Regression => (vec![], vec![0.0; n_out], vec![1.0; n_out]),
+    };
+    Ok(Model {
+        task,
+        activation: Activation::Relu,
+        loss: Loss::for_task(task, None)?,
+        features: (0..d).map(|i| format!("x{i}")).collect(),
+        targets: if task == Task::Classification {
+            vec!["y".into()]
+        } else {
+            (0..n_out).map(|i| format!("y{i}")).collect()
+        },
+        classes,
+        seed,
+        window: None,
+        layers: init_layers(sizes, Activation::Relu, seed),
+        feature_mean: vec![0.0; d],
+        feature_std: vec![1.0; d],
+        target_mean,
+        target_std,
+    })
+}
+
+fn bench_matmul(a: &BenchArgs, size: usize) -> Result<()> {
+    if size == 0 {
+        return Err(Error::flag("--matmul", "must be at least 1"));
+    }
+    let (m, n, k) = (size, size, size);
+    let (iters, warmup) = (a.steps.unwrap_or(10).max(1), a.warmup.unwrap_or(3));
+    let mut rng = Rng::new(a.seed);
+    let mut rand = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.normal() as f32).collect() };
+    let (xh, wh) = (rand(m * k), rand(n * k));
+
+    let mut be = open_backend(&a.dev)?;
+    let device = be.describe();
+    let be = be.as_mut();
+    let x = be.upload(&xh)?;
+    let w = be.upload(&wh)?;
+    let y = be.alloc(m * n)?;
+    // One element read back ends a run: the queue runs in order, so every product is done.
+    let sync = be.alloc(1)?;
+    let product = |be: &mut dyn Backend| be.matmul_nt(x, w, None, Activation::Identity, y, m, n, k);
+    for _ in 0..warmup {
+        product(be)?;
+    }
+    be.flush()?;
+    be.read(sync)?;
+
+    let mut runs_ms = Vec::with_capacity(a.repeats);
+    for _ in 0..a.repeats {
+        let t0 = Instant::now();
+        for _ in 0..iters {
+            product(be)?;
+        }
+        be.flush()?;
+        be.read(sync)?;
+        runs_ms.push(t0.elapsed().as_secs_f64() * 1e3 / iters as f64);
+    }
+    let ms = median(&runs_ms);
+    let gflops = 2.0 * (m * n * k) as f64 / (ms * 1e-3) / 1e9;
+    if a.json {
+        let j = serde_json::json!({
+            "mode": "matmul",
+            "device": device,
+            "m": m, "n": n, "k": k,
+            "iters": iters,
+            "warmup": warmup,
+            "repeats": a.repeats,
+            "gflops": gflops,
+            "median_ms": ms,
+            "runs": runs_ms,
+        });
+        println!("{j}");
+    } else {
+        let runs: Vec<String> = runs_ms.iter().map(|r| format!("{r:.3}")).collect();
+        println!("bench matmul_nt: M = N = K = {size} on {device}");
+        println!(
+            "  {warmup} warm-up products, {} runs of {iters}, ms/product: {}",
+            a.repeats,
+            runs.join(" ")
+        );
+        println!("  median {ms:.3} ms = {gflops:.1} GFLOP/s");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_parse_and_median_takes_the_middle() {
+        assert_eq!(parse_layers("56, 100,1").unwrap(), vec![56, 100, 1]);
+        assert!(parse_layers("56").is_err());
+        assert!(parse_layers("56,0,1").is_err());
+        assert!(parse_layers("a,b").is_err());
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}
