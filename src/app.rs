@@ -10,7 +10,7 @@ use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
 use crate::data::{DataSpec, Dataset, Normalizer, Table, read_table};
 use crate::error::{Error, Result};
-use crate::model::{Model, init_layers, layer_sizes};
+use crate::model::{Init, Model, init_layers_with, layer_sizes};
 use crate::spec::{Activation, Loss, Optimizer, Task};
 use crate::train::{self, EpochMetrics, Metrics, Rows, Schedule, TrainConfig};
 
@@ -85,6 +85,9 @@ pub struct TrainArgs {
     /// Hidden layer widths, e.g. 100,100; `none` for the linear model y = b + Wx.
     #[arg(long, default_value = "100")]
     pub hidden: String,
+    /// Weight initialization: xavier (Glorot uniform, as scikit-learn) | he (He-normal for ReLU).
+    #[arg(long, default_value = "xavier")]
+    pub init: String,
     /// relu | sigmoid, for the hidden layers.
     #[arg(long, default_value = "relu")]
     pub activation: String,
@@ -497,7 +500,7 @@ pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
         classes: train_ds.classes.clone(),
         seed: a.seed,
         window: a.window,
-        layers: init_layers(&sizes, p.activation, a.seed),
+        layers: init_layers_with(&sizes, p.activation, Init::parse(&a.init)?, a.seed),
         feature_mean: fnorm.mean,
         feature_std: fnorm.std,
         target_mean: tnorm.mean,

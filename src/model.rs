@@ -51,16 +51,48 @@ pub fn layer_sizes(inputs: usize, hidden: &[usize], outputs: usize) -> Vec<usize
         .collect()
 }
 
-/// Seeded initialization: He-normal (std √(2/in)) for layers followed by ReLU, Xavier-uniform
-/// (±√(6/(in+out))) for sigmoid layers and the linear output layer. Biases start at zero.
+/// How the weights start (`--init`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// Xavier/Glorot uniform ±√(6/(in+out)) for every layer: what scikit-learn's MLP does,
+    /// and what matched it best on iris and friedman1 (bench/RESULTS.md).
+    Xavier,
+    /// He-normal (std √(2/in)) for layers followed by ReLU, Xavier for the others.
+    He,
+}
+
+impl Init {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "xavier" | "glorot" => Ok(Init::Xavier),
+            "he" | "kaiming" => Ok(Init::He),
+            _ => Err(Error::flag(
+                "--init",
+                format!("'{s}' is not one of xavier, he"),
+            )),
+        }
+    }
+}
+
+/// Seeded Xavier initialization; biases start at zero.
 pub fn init_layers(sizes: &[usize], activation: Activation, seed: u64) -> Vec<Layer> {
+    init_layers_with(sizes, activation, Init::Xavier, seed)
+}
+
+/// Seeded initialization by `init`; biases start at zero.
+pub fn init_layers_with(
+    sizes: &[usize],
+    activation: Activation,
+    init: Init,
+    seed: u64,
+) -> Vec<Layer> {
     let mut rng = Rng::derive(seed, 0x1417);
     sizes
         .windows(2)
         .enumerate()
         .map(|(i, w)| {
             let (inputs, outputs) = (w[0], w[1]);
-            let relu = activation == Activation::Relu && i + 2 < sizes.len();
+            let relu = init == Init::He && activation == Activation::Relu && i + 2 < sizes.len();
             let weight = (0..inputs * outputs)
                 .map(|_| {
                     if relu {
@@ -421,9 +453,24 @@ mod tests {
 
     #[test]
     fn init_is_seeded_and_scaled() {
-        let a = init_layers(&[200, 300, 1], Activation::Relu, 9);
-        assert_eq!(a, init_layers(&[200, 300, 1], Activation::Relu, 9));
-        assert_ne!(a, init_layers(&[200, 300, 1], Activation::Relu, 10));
+        let a = init_layers_with(&[200, 300, 1], Activation::Relu, Init::He, 9);
+        assert_eq!(
+            a,
+            init_layers_with(&[200, 300, 1], Activation::Relu, Init::He, 9)
+        );
+        assert_ne!(
+            a,
+            init_layers_with(&[200, 300, 1], Activation::Relu, Init::He, 10)
+        );
+        let x = init_layers(&[200, 300, 1], Activation::Relu, 9);
+        let b0 = (6.0f64 / 500.0).sqrt() as f32;
+        assert!(
+            x[0].weight.iter().all(|v| v.abs() <= b0),
+            "Xavier bound for the hidden layer"
+        );
+        let var =
+            x[0].weight.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / x[0].weight.len() as f64;
+        assert!((var - 2.0 / 500.0).abs() < 0.0005, "Xavier variance {var}");
         let w = &a[0].weight;
         let var = w.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / w.len() as f64;
         assert!((var - 2.0 / 200.0).abs() < 0.001, "He variance {var}");
