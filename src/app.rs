@@ -482,7 +482,7 @@ pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
     } else {
         Normalizer::identity(d)
     };
-    let tnorm = match ds_task(&train_ds) {
+    let tnorm = match train_ds.task {
         Task::Regression if standardize => Normalizer::fit(&train_ds.y, train_ds.rows, n_out),
         Task::Regression => Normalizer::identity(n_out),
         Task::Classification => Normalizer {
@@ -658,10 +658,6 @@ pub fn run_plot(a: &PlotArgs) -> Result<()> {
     crate::plot::loss_curves(&out, &history, "loss", &title)?;
     eprintln!("wgtrain: loss curves in {}", out.display());
     Ok(())
-}
-
-fn ds_task(ds: &Dataset) -> Task {
-    ds.task
 }
 
 /// A single numeric target with few distinct whole values (digit labels, say): probably classes.
