@@ -6,12 +6,16 @@
 pub mod app;
 pub mod backend;
 pub mod bench;
+pub mod console;
 pub mod data;
 pub mod error;
+pub mod io;
 pub mod model;
 pub mod plot;
 pub mod rng;
+pub mod signals;
 pub mod spec;
 pub mod train;
+pub mod validate;
 
 pub use error::{Error, Result};

@@ -345,7 +345,7 @@ impl Model {
         } else {
             (Vec::new(), Vec::new())
         };
-        Ok(Model {
+        let model = Model {
             task,
             activation,
             loss,
@@ -359,7 +359,9 @@ impl Model {
             feature_std: tensor("normalizer.std", &[d])?,
             target_mean,
             target_std,
-        })
+        };
+        crate::validate::model(&model, path)?;
+        Ok(model)
     }
 }
 
@@ -399,7 +401,12 @@ mod tests {
                 Loss::CrossEntropy
             },
             features: vec!["a".into(), "b".into(), "c".into()],
-            targets: vec!["y".into(), "z".into()],
+            // A classifier has one target (the validator refuses more).
+            targets: if reg {
+                vec!["y".into(), "z".into()]
+            } else {
+                vec!["y".into()]
+            },
             classes: if task == Task::Classification {
                 vec!["no".into(), "yes".into()]
             } else {
