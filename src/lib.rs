@@ -6,6 +6,7 @@
 pub mod app;
 pub mod backend;
 pub mod bench;
+pub mod checkpoint;
 pub mod console;
 pub mod data;
 pub mod error;
