@@ -167,7 +167,10 @@ impl Checkpoint {
         meta.insert("format".to_string(), FORMAT.to_string());
         meta.insert("args".into(), json(serde_json::to_string(&self.args))?);
         meta.insert("data".into(), json(serde_json::to_string(&self.data))?);
-        meta.insert("progress".into(), json(serde_json::to_string(&self.progress))?);
+        meta.insert(
+            "progress".into(),
+            json(serde_json::to_string(&self.progress))?,
+        );
         safetensors::serialize(views, Some(meta)).map_err(|e| internal(e.to_string()))
     }
 
@@ -205,7 +208,9 @@ impl Checkpoint {
         let raw = |name: &str, dtype: Dtype| -> Result<Option<Vec<u8>>> {
             match st.tensor(name) {
                 Ok(t) if t.dtype() == dtype && t.shape().len() == 1 => Ok(Some(t.data().to_vec())),
-                Ok(_) => Err(bad(format!("checkpoint tensor '{name}' is not {dtype:?} [n]"))),
+                Ok(_) => Err(bad(format!(
+                    "checkpoint tensor '{name}' is not {dtype:?} [n]"
+                ))),
                 Err(_) => Ok(None),
             }
         };
@@ -216,7 +221,9 @@ impl Checkpoint {
             .map(|b| Model::from_bytes(&b, path))
             .transpose()?;
         let words = |b: Vec<u8>| -> Vec<[u8; 4]> {
-            b.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect()
+            b.chunks_exact(4)
+                .map(|c| [c[0], c[1], c[2], c[3]])
+                .collect()
         };
         let order = raw("order", Dtype::U32)?
             .map(|b| words(b).into_iter().map(u32::from_le_bytes).collect())
@@ -258,9 +265,15 @@ impl Checkpoint {
             Some((_, v)) if v.len() == len => Ok(v),
             Some((_, v)) => Err(Error::model(
                 path,
-                format!("checkpoint state '{name}' holds {} values, expected {len}", v.len()),
+                format!(
+                    "checkpoint state '{name}' holds {} values, expected {len}",
+                    v.len()
+                ),
             )),
-            None => Err(Error::model(path, format!("checkpoint has no state '{name}'"))),
+            None => Err(Error::model(
+                path,
+                format!("checkpoint has no state '{name}'"),
+            )),
         }
     }
 }
@@ -327,10 +340,14 @@ mod tests {
     #[test]
     fn a_model_file_is_not_a_checkpoint_and_a_checkpoint_not_a_model() {
         let c = sample();
-        let e = Checkpoint::from_bytes(&c.model.to_bytes().unwrap(), Path::new("m.st")).unwrap_err();
+        let e =
+            Checkpoint::from_bytes(&c.model.to_bytes().unwrap(), Path::new("m.st")).unwrap_err();
         assert!(e.to_string().contains("not a wgtrain checkpoint"), "{e}");
         let e = Checkpoint::from_bytes(b"epoch,loss\n1,2\n", Path::new("x.csv")).unwrap_err();
-        assert!(e.to_string().contains("x.csv: not a wgtrain checkpoint"), "{e}");
+        assert!(
+            e.to_string().contains("x.csv: not a wgtrain checkpoint"),
+            "{e}"
+        );
         let e = Model::from_bytes(&c.to_bytes().unwrap(), Path::new("c")).unwrap_err();
         assert!(e.to_string().contains(FORMAT), "{e}");
     }

@@ -751,4 +751,29 @@ mod tests {
         );
         OutputPlan::new().output("--out", &p).check().unwrap();
     }
+
+    #[test]
+    fn replaces_whole_and_leaves_no_temporary_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("out.bin");
+        std::fs::write(&p, b"old").unwrap();
+        write_atomically(&p, b"new contents").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new contents");
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "only the file itself: {names:?}");
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file_and_cleans_up() {
+        let d = tempfile::tempdir().unwrap();
+        // A directory in the way of the rename: the write succeeds, the rename fails.
+        let p = d.path().join("taken");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("inside"), b"x").unwrap();
+        let e = write_atomically(&p, b"data").unwrap_err().to_string();
+        assert!(e.contains("taken"), "{e}");
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "the temporary file is removed: {names:?}");
+        assert!(write_atomically(Path::new("/"), b"x").is_err());
+    }
 }

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
-use wgtrain::app::{Cli, Command, DeviceArgs, EvalArgs, PredictArgs};
 use wgtrain::backend::cpu::CpuBackend;
+use wgtrain::backend::gpu::DeviceChoice;
+use wgtrain::cli::{Cli, Command, DeviceArgs, EvalArgs, PredictArgs};
 use wgtrain::data::{DataSpec, Dataset, Normalizer, read_table, split_indices};
 use wgtrain::model::{Model, init_layers};
 use wgtrain::spec::{Activation, Loss, Task};
@@ -503,10 +504,10 @@ fn model_never_panics(bytes: Vec<u8>) -> Result<(), TestCaseError> {
     std::fs::write(&model_path, &bytes).map_err(fail)?;
     std::fs::write(&data, MODEL_DATA).map_err(fail)?;
     let dev = DeviceArgs {
-        device: "cpu".into(),
+        device: DeviceChoice::Cpu,
         adapter: None,
     };
-    let _ = wgtrain::app::run_predict(&PredictArgs {
+    let _ = wgtrain::cmd::predict::run(&PredictArgs {
         model: model_path.clone(),
         data: data.clone(),
         out: Some(dir.path().join("p.csv")),
@@ -514,7 +515,7 @@ fn model_never_panics(bytes: Vec<u8>) -> Result<(), TestCaseError> {
         names: vec![],
         dev: dev.clone(),
     });
-    let _ = wgtrain::app::run_eval(&EvalArgs {
+    let _ = wgtrain::cmd::eval::run(&EvalArgs {
         model: model_path,
         data,
         json: true,
@@ -724,16 +725,15 @@ fn flags_never_panic(case: (usize, Vec<(usize, usize, bool)>)) -> Result<(), Tes
         };
         match &cli.command {
             Command::Train(a) => {
-                let hidden = wgtrain::app::parse_hidden(&a.hidden).unwrap_or_default();
                 let cheap = a.epochs <= 200
-                    && hidden.iter().all(|&w| w <= 128)
+                    && a.hidden.0.iter().all(|&w| w <= 128)
                     && a.patience.unwrap_or(0) <= 1000;
                 if cheap {
-                    let _ = wgtrain::app::run(cli);
+                    let _ = wgtrain::cli::run(cli);
                 }
             }
             Command::Predict(_) | Command::Eval(_) => {
-                let _ = wgtrain::app::run(cli);
+                let _ = wgtrain::cli::run(cli);
             }
             _ => {}
         }
