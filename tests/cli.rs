@@ -371,7 +371,7 @@ fn integer_labels_can_be_classes_and_softmax_mse_trains() {
     assert!(acc > 0.85, "accuracy {acc}:\n{log}");
     let m = wgtrain::model::Model::load(&model).unwrap();
     assert_eq!(
-        m.classes,
+        m.schema.classes,
         vec!["1", "2", "10"],
         "integer labels sorted as numbers"
     );
@@ -735,8 +735,8 @@ fn series_windows_train_on_the_past_and_predict_with_the_same_window() {
         "-q",
     ]);
     let m = wgtrain::model::Model::load(&model).unwrap();
-    assert_eq!(m.window, Some(7));
-    assert_eq!(m.features.len(), 7, "{:?}", m.features);
+    assert_eq!(m.schema.window, Some(7));
+    assert_eq!(m.schema.features.len(), 7, "{:?}", m.schema.features);
     let records = std::fs::read_to_string(repo("data/views.csv"))
         .unwrap()
         .lines()
@@ -801,4 +801,34 @@ fn schedule_flags_are_checked() {
     run(&["--lr-schedule", "cosine", "--lr-min", "0.5"], "--lr-min");
     run(&["--window", "0"], "--window");
     run(&["--val-split", "0", "--patience", "3"], "--patience");
+}
+
+#[test]
+fn divergence_exits_1_as_a_training_error() {
+    let d = tmp();
+    let model = d.path().join("m.safetensors");
+    let args = [
+        "train",
+        &repo("data/friedman1.csv"),
+        "--target",
+        "y",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e6",
+        "--epochs",
+        "20",
+        "--device",
+        "cpu",
+        "--out",
+        &s(&model),
+        "-q",
+    ];
+    let se = fails(&args, "diverged at epoch");
+    assert_eq!(
+        wgtrain(&args).status.code(),
+        Some(1),
+        "not a usage error: {se}"
+    );
+    assert!(!model.exists(), "no model file from a diverged run");
 }
