@@ -1,16 +1,11 @@
 //! End-to-end tests of the `wgtrain` binary: train → predict → eval on bundled data, the
 //! contracts (model file, metrics, eval --json), reproducibility, and bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn wgtrain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgtrain"))
-        .args(args)
-        .env("WGTRAIN_LOG", "")
-        .output()
-        .expect("the wgtrain binary runs")
-}
+use std::path::{Path, PathBuf};
+
+use common::{repo, s, tmp, wgtrain};
 
 fn ok(args: &[&str]) -> String {
     let out = wgtrain(args);
@@ -33,21 +28,6 @@ fn fails(args: &[&str], want: &str) -> String {
         "wgtrain {args:?}: stderr does not mention '{want}':\n{se}"
     );
     se
-}
-
-fn repo(p: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(p)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("temp dir")
-}
-
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }
 
 fn json(text: &str) -> serde_json::Value {
@@ -644,7 +624,7 @@ fn covid_homework_submission_has_the_kaggle_columns() {
     let shared = std::env::var("WGTRAIN_SHARED_DATA").unwrap_or_else(|_| repo("../shared/data"));
     let dir = Path::new(&shared).join("covid2021");
     if !dir.join("covid.train.csv").exists() {
-        println!("skipping: {} not found", dir.display());
+        common::skip(&format!("{} not found", dir.display()));
         return;
     }
     let d = tmp();

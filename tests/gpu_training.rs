@@ -5,26 +5,15 @@
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+
+use common::gpu;
 use wgtrain::backend::cpu::CpuBackend;
-use wgtrain::backend::gpu::{DeviceChoice, GpuBackend, select_adapter};
 use wgtrain::data::{Normalizer, Schema};
 use wgtrain::model::{Model, init_layers, layer_sizes};
 use wgtrain::rng::Rng;
 use wgtrain::spec::{Activation, Loss, Optimizer, Task};
 use wgtrain::train::{self, EpochMetrics, Metrics, Rows, TrainConfig};
-
-fn gpu() -> Option<GpuBackend> {
-    let required = std::env::var("WGTRAIN_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    match select_adapter(DeviceChoice::Gpu, None) {
-        Ok(Some(a)) => Some(GpuBackend::new(a).unwrap_or_else(|e| panic!("opening the GPU: {e}"))),
-        other => {
-            let why = other.err().map_or("none".to_string(), |e| e.to_string());
-            assert!(!required, "WGTRAIN_REQUIRE_GPU=1 but no GPU adapter: {why}");
-            println!("skipping: no GPU adapter ({why})");
-            None
-        }
-    }
-}
 
 /// A seeded synthetic problem: 3 classes from 6 features, or 2 regression targets.
 fn problem(task: Task, rows: usize, seed: u64) -> Rows {
