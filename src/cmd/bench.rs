@@ -71,7 +71,7 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
     let device = be.describe();
     let be = be.as_mut();
     let mut tr = Trainer::new(be, &model, &data, None, &cfg)?;
-    let (runs_ms, loss) = time_steps(be, &mut tr, warmup, a.repeats, steps)?;
+    let (runs_ms, loss, dispatches_per_step) = time_steps(be, &mut tr, warmup, a.repeats, steps)?;
     let ms = median(&runs_ms);
     let steps_per_s = 1e3 / ms;
     let samples_per_s = steps_per_s * a.batch as f64;
@@ -93,6 +93,7 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
             "median_ms_per_step": ms,
             "runs": runs_ms,
             "last_batch_loss": loss,
+            "dispatches_per_step": dispatches_per_step,
         });
         println!("{j}");
     } else {
@@ -113,25 +114,28 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
         println!(
             "  median {ms:.3} ms/step = {steps_per_s:.1} steps/s = {samples_per_s:.0} samples/s (last batch loss {loss:.4})"
         );
+        println!("  {dispatches_per_step:.1} dispatches per step");
     }
     Ok(())
 }
 
 /// `warmup` untimed steps, then `repeats` timed runs of `steps` steps, each ended by a flush
-/// and a readback of the last batch's loss. Returns ms per step of each run and that loss.
+/// and a readback of the last batch's loss. Returns ms per step of each run, that loss, and
+/// the dispatches recorded per timed step.
 fn time_steps(
     be: &mut dyn Backend,
     tr: &mut Trainer,
     warmup: usize,
     repeats: usize,
     steps: usize,
-) -> Result<(Vec<f64>, f64)> {
+) -> Result<(Vec<f64>, f64, f64)> {
     for _ in 0..warmup {
         tr.step(be)?;
     }
     tr.batch_loss(be)?;
     let mut runs_ms = Vec::with_capacity(repeats);
     let mut loss = f64::NAN;
+    let dispatches0 = be.dispatches();
     for _ in 0..repeats {
         let t0 = Instant::now();
         for _ in 0..steps {
@@ -141,7 +145,9 @@ fn time_steps(
         loss = tr.batch_loss(be)?;
         runs_ms.push(t0.elapsed().as_secs_f64() * 1e3 / steps as f64);
     }
-    Ok((runs_ms, loss))
+    let dispatches_per_step =
+        (be.dispatches() - dispatches0) as f64 / (steps * repeats.max(1)) as f64;
+    Ok((runs_ms, loss, dispatches_per_step))
 }
 
 /// One output is a regression, several are classes, unless --task says otherwise.
