@@ -281,25 +281,33 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::{Normalizer, Schema};
     use crate::model::init_layers;
     use crate::spec::{Activation, Loss, Task};
 
     fn sample() -> Checkpoint {
-        let model = Model {
-            task: Task::Regression,
-            activation: Activation::Relu,
-            loss: Loss::Mse,
+        let schema = Schema {
             features: vec!["a".into(), "b".into()],
             targets: vec!["y".into()],
+            task: Task::Regression,
             classes: vec![],
-            seed: 1,
             window: None,
-            layers: init_layers(&[2, 3, 1], Activation::Relu, 1),
-            feature_mean: vec![0.0, 1.0],
-            feature_std: vec![1.0, 2.0],
-            target_mean: vec![5.0],
-            target_std: vec![3.0],
         };
+        let target = Normalizer {
+            mean: vec![5.0],
+            std: vec![3.0],
+        };
+        let layers = init_layers(&[2, 3, 1], Activation::Relu, 1);
+        let model = Model::new(
+            schema,
+            Activation::Relu,
+            Loss::Mse,
+            1,
+            layers,
+            Normalizer::identity(2),
+            target,
+        )
+        .unwrap();
         let mut best = model.clone();
         best.layers[0].weight[0] = 0.125;
         Checkpoint {

@@ -30,6 +30,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Training that cannot go on (the loss diverged): not a usage error, so exit 1.
+    #[error("{0}")]
+    Training(String),
+
     /// A backend asked to do something its buffers cannot hold, or output that cannot be
     /// written: program errors rather than user errors, still reported without a panic.
     #[error("{0}")]
@@ -74,6 +78,9 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+    pub fn training(msg: impl Into<String>) -> Self {
+        Error::Training(msg.into())
     }
     pub fn internal(msg: impl Into<String>) -> Self {
         Error::Internal(msg.into())

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use crate::data::window_names;
+use crate::data::{Schema, window_names};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::spec::{Loss, Task};
@@ -13,33 +13,35 @@ use crate::spec::{Loss, Task};
 /// Checks everything a forward pass and the CSV mapping rely on (see the module note).
 pub fn model(m: &Model, file: &Path) -> Result<()> {
     let bad = |msg: String| Err(Error::model(file, msg));
-    names(m, file)?;
-    if Loss::for_task(m.task, Some(m.loss.as_str())).ok() != Some(m.loss) {
+    let s = &m.schema;
+    names(s, file)?;
+    if Loss::for_task(s.task, Some(m.loss.as_str())).ok() != Some(m.loss) {
         return bad(format!(
             "loss '{}' does not fit a {} model",
             m.loss.as_str(),
-            m.task.as_str()
+            s.task.as_str()
         ));
     }
     layers(m, file)?;
-    let d = m.features.len();
-    vector("normalizer.mean", &m.feature_mean, d, false, file)?;
-    vector("normalizer.std", &m.feature_std, d, true, file)?;
-    match m.task {
+    let d = s.features.len();
+    let (n, t) = (&m.normalizer, &m.target_normalizer);
+    vector("normalizer.mean", &n.mean, d, false, file)?;
+    vector("normalizer.std", &n.std, d, true, file)?;
+    match s.task {
         Task::Regression => {
-            vector("target.mean", &m.target_mean, m.targets.len(), false, file)?;
-            vector("target.std", &m.target_std, m.targets.len(), true, file)?;
+            vector("target.mean", &t.mean, s.targets.len(), false, file)?;
+            vector("target.std", &t.std, s.targets.len(), true, file)?;
         }
-        Task::Classification if !(m.target_mean.is_empty() && m.target_std.is_empty()) => {
+        Task::Classification if !(t.mean.is_empty() && t.std.is_empty()) => {
             return bad("a classifier has no target.mean / target.std".into());
         }
         Task::Classification => {}
     }
-    window(m, file)
+    window(s, file)
 }
 
 /// Non-empty, unique feature, target and class names; one target for a classifier.
-fn names(m: &Model, file: &Path) -> Result<()> {
+fn names(m: &Schema, file: &Path) -> Result<()> {
     let bad = |msg: String| Err(Error::model(file, msg));
     for (what, list) in [("features", &m.features), ("targets", &m.targets)] {
         if list.is_empty() {
@@ -81,7 +83,8 @@ fn layers(m: &Model, file: &Path) -> Result<()> {
     if m.layers.is_empty() {
         return bad("it has no layers".into());
     }
-    let mut inputs = m.features.len();
+    let s = &m.schema;
+    let mut inputs = s.features.len();
     for (i, l) in m.layers.iter().enumerate() {
         if l.inputs != inputs {
             return bad(format!(
@@ -108,9 +111,9 @@ fn layers(m: &Model, file: &Path) -> Result<()> {
         }
         inputs = l.outputs;
     }
-    let (want, what) = match m.task {
-        Task::Classification => (m.classes.len(), "classes"),
-        Task::Regression => (m.targets.len(), "targets"),
+    let (want, what) = match s.task {
+        Task::Classification => (s.classes.len(), "classes"),
+        Task::Regression => (s.targets.len(), "targets"),
     };
     if inputs != want {
         return bad(format!(
@@ -134,7 +137,7 @@ fn vector(name: &str, v: &[f32], len: usize, std: bool, file: &Path) -> Result<(
 }
 
 /// A series model: its first features are the window over its one numeric target.
-fn window(m: &Model, file: &Path) -> Result<()> {
+fn window(m: &Schema, file: &Path) -> Result<()> {
     let Some(n) = m.window else {
         return Ok(());
     };
@@ -163,37 +166,42 @@ fn window(m: &Model, file: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Normalizer;
     use crate::model::{Layer, init_layers};
     use crate::spec::Activation;
 
     fn regression() -> Model {
         Model {
-            task: Task::Regression,
+            schema: Schema {
+                features: vec!["a".into(), "b".into()],
+                targets: vec!["y".into()],
+                task: Task::Regression,
+                classes: vec![],
+                window: None,
+            },
             activation: Activation::Relu,
             loss: Loss::Mse,
-            features: vec!["a".into(), "b".into()],
-            targets: vec!["y".into()],
-            classes: vec![],
             seed: 1,
-            window: None,
             layers: init_layers(&[2, 3, 1], Activation::Relu, 1),
-            feature_mean: vec![0.0, 1.0],
-            feature_std: vec![1.0, 2.0],
-            target_mean: vec![5.0],
-            target_std: vec![3.0],
+            normalizer: Normalizer {
+                mean: vec![0.0, 1.0],
+                std: vec![1.0, 2.0],
+            },
+            target_normalizer: Normalizer {
+                mean: vec![5.0],
+                std: vec![3.0],
+            },
         }
     }
 
     fn classifier() -> Model {
-        Model {
-            task: Task::Classification,
-            loss: Loss::CrossEntropy,
-            classes: vec!["no".into(), "yes".into()],
-            layers: init_layers(&[2, 3, 2], Activation::Relu, 1),
-            target_mean: vec![],
-            target_std: vec![],
-            ..regression()
-        }
+        let mut m = regression();
+        m.schema.task = Task::Classification;
+        m.schema.classes = vec!["no".into(), "yes".into()];
+        m.loss = Loss::CrossEntropy;
+        m.layers = init_layers(&[2, 3, 2], Activation::Relu, 1);
+        m.target_normalizer = Normalizer::identity(0);
+        m
     }
 
     fn error_of(m: &Model) -> String {
@@ -209,37 +217,36 @@ mod tests {
         model(&regression(), Path::new("m")).unwrap();
         model(&classifier(), Path::new("m")).unwrap();
         let mut w = regression();
-        w.features = vec!["y[t-2]".into(), "y[t-1]".into(), "x".into()];
-        w.window = Some(2);
+        w.schema.features = vec!["y[t-2]".into(), "y[t-1]".into(), "x".into()];
+        w.schema.window = Some(2);
         w.layers = init_layers(&[3, 1], Activation::Relu, 2);
-        w.feature_mean = vec![0.0; 3];
-        w.feature_std = vec![1.0; 3];
+        w.normalizer = Normalizer::identity(3);
         model(&w, Path::new("m")).unwrap();
     }
 
     #[test]
     fn empty_lists_are_refused() {
         let mut m = classifier();
-        m.classes.clear();
+        m.schema.classes.clear();
         assert!(error_of(&m).contains("no classes"));
         let mut m = regression();
-        m.targets.clear();
+        m.schema.targets.clear();
         assert!(error_of(&m).contains("no targets"));
         let mut m = regression();
-        m.features.clear();
+        m.schema.features.clear();
         assert!(error_of(&m).contains("no features"));
     }
 
     #[test]
     fn a_classifier_has_one_target_and_unique_names() {
         let mut m = classifier();
-        m.targets.push("z".into());
+        m.schema.targets.push("z".into());
         assert!(error_of(&m).contains("one target"));
         let mut m = classifier();
-        m.classes = vec!["no".into(), "no".into()];
+        m.schema.classes = vec!["no".into(), "no".into()];
         assert!(error_of(&m).contains("class 'no' is listed twice"));
         let mut m = regression();
-        m.features = vec!["a".into(), "a".into()];
+        m.schema.features = vec!["a".into(), "a".into()];
         assert!(error_of(&m).contains("feature 'a' is listed twice"));
     }
 
@@ -254,7 +261,7 @@ mod tests {
         };
         assert!(error_of(&m).contains("layers.1 takes 4 inputs, the layer before gives 3"));
         let mut m = classifier();
-        m.classes.push("maybe".into());
+        m.schema.classes.push("maybe".into());
         assert!(error_of(&m).contains("2 outputs for 3 classes"));
         let mut m = regression();
         m.layers[0].weight.pop();
@@ -271,25 +278,25 @@ mod tests {
         assert!(error_of(&m).contains("layers.1.weight[2] is NaN"));
         for bad in [0.0, -1.0, f32::INFINITY] {
             let mut m = regression();
-            m.feature_std[1] = bad;
+            m.normalizer.std[1] = bad;
             assert!(error_of(&m).contains("normalizer.std[1]"), "{bad}");
             let mut m = regression();
-            m.target_std[0] = bad;
+            m.target_normalizer.std[0] = bad;
             assert!(error_of(&m).contains("target.std[0]"), "{bad}");
         }
         let mut m = regression();
-        m.feature_mean.push(0.0);
+        m.normalizer.mean.push(0.0);
         assert!(error_of(&m).contains("normalizer.mean has 3 values, expected 2"));
     }
 
     #[test]
     fn windows_must_fit_the_features_and_target() {
         let mut m = regression();
-        m.window = Some(usize::MAX);
+        m.schema.window = Some(usize::MAX);
         assert!(error_of(&m).contains("longer than its 2 features"));
-        m.window = Some(0);
+        m.schema.window = Some(0);
         assert!(error_of(&m).contains("window 0"));
-        m.window = Some(2);
+        m.schema.window = Some(2);
         assert!(error_of(&m).contains("previous values of 'y'"));
     }
 

@@ -14,7 +14,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, Test
 use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::DeviceChoice;
 use wgtrain::cli::{Cli, Command, DeviceArgs, EvalArgs, PredictArgs};
-use wgtrain::data::{DataSpec, Dataset, Normalizer, read_table, split_indices};
+use wgtrain::data::{DataSpec, Dataset, Normalizer, Schema, read_table, split_indices};
 use wgtrain::model::{Model, init_layers};
 use wgtrain::spec::{Activation, Loss, Task};
 
@@ -237,15 +237,7 @@ fn csv_never_panics(bytes: Vec<u8>) -> Result<(), TestCaseError> {
             };
             let _ = Normalizer::fit(&ds.x, ds.rows, ds.n_features());
             let _ = split_indices(&ds, 0.3, 1, window.is_some());
-            let _ = Dataset::for_model(
-                &table,
-                &ds.features,
-                &ds.targets,
-                ds.task,
-                &ds.classes,
-                window,
-                false,
-            );
+            let _ = Dataset::for_schema(&table, &ds.schema, false);
         }
     }
     Ok(())
@@ -266,41 +258,65 @@ fn csv_reader_long() {
 // Model loader
 
 fn base_models() -> Vec<Model> {
-    let reg = Model {
-        task: Task::Regression,
-        activation: Activation::Relu,
-        loss: Loss::Mse,
-        features: vec!["a".into(), "b".into(), "c".into()],
-        targets: vec!["y".into()],
-        classes: vec![],
-        seed: 3,
-        window: None,
-        layers: init_layers(&[3, 4, 1], Activation::Relu, 3),
-        feature_mean: vec![0.5, -1.0, 2.0],
-        feature_std: vec![1.5, 2.0, 0.25],
-        target_mean: vec![10.0],
-        target_std: vec![2.0],
+    let model = |features: &[&str], task: Task, classes: &[&str], window, sizes: &[usize]| {
+        let schema = Schema {
+            features: features.iter().map(|f| f.to_string()).collect(),
+            targets: vec![
+                if task == Task::Regression {
+                    "y"
+                } else {
+                    "label"
+                }
+                .into(),
+            ],
+            task,
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+            window,
+        };
+        let (loss, target) = match task {
+            Task::Regression => (
+                Loss::Mse,
+                Normalizer {
+                    mean: vec![10.0],
+                    std: vec![2.0],
+                },
+            ),
+            Task::Classification => (Loss::CrossEntropy, Normalizer::identity(0)),
+        };
+        let d = features.len();
+        let normalizer = Normalizer {
+            mean: (0..d).map(|i| i as f32 * 0.5 - 1.0).collect(),
+            std: (0..d).map(|i| 0.25 + i as f32).collect(),
+        };
+        let layers = init_layers(sizes, Activation::Sigmoid, 3);
+        Model::new(
+            schema,
+            Activation::Sigmoid,
+            loss,
+            3,
+            layers,
+            normalizer,
+            target,
+        )
+        .unwrap()
     };
-    let class = Model {
-        task: Task::Classification,
-        activation: Activation::Sigmoid,
-        loss: Loss::CrossEntropy,
-        targets: vec!["label".into()],
-        classes: vec!["cat".into(), "dog".into(), "bird".into()],
-        layers: init_layers(&[3, 5, 3], Activation::Sigmoid, 4),
-        target_mean: vec![],
-        target_std: vec![],
-        ..reg.clone()
-    };
-    let series = Model {
-        features: vec!["y[t-2]".into(), "y[t-1]".into()],
-        window: Some(2),
-        layers: init_layers(&[2, 1], Activation::Relu, 5),
-        feature_mean: vec![0.0, 0.0],
-        feature_std: vec![1.0, 1.0],
-        ..reg.clone()
-    };
-    vec![reg, class, series]
+    vec![
+        model(&["a", "b", "c"], Task::Regression, &[], None, &[3, 4, 1]),
+        model(
+            &["a", "b", "c"],
+            Task::Classification,
+            &["cat", "dog", "bird"],
+            None,
+            &[3, 5, 3],
+        ),
+        model(
+            &["y[t-2]", "y[t-1]"],
+            Task::Regression,
+            &[],
+            Some(2),
+            &[2, 1],
+        ),
+    ]
 }
 
 /// Values a hostile or careless editor puts in a model header.
@@ -524,7 +540,7 @@ fn model_never_panics(bytes: Vec<u8>) -> Result<(), TestCaseError> {
     let Ok(m) = Model::from_bytes(&bytes, Path::new("fuzz.safetensors")) else {
         return Ok(());
     };
-    let d = m.features.len();
+    let d = m.schema.features.len();
     let rows = 5;
     let x: Vec<f32> = (0..rows * d).map(|i| (i as f32 * 0.37).sin()).collect();
     let mut be = CpuBackend::new();
@@ -663,9 +679,8 @@ impl Files {
         }
         std::fs::write(dir.path().join("d.csv"), &csv).unwrap();
         std::fs::write(dir.path().join("v.csv"), &csv).unwrap();
-        let model = base_models().remove(0);
-        let mut model = model;
-        model.features = vec!["x1".into(), "x2".into(), "id".into()];
+        let mut model = base_models().remove(0);
+        model.schema.features = vec!["x1".into(), "x2".into(), "id".into()];
         model.save(&dir.path().join("m.safetensors")).unwrap();
         Files { dir }
     }
