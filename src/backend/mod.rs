@@ -19,6 +19,20 @@ pub mod gpu;
 use crate::error::{Error, Result};
 use crate::spec::{Activation, Loss, Optimizer};
 
+/// The backend `--device` asks for: `Cpu`, a GPU adapter (`--adapter` picks one by index or
+/// name), or for `Auto` a hardware GPU when there is one and else the CPU, saying so on stderr.
+pub fn open(choice: gpu::DeviceChoice, adapter: Option<&str>) -> Result<Box<dyn Backend>> {
+    match gpu::device::select_adapter(choice, adapter)? {
+        Some(a) => Ok(Box::new(gpu::GpuBackend::new(a)?)),
+        None => {
+            if choice == gpu::DeviceChoice::Auto {
+                eprintln!("wgtrain: no hardware GPU adapter found; running on the CPU");
+            }
+            Ok(Box::new(cpu::CpuBackend::new()))
+        }
+    }
+}
+
 /// What the 32-bit elements of a buffer hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
