@@ -82,6 +82,7 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
     let mut be = a.dev.open()?;
     let device = be.describe();
     let be = be.as_mut();
+    super::tune_for(be, sizes, a.batch, a.dev.tune)?;
     let mut tr = Trainer::new(be, &model, &data, &cfg)?;
     for _ in 0..warmup {
         tr.step(be)?;
@@ -100,8 +101,7 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
         loss = tr.batch_loss(be)?;
         runs_ms.push(t0.elapsed().as_secs_f64() * 1e3 / steps as f64);
     }
-    let dispatches_per_step =
-        (be.dispatches() - dispatches0) as f64 / (steps * a.repeats.max(1)) as f64;
+    let dispatches_per_step = (be.dispatches() - dispatches0) as f64 / (steps * a.repeats) as f64;
     let ms = median(&runs_ms);
     let steps_per_s = 1e3 / ms;
     let samples_per_s = steps_per_s * a.batch as f64;
@@ -142,9 +142,8 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
             runs.join(" ")
         );
         println!(
-            "  median {ms:.3} ms/step = {steps_per_s:.1} steps/s = {samples_per_s:.0} samples/s (last batch loss {loss:.4})"
+            "  median {ms:.3} ms/step = {steps_per_s:.1} steps/s = {samples_per_s:.0} samples/s (last batch loss {loss:.4}), {dispatches_per_step:.1} dispatches per step"
         );
-        println!("  {dispatches_per_step:.1} dispatches per step");
     }
     Ok(())
 }

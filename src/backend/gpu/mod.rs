@@ -619,6 +619,10 @@ impl Backend for GpuBackend {
         self.dispatches
     }
 
+    fn tune(&mut self, sizes: &[usize], batch: usize, mode: tune::Mode) -> Result<Vec<String>> {
+        tune::prepare(self, sizes, batch, mode)
+    }
+
     fn alloc(&mut self, len: usize) -> Result<Buf> {
         self.create_store(len, None, DType::F32)
     }
