@@ -323,12 +323,13 @@ fn measure(
     Ok(times.into_iter().reduce(f64::min))
 }
 
-/// Times every variant on one product; the baseline must pass, the others may drop out.
+/// Times every variant on one product; variants that fail verification drop out (`None`
+/// when all do).
 pub fn tune_product(
     gpu: &mut GpuBackend,
     layout: Layout,
     shape: (usize, usize, usize),
-) -> Result<Entry> {
+) -> Result<Option<Entry>> {
     let saved = gpu.matmul_variant();
     let t = trial(gpu, layout, shape)?;
     let result = (|| {
@@ -348,20 +349,20 @@ pub fn tune_product(
         gpu.free(b)?;
     }
     let us = result?;
-    let best = us
+    // None passed (the baseline disagrees with the CPU: a broken driver, or wgpu's noop
+    // backend): nothing to choose, and nothing worth caching.
+    let Some(best) = us
         .iter()
         .min_by(|a, b| a.1.total_cmp(b.1))
         .map(|(v, _)| v.clone())
-        .ok_or_else(|| {
-            Error::gpu(format!(
-                "no matmul variant verified on {layout:?} {shape:?}"
-            ))
-        })?;
-    Ok(Entry {
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Entry {
         best,
         shape: [shape.0, shape.1, shape.2],
         us,
-    })
+    }))
 }
 
 /// `--tune`: `Off` uses the defaults; `Auto` uses the cache and tunes missing classes
@@ -427,14 +428,18 @@ pub fn prepare_entries(
             skipped += 1;
             continue;
         }
-        let e = tune_product(gpu, class.layout, shape)?;
-        measured.push((class, e.clone()));
-        cache
-            .adapters
-            .entry(key.clone())
-            .or_default()
-            .insert(class.key(), e);
-        tuned += 1;
+        match tune_product(gpu, class.layout, shape)? {
+            Some(e) => {
+                measured.push((class, e.clone()));
+                let classes = cache.adapters.entry(key.clone()).or_default();
+                classes.insert(class.key(), e);
+                tuned += 1;
+            }
+            None => lines.push(format!(
+                "tune: no matmul variant matches the CPU on {} {shape:?}; using the defaults",
+                class.key()
+            )),
+        }
     }
     if tuned > 0 {
         let saved = match &path {
