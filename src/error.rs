@@ -89,3 +89,24 @@ impl Error {
         Error::Gpu(msg.into())
     }
 }
+
+/// `s` cut to about `max` characters (on a character boundary, with `…`), so a huge value or
+/// column list quoted in a message keeps the message readable.
+pub fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((i, _)) => format!("{}…", &s[..i]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cut_keeps_short_text_and_shortens_long_text_on_char_boundaries() {
+        assert_eq!(super::cut("short", 80), "short");
+        let long = "é".repeat(200);
+        let c = super::cut(&long, 80);
+        assert_eq!(c.chars().count(), 81);
+        assert!(c.ends_with('…'));
+    }
+}

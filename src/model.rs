@@ -298,7 +298,7 @@ impl Model {
             Task::Regression => norm("target", out).map_err(bad)?,
             Task::Classification => Normalizer::identity(0),
         };
-        Model::new(
+        let model = Model::new(
             head.schema,
             head.activation,
             head.loss,
@@ -307,7 +307,9 @@ impl Model {
             normalizer,
             target_normalizer,
         )
-        .map_err(|e| bad(e.to_string()))
+        .map_err(|e| bad(e.to_string()))?;
+        crate::validate::model(&model, path)?;
+        Ok(model)
     }
 }
 

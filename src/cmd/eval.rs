@@ -23,7 +23,7 @@ pub fn run(a: &EvalArgs) -> Result<Metrics> {
         }
     };
     if a.json {
-        println!("{json}");
+        crate::outln!("{json}");
     } else {
         let mut line = format!("rows {}", m.rows());
         let shown: &[&str] = match m {
@@ -33,7 +33,7 @@ pub fn run(a: &EvalArgs) -> Result<Metrics> {
         for k in shown {
             line += &format!("  {k} {:.6}", json[k].as_f64().unwrap_or(f64::NAN));
         }
-        println!("{line}");
+        crate::outln!("{line}");
     }
     Ok(m)
 }

@@ -2,8 +2,6 @@
 //! through, to standard output or atomically to `--out`.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::Path;
 
 use crate::cli::PredictArgs;
 use crate::data::Table;
@@ -13,6 +11,13 @@ use crate::spec::Task;
 use crate::train;
 
 pub fn run(a: &PredictArgs) -> Result<()> {
+    let mut plan = crate::io::OutputPlan::new();
+    plan.input("the model", &a.model).input("the data", &a.data);
+    if let Some(out) = &a.out {
+        plan.output("--out", out);
+    }
+    // Held to the end: its lock keeps a second run off --out.
+    let _outputs = plan.check()?;
     let (model, table, ds, _) = super::load_for_data(&a.model, &a.data, false)?;
     let keep_cols = keep_columns(a, &table)?;
     let header = header(a, &model)?;
@@ -56,9 +61,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         .map_err(|e| Error::internal(format!("writing predictions: {e}")))?;
     match &a.out {
         Some(path) => crate::io::write_atomically(path, &buf),
-        None => std::io::stdout()
-            .write_all(&buf)
-            .map_err(|e| Error::io(Path::new("<stdout>"), e)),
+        None => crate::console::data_to_stdout(&buf),
     }
 }
 

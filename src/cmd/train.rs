@@ -21,6 +21,8 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
     if let Some(path) = &a.plot {
         crate::plot::format_of(path)?;
     }
+    // Held to the end of the run: its locks keep a second run off these files.
+    let _outputs = plan_outputs(a)?;
     let (train_ds, val_ds, loss) = read_data(a)?;
     let mut model = new_model(a, &train_ds, loss)?;
     let train_rows = super::model_rows(&model, &train_ds);
@@ -46,7 +48,7 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
         &cfg,
         |m| {
             if !a.quiet {
-                println!("{}", epoch_line(m, metric_name));
+                crate::outln!("{}", epoch_line(m, metric_name));
             }
             if let Some(l) = log.as_mut()
                 && let Err(e) = l.write(m)
@@ -65,6 +67,32 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
         draw_train_plots(a, path, be.as_mut(), &model, &history, val)?;
     }
     Ok(TrainOutcome { model, history })
+}
+
+/// Every file this run writes, checked before any data is read (see [`crate::io`]).
+fn plan_outputs(a: &TrainArgs) -> Result<crate::io::Planned> {
+    let mut plan = crate::io::OutputPlan::new();
+    plan.input("the training data", &a.data);
+    if let Some(v) = &a.val {
+        plan.input("the --val data", v);
+    }
+    plan.output("--out", &a.out);
+    if let Some(m) = &a.metrics {
+        plan.output("--metrics", m);
+    }
+    if let Some(p) = &a.plot {
+        plan.output("--plot", p);
+        // The predictions plot beside it (drawn for regression only; planned anyway).
+        let pred = crate::plot::predictions_path;
+        if a.target.len() > 1 {
+            for t in &a.target {
+                plan.output("--plot", &pred(p, Some(t)));
+            }
+        } else {
+            plan.output("--plot", &pred(p, None));
+        }
+    }
+    plan.check()
 }
 
 /// The training hyper-parameters; clap has checked each flag alone, this checks them together.
@@ -116,7 +144,7 @@ fn read_data(a: &TrainArgs) -> Result<(Dataset, Option<Dataset>, Loss)> {
     let ds = Dataset::from_table(&table, &spec)?;
     let task = ds.schema.task;
     if task == Task::Regression && a.task.is_none() && !a.quiet && looks_like_labels(&ds) {
-        eprintln!(
+        crate::errln!(
             "wgtrain: note: '{}' holds a few integer values, read as numbers (regression); \
              add --task classification to treat them as classes",
             ds.schema.targets[0]
@@ -183,7 +211,7 @@ fn announce(a: &TrainArgs, model: &Model, be: &dyn Backend, tr: &Rows, val: Opti
         .chain(model.layers.iter().map(|l| l.outputs))
         .map(|s| s.to_string())
         .collect();
-    eprintln!(
+    crate::errln!(
         "wgtrain: {} on {}: {} train / {} val rows, {} {}, mlp {} ({} parameters, {}), {} lr {} batch {}",
         model.schema.task.as_str(),
         be.describe(),
@@ -211,7 +239,7 @@ fn metric_name(task: Task) -> &'static str {
 fn report(a: &TrainArgs, history: &History, metric_name: &str) {
     let (ran, best) = (history.epochs.len(), history.best_epoch);
     if history.stopped_early {
-        eprintln!(
+        crate::errln!(
             "wgtrain: stopped early at epoch {ran}: val_loss has not improved for {} epochs since epoch {best}",
             a.patience.unwrap_or(0)
         );
@@ -226,7 +254,7 @@ fn report(a: &TrainArgs, history: &History, metric_name: &str) {
         } else {
             format!(" (weights of epoch {best})")
         };
-        eprintln!(
+        crate::errln!(
             "wgtrain: wrote {} after {ran} epochs{which}: train_loss {:.6}{val}",
             a.out.display(),
             m.train_loss
@@ -255,7 +283,7 @@ fn draw_train_plots(
     };
     let title = format!("{data_name}: {loss} loss per epoch");
     crate::plot::loss_curves(path, &history.epochs, &format!("{loss} loss"), &title)?;
-    eprintln!("wgtrain: loss curves in {}", path.display());
+    crate::errln!("wgtrain: loss curves in {}", path.display());
     if let (Task::Regression, Some((ds, rows))) = (model.schema.task, val)
         && rows.rows > 0
     {
@@ -267,7 +295,7 @@ fn draw_train_plots(
             let title =
                 format!("{data_name}: {name}, real (blue) and predicted (red) on validation rows");
             crate::plot::predictions(&out, &column(&ds.y), &column(&pred), &title)?;
-            eprintln!("wgtrain: predictions vs real values in {}", out.display());
+            crate::errln!("wgtrain: predictions vs real values in {}", out.display());
         }
     }
     Ok(())
