@@ -1100,8 +1100,8 @@ mod tests {
         assert!(c.loss(Loss::Mse).is_nan());
     }
 
-    #[test]
-    fn divergence_is_a_training_error_not_a_flag_error() {
+    /// A small regression model on two features and seeded rows y = a·b.
+    fn product_problem(rows: usize) -> (Model, Rows) {
         use crate::data::{Normalizer, Schema};
         let schema = Schema {
             features: vec!["a".into(), "b".into()],
@@ -1112,23 +1112,54 @@ mod tests {
         };
         let layers = crate::model::init_layers(&[2, 8, 1], Activation::Relu, 1);
         let (n, t) = (Normalizer::identity(2), Normalizer::identity(1));
-        let mut model = Model::new(schema, Activation::Relu, Loss::Mse, 1, layers, n, t).unwrap();
+        let model = Model::new(schema, Activation::Relu, Loss::Mse, 1, layers, n, t).unwrap();
         let mut rng = Rng::new(5);
-        let x: Vec<f32> = (0..64).map(|_| rng.normal() as f32 * 10.0).collect();
+        let x: Vec<f32> = (0..2 * rows).map(|_| rng.normal() as f32 * 10.0).collect();
         let y: Vec<f32> = x.chunks(2).map(|r| r[0] * r[1]).collect();
-        let rows = Rows { x, y, rows: 32 };
-        let cfg = TrainConfig {
-            optimizer: Optimizer::Sgd,
-            lr: 1e6,
-            schedule: Schedule::Constant,
+        (model, Rows { x, y, rows })
+    }
+
+    fn config(optimizer: Optimizer, lr: f32, epochs: usize) -> TrainConfig {
+        TrainConfig {
+            optimizer,
+            lr,
+            schedule: Schedule::Cosine {
+                min: lr as f64 / 10.0,
+            },
             batch_size: 8,
-            epochs: 50,
+            epochs,
             seed: 1,
             weight_decay: 0.0,
             patience: None,
             clip: None,
             progress: false,
-        };
+        }
+    }
+
+    #[test]
+    fn stepping_the_trainer_is_training() {
+        // The bench harness steps a Trainer; `train` runs epochs of it. Three passes over 50
+        // rows in batches of 8 (the last one ragged) must give the same weights either way.
+        let (mut trained, rows) = product_problem(50);
+        let cfg = config(Optimizer::Adam, 1e-3, 3);
+        let mut be = crate::backend::cpu::CpuBackend::new();
+        let h = train(&mut be, &mut trained, &rows, None, &cfg, |_| {}).unwrap();
+        assert_eq!((h.epochs.len(), h.best_epoch), (3, 3));
+        let (mut stepped, _) = product_problem(50);
+        let mut tr = Trainer::new(&mut be, &stepped, &rows, None, &cfg).unwrap();
+        for _ in 0..3 * 50usize.div_ceil(8) {
+            tr.step(&mut be).unwrap();
+        }
+        tr.download(&mut be, &mut stepped).unwrap();
+        assert_eq!(stepped.layers, trained.layers);
+        assert_ne!(stepped.layers, product_problem(50).0.layers, "it trained");
+    }
+
+    #[test]
+    fn divergence_is_a_training_error_not_a_flag_error() {
+        let (mut model, rows) = product_problem(32);
+        let mut cfg = config(Optimizer::Sgd, 1e6, 50);
+        cfg.schedule = Schedule::Constant;
         let mut be = crate::backend::cpu::CpuBackend::new();
         let e = train(&mut be, &mut model, &rows, None, &cfg, |_| {}).unwrap_err();
         assert!(matches!(e, Error::Training(_)), "{e:?}");

@@ -460,3 +460,71 @@ fn a_step_records_3l_plus_2_dispatches() {
         }
     }
 }
+
+/// `wgtrain tune` measures every variant on the network's shape classes and caches the
+/// fastest; a later `--tune auto` run finds them all in the cache and tunes nothing; a
+/// corrupt cache is ignored with a warning; runs give the same model bits tuned or not.
+#[test]
+fn tune_caches_per_adapter_and_training_uses_it() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("wgtrain-tune-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bin = env!("CARGO_BIN_EXE_wgtrain");
+    let run = |args: &[&str]| {
+        let o = Command::new(bin)
+            .args(args)
+            .env("WGTRAIN_CACHE_DIR", &dir)
+            .output()
+            .expect("run wgtrain");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "wgtrain {args:?} failed:\n{text}");
+        text
+    };
+    let shape = ["--layers", "6,33,3", "--batch", "40", "--device", "gpu"];
+    let out = run(&[&["tune"][..], &shape].concat());
+    println!("{out}");
+    assert!(out.contains("nt m6 n6 k3") && out.contains("best"), "{out}");
+    let cache = std::fs::read_to_string(dir.join("tune.json")).expect("cache written");
+    assert!(
+        cache.contains("wgtrain-tune-1") && cache.contains("\"best\""),
+        "{cache}"
+    );
+    let bench = [
+        "bench",
+        "--layers",
+        "6,33,3",
+        "--batch",
+        "40",
+        "--device",
+        "gpu",
+        "--steps",
+        "3",
+        "--repeats",
+        "1",
+    ];
+    let out = run(&bench);
+    assert!(!out.contains("tune: timed"), "all classes cached: {out}");
+    // The tuned variants give the defaults' bits: the same loss after the same steps.
+    let loss = |out: &str| {
+        let j = out.lines().find(|l| l.starts_with('{')).expect("json line");
+        serde_json::from_str::<serde_json::Value>(j).expect("json")["last_batch_loss"].clone()
+    };
+    let tuned = run(&[&bench[..], &["--json"]].concat());
+    let untuned = run(&[&bench[..], &["--json", "--tune", "off"]].concat());
+    assert_eq!(
+        loss(&tuned),
+        loss(&untuned),
+        "tuned {tuned}\nuntuned {untuned}"
+    );
+    std::fs::write(dir.join("tune.json"), b"{ corrupt").expect("corrupt the cache");
+    let out = run(&bench);
+    assert!(out.contains("corrupt tuning cache"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

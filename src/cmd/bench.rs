@@ -70,6 +70,7 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
     let mut be = a.dev.open()?;
     let device = be.describe();
     let be = be.as_mut();
+    super::tune_for(be, sizes, a.batch, a.dev.tune)?;
     let mut tr = Trainer::new(be, &model, &data, None, &cfg)?;
     let (runs_ms, loss, dispatches_per_step) = time_steps(be, &mut tr, warmup, a.repeats, steps)?;
     let ms = median(&runs_ms);
@@ -112,9 +113,8 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
             runs.join(" ")
         );
         println!(
-            "  median {ms:.3} ms/step = {steps_per_s:.1} steps/s = {samples_per_s:.0} samples/s (last batch loss {loss:.4})"
+            "  median {ms:.3} ms/step = {steps_per_s:.1} steps/s = {samples_per_s:.0} samples/s (last batch loss {loss:.4}), {dispatches_per_step:.1} dispatches per step"
         );
-        println!("  {dispatches_per_step:.1} dispatches per step");
     }
     Ok(())
 }

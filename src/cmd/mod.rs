@@ -9,6 +9,7 @@ pub mod plot;
 pub mod predict;
 pub mod resume;
 pub mod train;
+pub mod tune;
 
 use std::path::Path;
 
@@ -53,4 +54,17 @@ fn load_for_data(
     let table = read_table(data)?;
     let (ds, has_targets) = Dataset::for_schema(&table, &model.schema, need_targets)?;
     Ok((model, table, ds, has_targets))
+}
+
+/// Lets the backend pick (and if need be tune) its kernels for this network, saying so.
+fn tune_for(
+    be: &mut dyn crate::backend::Backend,
+    sizes: &[usize],
+    batch: usize,
+    mode: crate::backend::gpu::tune::Mode,
+) -> Result<()> {
+    for line in be.tune(sizes, batch, mode)? {
+        eprintln!("{line}");
+    }
+    Ok(())
 }

@@ -49,6 +49,8 @@ fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
     let val_rows = val_ds.as_ref().map(|v| super::model_rows(&model, v));
 
     let mut be = a.dev.open()?;
+    let batch = cfg.batch_size.min(train_rows.rows.max(1));
+    super::tune_for(be.as_mut(), &model.sizes(), batch, a.dev.tune)?;
     if !a.quiet {
         announce(a, &model, be.as_ref(), &train_rows, val_rows.as_ref());
     }
