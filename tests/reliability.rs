@@ -229,3 +229,344 @@ fn a_second_run_writing_the_same_model_is_refused_while_the_first_runs() {
     let o = run(&again);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+// ---------------------------------------------------------------------------------------
+// Signals and checkpoints
+
+mod common;
+
+use wgtrain::backend::Backend;
+use wgtrain::data::{Normalizer, Schema};
+use wgtrain::model::{Model, init_layers};
+use wgtrain::spec::{Activation, Loss, Optimizer, Task};
+use wgtrain::train::{Control, Resume, Rows, RunState, Schedule, TrainConfig, train_with};
+
+/// Seeded rows of y = sin(x·w) + noise over `d` features, drawn fresh (never zeros or ones).
+fn rows(n: usize, d: usize, seed: u64) -> Rows {
+    let mut r = wgtrain::rng::Rng::new(seed);
+    let x: Vec<f32> = (0..n * d).map(|_| r.normal() as f32).collect();
+    let y = x
+        .chunks(d)
+        .map(|row| {
+            let s: f32 = row
+                .iter()
+                .enumerate()
+                .map(|(j, v)| v * (j as f32 * 0.3 - 0.5))
+                .sum();
+            s.sin() + 0.1 * r.normal() as f32
+        })
+        .collect();
+    Rows { x, y, rows: n }
+}
+
+fn small_model(d: usize) -> Model {
+    let schema = Schema {
+        features: (0..d).map(|j| format!("x{j}")).collect(),
+        targets: vec!["y".into()],
+        task: Task::Regression,
+        classes: vec![],
+        window: None,
+    };
+    let layers = init_layers(&[d, 17, 9, 1], Activation::Relu, 5);
+    let (n, t) = (Normalizer::identity(d), Normalizer::identity(1));
+    Model::new(schema, Activation::Relu, Loss::Mse, 5, layers, n, t).unwrap()
+}
+
+/// Everything that carries state across steps: Adam, a cosine schedule, decay, clipping,
+/// early stopping with best weights.
+fn config() -> TrainConfig {
+    TrainConfig {
+        optimizer: Optimizer::Adam,
+        lr: 0.01,
+        schedule: Schedule::Cosine { min: 0.0005 },
+        batch_size: 16,
+        epochs: 5,
+        seed: 11,
+        weight_decay: 0.01,
+        patience: Some(100),
+        clip: Some(1.0),
+        progress: false,
+    }
+}
+
+/// Trains with a stop after `stop_after` polls (None: never) and returns the model's bytes
+/// and the state of the last checkpoint taken.
+fn run_steered(
+    be: &mut dyn Backend,
+    model: Model,
+    resume: Option<Resume>,
+    stop_after: Option<usize>,
+) -> (Vec<u8>, Option<Resume>, bool) {
+    let (train, val) = (rows(203, 6, 1), rows(61, 6, 2));
+    let polls = std::cell::Cell::new(0usize);
+    let stop = || {
+        polls.set(polls.get() + 1);
+        stop_after.is_some_and(|n| polls.get() >= n)
+    };
+    let mut last: Option<Resume> = None;
+    let mut keep = |s: RunState| {
+        last = Some(Resume {
+            snapshot: s.snapshot,
+            best: s.best,
+            best_model: s.best_model.cloned(),
+            history: s.history.to_vec(),
+        });
+        // The weights to resume from travel as the model the trainer starts with.
+        CURRENT.with(|c| *c.borrow_mut() = Some(s.current));
+        Ok(())
+    };
+    let ctl = Control {
+        stop: &stop,
+        resume,
+        checkpoint_every: Some(2),
+        on_checkpoint: &mut keep,
+    };
+    let mut m = model;
+    let h = train_with(be, &mut m, &train, Some(&val), &config(), |_| {}, ctl).unwrap();
+    (m.to_bytes().unwrap(), last, h.interrupted)
+}
+
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<Model>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Interrupts a run in the middle of an epoch, resumes it from its checkpoint state, and
+/// expects the very bytes of a run that was never interrupted.
+fn resume_is_exact(be: &mut dyn Backend) {
+    let (full, _, interrupted) = run_steered(be, small_model(6), None, None);
+    assert!(!interrupted);
+    // 203 rows / 16 = 13 batches per epoch: poll 30 is mid-epoch 3.
+    for stop_after in [1, 30, 13 * 4 + 5] {
+        let (_, state, interrupted) = run_steered(be, small_model(6), None, Some(stop_after));
+        assert!(interrupted, "stop after {stop_after} polls");
+        let state = state.expect("an interrupted run hands over its state");
+        let current = CURRENT.with(|c| c.borrow_mut().take()).unwrap();
+        let (resumed, _, again) = run_steered(be, current, Some(state), None);
+        assert!(!again);
+        assert!(
+            resumed == full,
+            "stopped after {stop_after} polls: the resumed model differs from the uninterrupted one"
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_run_resumes_bit_for_bit_on_the_cpu() {
+    resume_is_exact(&mut wgtrain::backend::cpu::CpuBackend::new());
+}
+
+#[test]
+fn an_interrupted_run_resumes_bit_for_bit_on_the_gpu() {
+    let Some(mut gpu) = common::gpu() else {
+        return;
+    };
+    resume_is_exact(&mut gpu);
+}
+
+/// A regression CSV of `n` rows and `d` features (seeded).
+fn write_csv(path: &Path, n: usize, d: usize) {
+    let r = rows(n, d, 7);
+    let mut text: String = (0..d).map(|j| format!("x{j},")).collect::<String>() + "y\n";
+    for (row, y) in r.x.chunks(d).zip(&r.y) {
+        for v in row {
+            text += &format!("{v},");
+        }
+        text += &format!("{y}\n");
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill on the pid of a child we spawned and have not waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+/// Runs `train` on `dev` with Ctrl-C after the second epoch, then `--resume`, and compares
+/// with a run never interrupted.
+fn ctrl_c_then_resume(dev: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    write_csv(&data, 1500, 8);
+    let (out, full, metrics, ckpt) = (
+        d.path().join("m.st"),
+        d.path().join("full.st"),
+        d.path().join("m.csv"),
+        d.path().join("c.ckpt"),
+    );
+    let common = [
+        "train",
+        s(&data),
+        "--target",
+        "y",
+        "--epochs",
+        "8",
+        "--batch-size",
+        "4",
+        "--hidden",
+        "32,16",
+        "--lr-schedule",
+        "cosine",
+        "--patience",
+        "50",
+        "--device",
+        dev,
+    ];
+    let o = run(&[&common[..], &["--out", s(&full), "-q"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let args = [
+        &common[..],
+        &[
+            "--out",
+            s(&out),
+            "--metrics",
+            s(&metrics),
+            "--checkpoint",
+            s(&ckpt),
+        ],
+    ]
+    .concat();
+    let (mut child, mut lines) = start_long_run(&args);
+    let mut second = String::new();
+    lines.read_line(&mut second).unwrap();
+    signal(&child, libc::SIGINT);
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("stopped by Ctrl-C") && err.contains("--resume"),
+        "{err}"
+    );
+    Model::load(&out).expect("the interrupted run's model loads");
+    let logged = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        logged.lines().count() >= 3,
+        "header and two epochs:\n{logged}"
+    );
+    assert!(
+        logged.lines().count() < 10,
+        "interrupted before the end:\n{logged}"
+    );
+
+    let o = run(&["train", "--resume", s(&ckpt)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        std::fs::read(&out).unwrap() == std::fs::read(&full).unwrap(),
+        "the resumed run's model differs from the uninterrupted run's"
+    );
+    let logged = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(logged.lines().count(), 9, "every epoch once:\n{logged}");
+}
+
+#[test]
+fn ctrl_c_saves_everything_exits_130_and_the_run_resumes_exactly_on_the_cpu() {
+    ctrl_c_then_resume("cpu");
+}
+
+#[test]
+fn ctrl_c_saves_everything_exits_130_and_the_run_resumes_exactly_on_the_gpu() {
+    if common::adapter().is_none() {
+        return;
+    }
+    ctrl_c_then_resume("gpu");
+}
+
+#[test]
+fn a_second_signal_ends_the_run_at_once_without_touching_outputs() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    write_csv(&data, 512, 64);
+    let (out, ckpt) = (d.path().join("m.st"), d.path().join("c.ckpt"));
+    std::fs::write(&out, "the previous model").unwrap();
+    // Steps of several seconds each (two 4000-wide layers, a batch of 512), so both signals
+    // arrive during the first step.
+    let mut child = bin()
+        .args([
+            "train",
+            s(&data),
+            "--target",
+            "y",
+            "--hidden",
+            "4000,4000",
+            "--batch-size",
+            "512",
+            "--device",
+            "cpu",
+            "--out",
+            s(&out),
+            "--checkpoint",
+            s(&ckpt),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut announce = String::new();
+    err.read_line(&mut announce).unwrap();
+    assert!(announce.contains("regression on"), "{announce}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(&child, libc::SIGINT);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    signal(&child, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "the previous model");
+    assert!(
+        !ckpt.exists(),
+        "no checkpoint written after the second signal"
+    );
+}
+
+#[test]
+fn resume_refuses_changed_data_other_files_and_other_flags() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    write_csv(&data, 100, 3);
+    let (out, ckpt) = (d.path().join("m.st"), d.path().join("c.ckpt"));
+    let o = run(&[
+        "train",
+        s(&data),
+        "--target",
+        "y",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        s(&out),
+        "--checkpoint",
+        s(&ckpt),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    refused(
+        &["train", "--resume", s(&out)],
+        1,
+        &["not a wgtrain checkpoint"],
+    );
+    refused(
+        &["train", "--resume", s(&data)],
+        1,
+        &["not a wgtrain checkpoint"],
+    );
+    refused(
+        &["train", "--resume", s(&ckpt), "--lr", "0.1"],
+        2,
+        &["--resume", "--lr", "only --epochs"],
+    );
+    refused(
+        &["train", "--resume", s(&ckpt), "--epochs", "1"],
+        2,
+        &["--epochs", "fewer"],
+    );
+    let mut text = std::fs::read_to_string(&data).unwrap();
+    text = text.replacen('1', "2", 1);
+    std::fs::write(&data, text).unwrap();
+    refused(
+        &["train", "--resume", s(&ckpt)],
+        1,
+        &["changed since the checkpoint", "d.csv"],
+    );
+}
