@@ -7,6 +7,7 @@
 //! `data`, `metrics`, `plot`, `io` → `backend`. Nothing imports a layer above itself.
 
 pub mod backend;
+pub mod budget;
 pub mod checkpoint;
 pub mod cli;
 pub mod cmd;

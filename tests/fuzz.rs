@@ -600,6 +600,9 @@ const FLAGS: &[&str] = &[
     "--names",
     "--json",
     "--title",
+    "--checkpoint",
+    "--checkpoint-every",
+    "--resume",
     "-q",
 ];
 
@@ -656,6 +659,7 @@ const VALUES: &[&str] = &[
     "@NODIR",
     "@MODEL",
     "@VAL",
+    "@CKPT",
 ];
 
 fn flag_case() -> impl Strategy<Value = (usize, Vec<(usize, usize, bool)>)> {
@@ -696,6 +700,7 @@ impl Files {
             "@SVG" => p("plot.svg"),
             "@NODIR" => p("nodir/x.csv"),
             "@MODEL" => p("m.safetensors"),
+            "@CKPT" => p("c.ckpt"),
             other => other.to_string(),
         }
     }

@@ -570,3 +570,123 @@ fn resume_refuses_changed_data_other_files_and_other_flags() {
         &["changed since the checkpoint", "d.csv"],
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Sizes, numerics, labels
+
+#[test]
+fn impossible_sizes_and_f32_underflow_are_refused_with_numbers() {
+    let d = tempfile::tempdir().unwrap();
+    let data = iris_in(d.path());
+    let base = ["train", s(&data), "--target", "species", "--device", "cpu"];
+    let se = refused(
+        &[&base[..], &["--hidden", "100000000"]].concat(),
+        2,
+        &["--hidden", "the run needs about", "available"],
+    );
+    assert!(!se.contains("epoch"), "{se}");
+    refused(
+        &[&base[..], &["--lr", "1e-50"]].concat(),
+        2,
+        &["--lr", "32-bit"],
+    );
+    refused(
+        &[&base[..], &["--lr", "1e39"]].concat(),
+        2,
+        &["--lr", "inf"],
+    );
+    refused(
+        &[&base[..], &["--weight-decay", "1e-46"]].concat(),
+        2,
+        &["--weight-decay", "32-bit"],
+    );
+}
+
+#[test]
+fn a_trillion_epochs_allocates_nothing_for_them_and_stops_on_ctrl_c() {
+    let d = tempfile::tempdir().unwrap();
+    let data = iris_in(d.path());
+    let out = d.path().join("m.st");
+    let (mut child, _) = start_long_run(&[
+        "train",
+        s(&data),
+        "--target",
+        "species",
+        "--epochs",
+        "1000000000000",
+        "--device",
+        "cpu",
+        "--out",
+        s(&out),
+    ]);
+    signal(&child, libc::SIGINT);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    Model::load(&out).unwrap();
+}
+
+#[test]
+fn labels_only_in_validation_or_differing_in_case_are_warnings() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    let mut text = String::from("x,label\n");
+    for i in 0..40 {
+        // Rows 0 and 2 (validation with --val-every 2) are the only birds.
+        let label = match i {
+            0 | 2 => "bird",
+            _ if i % 3 == 0 => "Cat",
+            _ if i % 3 == 1 => "cat",
+            _ => "dog",
+        };
+        text += &format!("{},{label}\n", (i as f32 * 0.37).sin());
+    }
+    std::fs::write(&data, text).unwrap();
+    let o = run(&[
+        "train",
+        s(&data),
+        "--target",
+        "label",
+        "--val-every",
+        "2",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        s(&d.path().join("m.st")),
+    ]);
+    let se = stderr(&o);
+    assert!(o.status.success(), "{se}");
+    assert!(
+        se.contains("warning: class(es) bird appear only in the validation rows"),
+        "{se}"
+    );
+    assert!(
+        se.contains("warning: labels 'Cat', 'cat' differ only in case"),
+        "{se}"
+    );
+}
+
+#[test]
+fn a_non_finite_prediction_is_an_error_naming_the_row() {
+    let d = tempfile::tempdir().unwrap();
+    let (data, model_path) = (d.path().join("d.csv"), d.path().join("m.st"));
+    std::fs::write(&data, "a,b\n0,0\n1e30,2\n").unwrap();
+    let schema = Schema {
+        features: vec!["a".into(), "b".into()],
+        targets: vec!["y".into()],
+        task: Task::Regression,
+        classes: vec![],
+        window: None,
+    };
+    let mut layers = init_layers(&[2, 1], Activation::Relu, 1);
+    layers[0].weight = vec![3e38, 1.0];
+    let (n, t) = (Normalizer::identity(2), Normalizer::identity(1));
+    let m = Model::new(schema, Activation::Relu, Loss::Mse, 1, layers, n, t).unwrap();
+    m.save(&model_path).unwrap();
+    refused(
+        &["predict", s(&model_path), s(&data), "--device", "cpu"],
+        1,
+        &["d.csv:3", "predicts inf"],
+    );
+}

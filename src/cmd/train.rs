@@ -41,6 +41,12 @@ fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
         .map(|p| super::resume::Saver::new(a, p))
         .transpose()?;
     let (train_ds, val_ds, loss) = read_data(a)?;
+    let s = &train_ds.schema;
+    let sizes = layer_sizes(s.n_features(), &a.hidden.0, s.n_outputs());
+    let rows = train_ds.rows + val_ds.as_ref().map_or(0, |v| v.rows);
+    let batch = a.batch_size.min(train_ds.rows.max(1));
+    let needs = crate::budget::Needs::of(&sizes, batch, rows, s.target_cols(), a.optimizer);
+    crate::budget::check(&needs, crate::budget::available())?;
     let mut model = match &resume {
         Some(c) => c.model.clone(),
         None => new_model(a, &train_ds, loss)?,
@@ -182,6 +188,22 @@ fn config(a: &TrainArgs) -> Result<TrainConfig> {
             ));
         }
     };
+    // A value that is fine as f64 but 0 or infinite as the f32 the kernels use would train
+    // nothing, or NaN.
+    for (flag, v) in [
+        ("--lr", Some(a.lr)),
+        ("--weight-decay", Some(a.weight_decay)),
+        ("--clip", a.clip),
+    ] {
+        if let Some(v) = v
+            && (v != 0.0 && (v as f32 == 0.0 || (v as f32).is_infinite()))
+        {
+            return Err(Error::flag(
+                flag,
+                format!("{v} is {} in 32-bit floats, which training uses", v as f32),
+            ));
+        }
+    }
     Ok(TrainConfig {
         optimizer: a.optimizer,
         lr: a.lr as f32,
@@ -234,7 +256,62 @@ fn read_data(a: &TrainArgs) -> Result<(Dataset, Option<Dataset>, Loss)> {
             (ds.subset(&tr), val)
         }
     };
+    if !a.quiet {
+        for w in label_warnings(&train_ds, val_ds.as_ref()) {
+            crate::errln!("wgtrain: warning: {w}");
+        }
+    }
     Ok((train_ds, val_ds, loss))
+}
+
+/// Classes that only the validation rows have (the network can never predict them), and
+/// labels that differ only in case or spaces (probably one class typed two ways).
+fn label_warnings(train: &Dataset, val: Option<&Dataset>) -> Vec<String> {
+    let classes = &train.schema.classes;
+    if train.schema.task != Task::Classification {
+        return Vec::new();
+    }
+    let mut seen = vec![false; classes.len()];
+    for &y in &train.y {
+        if let Some(s) = seen.get_mut(y as usize) {
+            *s = true;
+        }
+    }
+    let mut out = Vec::new();
+    let only_val: Vec<&str> = val
+        .map(|v| {
+            v.y.iter()
+                .map(|&y| y as usize)
+                .collect::<std::collections::BTreeSet<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&c| c < classes.len() && !seen[c])
+        .map(|c| classes[c].as_str())
+        .collect();
+    if !only_val.is_empty() {
+        out.push(format!(
+            "class(es) {} appear only in the validation rows; the network never sees them in training",
+            crate::error::cut(&only_val.join(", "), 80)
+        ));
+    }
+    let mut by_key: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for c in classes {
+        let key: String = c
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        by_key.entry(key).or_default().push(c);
+    }
+    for same in by_key.values().filter(|v| v.len() > 1) {
+        let quoted: Vec<String> = same.iter().map(|c| format!("'{c}'")).collect();
+        out.push(format!(
+            "labels {} differ only in case or spaces; they are trained as different classes",
+            crate::error::cut(&quoted.join(", "), 80)
+        ));
+    }
+    out
 }
 
 /// A freshly initialized model whose normalizers are fitted on the training rows.
