@@ -88,6 +88,18 @@ pub enum Metrics {
 impl Metrics {
     /// From `eval_stats` sums over `rows` rows: slots 0 and 1 hold mse and mae (regression)
     /// or cross-entropy and softmax MSE (classification), slot 2 the correct rows.
+    /// Regression errors summed in `unit`s (see `target_unit`) back in the target's units.
+    fn in_units(self, unit: f64) -> Metrics {
+        match self {
+            Metrics::Regression { rows, mse, mae } => Metrics::Regression {
+                rows,
+                mse: mse * unit * unit,
+                mae: mae * unit,
+            },
+            m => m,
+        }
+    }
+
     fn from_sums(task: Task, sums: [f64; STATS_WIDTH], rows: usize) -> Metrics {
         let r = rows.max(1) as f64;
         match task {
@@ -379,9 +391,27 @@ fn target_cols(model: &Model) -> usize {
 /// The factor from the network's standardized outputs back to the target's units.
 fn scale_buf<B: Backend + ?Sized>(be: &mut B, model: &Model) -> Result<Option<Buf>> {
     let std = &model.target_normalizer.std;
+    let unit = target_unit(model);
     match model.schema.task {
-        Task::Regression if std.iter().any(|&s| s != 1.0) => Ok(Some(be.upload(std)?)),
+        Task::Regression if std.iter().any(|&s| s != 1.0) => {
+            let rel: Vec<f32> = std.iter().map(|&s| (s as f64 / unit) as f32).collect();
+            Ok(Some(be.upload(&rel)?))
+        }
         _ => Ok(None),
+    }
+}
+
+/// The unit the device sums regression errors in: the largest target std. The scale buffer
+/// holds std / unit (at most 1), so the f32 sums stay near the standardized errors (targets
+/// around 1e19 no longer overflow them), and the host multiplies back in f64.
+fn target_unit(model: &Model) -> f64 {
+    let std = &model.target_normalizer.std;
+    match model.schema.task {
+        Task::Regression if std.iter().any(|&s| s != 1.0) => std
+            .iter()
+            .fold(0f64, |m, &s| m.max(s as f64))
+            .max(f64::MIN_POSITIVE),
+        _ => 1.0,
     }
 }
 
@@ -531,6 +561,8 @@ pub struct Trainer {
     schedule: Schedule,
     total_steps: u64,
     task: Task,
+    /// See `target_unit`.
+    unit: f64,
     bar: Option<indicatif::ProgressBar>,
 }
 
@@ -578,6 +610,7 @@ impl Trainer {
             // Saturating: --epochs is only bounded by usize, and nothing may overflow on it.
             total_steps: (n_batches as u64).saturating_mul(cfg.epochs as u64),
             task: model.schema.task,
+            unit: target_unit(model),
             bar: progress_bar(cfg.progress && n_batches >= 100, n_batches),
         })
     }
@@ -636,9 +669,13 @@ impl Trainer {
             b.reset();
         }
         let sums = be.read(self.losses)?;
-        Ok(Some(
-            sums.iter().map(|&v| v as f64).sum::<f64>() / self.data.rows as f64,
-        ))
+        let per_unit = match self.st.loss {
+            Loss::Mse => self.unit * self.unit,
+            Loss::Mae => self.unit,
+            _ => 1.0,
+        };
+        let sum = sums.iter().map(|&v| v as f64).sum::<f64>();
+        Ok(Some(sum * per_unit / self.data.rows as f64))
     }
 
     /// Everything besides the weights that the next step depends on, read from the device.
@@ -705,7 +742,8 @@ impl Trainer {
         let (net, y, scale) = (&self.st.net, self.st.y_batch, self.st.scale);
         record_eval(be, net, val, y, scale, classes, stats)?;
         let sums = sum_stats(&be.read(stats)?);
-        Ok(Some(Metrics::from_sums(self.task, sums, val.rows)))
+        let m = Metrics::from_sums(self.task, sums, val.rows);
+        Ok(Some(m.in_units(self.unit)))
     }
 
     /// Copies the current weights into `model`.
@@ -1046,7 +1084,7 @@ pub fn evaluate<B: Backend + ?Sized>(be: &mut B, model: &Model, data: &Rows) -> 
     }
     up.free(be)?;
     net.free(be)?;
-    Ok(Metrics::from_sums(task, sums, data.rows))
+    Ok(Metrics::from_sums(task, sums, data.rows).in_units(target_unit(model)))
 }
 
 #[cfg(test)]

@@ -764,7 +764,7 @@ fn flags_never_panic(case: (usize, Vec<(usize, usize, bool)>)) -> Result<(), Tes
 
 #[test]
 fn flag_parser_never_panics_on_random_command_lines() {
-    run_cases("flags", &flag_case(), 400, 5, flags_never_panic);
+    run_cases("flags", &flag_case(), 250, 5, flags_never_panic);
 }
 
 #[test]

@@ -690,3 +690,83 @@ fn a_non_finite_prediction_is_an_error_naming_the_row() {
         &["d.csv:3", "predicts inf"],
     );
 }
+
+/// y[m,n] = relu(x[m,k]·w[n,k]ᵀ + b[n]) with a NaN planted in x: every output of that row
+/// must be NaN (a ReLU that maps NaN to 0 hides a diverged network), the other rows finite.
+fn relu_keeps_nan(be: &mut dyn Backend) {
+    let (m, n, k) = (5, 3, 17);
+    let mut r = wgtrain::rng::Rng::new(3);
+    let mut x: Vec<f32> = (0..m * k).map(|_| r.normal() as f32).collect();
+    x[2 * k + 7] = f32::NAN;
+    let w: Vec<f32> = (0..n * k).map(|_| r.normal() as f32).collect();
+    let b: Vec<f32> = (0..n).map(|_| r.normal() as f32).collect();
+    let (xb, wb, bb) = (
+        be.upload(&x).unwrap(),
+        be.upload(&w).unwrap(),
+        be.upload(&b).unwrap(),
+    );
+    let y = be.upload(&vec![0.5; m * n]).unwrap();
+    be.matmul_nt(xb, wb, Some(bb), Activation::Relu, y, m, n, k)
+        .unwrap();
+    let out = be.read(y).unwrap();
+    for (i, v) in out.iter().enumerate() {
+        let row = i / n;
+        assert_eq!(
+            v.is_nan(),
+            row == 2,
+            "{} [{row},{}] = {v}",
+            be.describe(),
+            i % n
+        );
+    }
+}
+
+#[test]
+fn relu_keeps_nan_visible_on_the_cpu_and_the_gpu() {
+    relu_keeps_nan(&mut wgtrain::backend::cpu::CpuBackend::new());
+    if let Some(mut gpu) = common::gpu() {
+        relu_keeps_nan(&mut gpu);
+    }
+}
+
+/// Targets around 1e19: the network learns standardized values and is fine; the reported
+/// loss (about 1e38 in target units) used to overflow the f32 sums and read as divergence.
+#[test]
+fn targets_around_1e19_train_without_a_false_divergence() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("big.csv");
+    let r = rows(300, 3, 9);
+    let mut text = String::from("a,b,c,y\n");
+    for (row, y) in r.x.chunks(3).zip(&r.y) {
+        text += &format!("{},{},{},{}\n", row[0], row[1], row[2], 3e19 + 1e19 * y);
+    }
+    std::fs::write(&data, text).unwrap();
+    let metrics = d.path().join("m.csv");
+    for dev in ["cpu", "gpu"] {
+        if dev == "gpu" && common::adapter().is_none() {
+            continue;
+        }
+        let o = run(&[
+            "train",
+            s(&data),
+            "--target",
+            "y",
+            "--epochs",
+            "3",
+            "--device",
+            dev,
+            "--out",
+            s(&d.path().join("m.st")),
+            "--metrics",
+            s(&metrics),
+        ]);
+        assert!(o.status.success(), "{dev}: {}", stderr(&o));
+        let logged = std::fs::read_to_string(&metrics).unwrap();
+        let last = logged.lines().last().unwrap().to_string();
+        let loss: f64 = last.split(',').nth(1).unwrap().parse().unwrap();
+        assert!(
+            loss.is_finite() && loss > 1e36 && loss < 1e40,
+            "{dev}: {last}"
+        );
+    }
+}
