@@ -770,3 +770,49 @@ fn targets_around_1e19_train_without_a_false_divergence() {
         );
     }
 }
+
+#[test]
+fn predict_reads_only_the_feature_columns() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    write_csv(&data, 60, 3);
+    let model = d.path().join("m.st");
+    let o = run(&[
+        "train",
+        s(&data),
+        "--target",
+        "y",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        s(&model),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The target column empty, '?', or absent.
+    let text = std::fs::read_to_string(&data).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.take(4).collect();
+    let cut = |l: &str| l.rsplit_once(',').unwrap().0.to_string();
+    let mut unknown = format!("{header}\n");
+    for (i, r) in rows.iter().enumerate() {
+        unknown += &format!("{},{}\n", cut(r), ["", "?", "", "?"][i]);
+    }
+    let mut absent = format!("{}\n", cut(header));
+    for r in &rows {
+        absent += &format!("{}\n", cut(r));
+    }
+    let mut outs = Vec::new();
+    for (name, body) in [("unknown.csv", unknown), ("absent.csv", absent)] {
+        let p = d.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        let o = run(&["predict", s(&model), s(&p), "--device", "cpu"]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        outs.push(String::from_utf8_lossy(&o.stdout).into_owned());
+    }
+    assert_eq!(outs[0].lines().count(), 5, "{}", outs[0]);
+    assert_eq!(outs[0], outs[1], "the target column plays no part");
+}
