@@ -139,7 +139,7 @@ else
 fi
 PARITY=$(mktemp)
 if [ $gpu_only = 1 ]; then
-    { echo "(not run by SUITE=gpu)"; echo; echo "\`wgtrain tune\` output:"; echo; echo '```'; cat "$TUNELOG"; echo '```'; } >"$PARITY"
+    { echo "(CPU rows and quality parity: not run by SUITE=gpu)"; echo; echo "\`wgtrain tune\` output:"; echo; echo '```'; cat "$TUNELOG"; echo '```'; } >"$PARITY"
 else
     python3 bench/sklearn_compare.py --markdown >"$PARITY" 2>/dev/null || echo "(bench/sklearn_compare.py failed)" >"$PARITY"
 fi
