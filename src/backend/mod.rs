@@ -26,7 +26,7 @@ pub fn open(choice: gpu::DeviceChoice, adapter: Option<&str>) -> Result<Box<dyn 
         Some(a) => Ok(Box::new(gpu::GpuBackend::new(a)?)),
         None => {
             if choice == gpu::DeviceChoice::Auto {
-                eprintln!("wgtrain: no hardware GPU adapter found; running on the CPU");
+                crate::errln!("wgtrain: no hardware GPU adapter found; running on the CPU");
             }
             Ok(Box::new(cpu::CpuBackend::new()))
         }
