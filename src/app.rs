@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
-use crate::data::{DataSpec, Dataset, Normalizer, Table, read_table};
+use crate::data::{DataSpec, Dataset, LoadOptions, ModelColumns, Normalizer, Table, read_table};
 use crate::error::{Error, Result};
 use crate::model::{Init, Model, init_layers_with, layer_sizes};
 use crate::spec::{Activation, Loss, Optimizer, Task};
@@ -430,14 +430,17 @@ pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
     if let Some(path) = &a.plot {
         crate::plot::format_of(path)?;
     }
-    let table = read_table(&a.data)?;
     let spec = DataSpec {
         targets: &a.target,
         drop: &a.drop,
         task: p.task,
         window: a.window,
     };
-    let ds = Dataset::from_table(&table, &spec)?;
+    let load = LoadOptions {
+        progress: !a.quiet,
+        block_bytes: 0,
+    };
+    let ds = Dataset::load(&a.data, &spec, &load)?;
     if ds.task == Task::Regression && p.task.is_none() && !a.quiet && looks_like_labels(&ds) {
         eprintln!(
             "wgtrain: note: '{}' holds a few integer values, read as numbers (regression); \
@@ -449,16 +452,14 @@ pub fn run_train(a: &TrainArgs) -> Result<TrainOutcome> {
 
     let (train_ds, val_ds) = match (&a.val, a.val_every) {
         (Some(path), _) => {
-            let vt = read_table(path)?;
-            let (v, _) = Dataset::for_model(
-                &vt,
-                &ds.features,
-                &ds.targets,
-                ds.task,
-                &ds.classes,
-                a.window,
-                true,
-            )?;
+            let cols = ModelColumns {
+                features: &ds.features,
+                targets: &ds.targets,
+                task: ds.task,
+                classes: &ds.classes,
+                window: a.window,
+            };
+            let (v, _) = Dataset::load_for_model(path, &cols, true, &load)?;
             (ds, Some(v))
         }
         (None, Some(n)) => {
@@ -715,8 +716,22 @@ fn load_for_data(
     model_path: &Path,
     data: &Path,
     need_targets: bool,
-) -> Result<(Model, Table, Dataset, bool)> {
+    text: bool,
+) -> Result<(Model, Option<Table>, Dataset, bool)> {
     let model = Model::load(model_path)?;
+    // Only `predict --keep` needs the text of the rows; the rest streams.
+    if !text {
+        let cols = ModelColumns {
+            features: &model.features,
+            targets: &model.targets,
+            task: model.task,
+            classes: &model.classes,
+            window: model.window,
+        };
+        let (ds, has) =
+            Dataset::load_for_model(data, &cols, need_targets, &LoadOptions::default())?;
+        return Ok((model, None, ds, has));
+    }
     let table = read_table(data)?;
     let (ds, has_targets) = Dataset::for_model(
         &table,
@@ -727,11 +742,19 @@ fn load_for_data(
         model.window,
         need_targets,
     )?;
-    Ok((model, table, ds, has_targets))
+    Ok((model, Some(table), ds, has_targets))
 }
 
 pub fn run_predict(a: &PredictArgs) -> Result<()> {
-    let (model, table, ds, _) = load_for_data(&a.model, &a.data, false)?;
+    let (model, table, ds, _) = load_for_data(&a.model, &a.data, false, !a.keep.is_empty())?;
+    let no_text = Table {
+        path: a.data.clone(),
+        header: Vec::new(),
+        records: Vec::new(),
+        lines: Vec::new(),
+        raw_header: Vec::new(),
+    };
+    let table = table.unwrap_or(no_text);
     let keep_cols = a
         .keep
         .iter()
@@ -827,7 +850,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 pub fn run_eval(a: &EvalArgs) -> Result<Metrics> {
-    let (model, _, ds, _) = load_for_data(&a.model, &a.data, true)?;
+    let (model, _, ds, _) = load_for_data(&a.model, &a.data, true, false)?;
     let rows = Rows {
         x: model_inputs(&model, &ds),
         y: model_targets(&model, &ds),

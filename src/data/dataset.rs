@@ -239,7 +239,7 @@ pub(crate) fn resolve(t: &Table, flag: &str, names: &[String]) -> Result<Vec<usi
 /// A target named by a name the file uses for several columns is refused: taking the first
 /// (as pandas would) silently trains on the wrong column, e.g. day 1 of the covid file's three
 /// `tested_positive` columns where the course means the last.
-fn refuse_repeated_target(t: &Table, name: &str) -> Result<()> {
+pub(crate) fn refuse_repeated_target(t: &Table, name: &str) -> Result<()> {
     let cols = t.repeats(name);
     if cols.is_empty() {
         return Ok(());
@@ -368,6 +368,11 @@ fn line_of(t: &Table, row: usize) -> u64 {
 
 /// The error for a value that `parse_num` rejected.
 pub(crate) fn value_error(t: &Table, row: usize, col: usize, why: String, role: Role) -> Error {
+    value_error_at(t, line_of(t, row), col, why, role)
+}
+
+/// The same for a value at a known file line.
+pub(crate) fn value_error_at(t: &Table, line: u64, col: usize, why: String, role: Role) -> Error {
     let name = &t.header[col];
     let hint = match role {
         _ if !why.ends_with("is not a number") => String::new(),
@@ -377,7 +382,7 @@ pub(crate) fn value_error(t: &Table, row: usize, col: usize, why: String, role: 
     };
     Error::data(
         &t.path,
-        line_of(t, row),
+        line,
         col as u64 + 1,
         format!("column '{name}': {why}{hint}"),
     )
@@ -435,7 +440,13 @@ fn class_labels(t: &Table, col: usize) -> Result<Vec<String>> {
         }
         seen.entry(s).or_insert(());
     }
-    let mut labels: Vec<String> = seen.into_keys().map(str::to_owned).collect();
+    let labels = sort_labels(seen.into_keys().map(str::to_owned).collect());
+    check_two_classes(t, col, labels)
+}
+
+/// Class labels in class-id order: numerically when all are numbers (so "2" comes before
+/// "10"), else as strings.
+pub(crate) fn sort_labels(mut labels: Vec<String>) -> Vec<String> {
     let numeric: Option<Vec<f64>> = labels.iter().map(|s| s.parse::<f64>().ok()).collect();
     match numeric {
         Some(_) => labels.sort_by(|a, b| {
@@ -447,6 +458,11 @@ fn class_labels(t: &Table, col: usize) -> Result<Vec<String>> {
         }),
         None => labels.sort(),
     }
+    labels
+}
+
+/// `labels` of column `col`, refused when fewer than two.
+pub(crate) fn check_two_classes(t: &Table, col: usize, labels: Vec<String>) -> Result<Vec<String>> {
     if labels.len() < 2 {
         return Err(Error::data(
             &t.path,

@@ -16,12 +16,16 @@
 //! asked for on the command line are [`crate::Error::Flag`].
 
 mod dataset;
+mod loader;
 mod normalize;
+mod num;
+mod scan;
 mod split;
 mod table;
 mod window;
 
 pub use dataset::{DataSpec, Dataset};
+pub use loader::{LoadOptions, ModelColumns};
 pub use normalize::Normalizer;
 pub use split::{every_nth, split_indices};
 pub use table::{Table, read_table};
