@@ -339,3 +339,29 @@ fn for_model_same_as_reference() {
         }
     }
 }
+
+#[test]
+fn split_in_place_equals_two_subsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(9);
+    let text = random_csv(&mut rng, 500, 4, 0, true);
+    let p = write(dir.path(), "s.csv", &text);
+    let targets = strings(&["y"]);
+    let spec = DataSpec {
+        targets: &targets,
+        drop: &[],
+        task: None,
+        window: None,
+    };
+    let ds = Dataset::load(&p, &spec, &LoadOptions::default()).unwrap();
+    assert_eq!(ds.task, Task::Classification);
+    for seed in 0..4 {
+        let (tr, va) = wgtrain::data::split_indices(&ds, 0.3, seed, false).unwrap();
+        let want = (ds.subset(&tr), ds.subset(&va));
+        assert_eq!(ds.clone().split(&tr, &va), want);
+    }
+    // Not ascending: still the subsets, in the order given.
+    let (keep, take) = ([3, 1, 2], [0, 4]);
+    let want = (ds.subset(&keep), ds.subset(&take));
+    assert_eq!(ds.split(&keep, &take), want);
+}

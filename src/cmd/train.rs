@@ -137,14 +137,15 @@ fn read_data(a: &TrainArgs) -> Result<(Dataset, Option<Dataset>, Loss)> {
         }
         (None, Some(n)) => {
             let (tr, va) = crate::data::every_nth(ds.rows, n);
-            (ds.subset(&tr), Some(ds.subset(&va)))
+            let (tr, va) = ds.split(&tr, &va);
+            (tr, Some(va))
         }
         (None, None) => {
             // A series validates on its last rows, as the lecture trains on 2017–2020 and tests on 2021.
             let (tr, va) =
                 crate::data::split_indices(&ds, a.val_split, a.seed, a.window.is_some())?;
-            let val = (!va.is_empty()).then(|| ds.subset(&va));
-            (ds.subset(&tr), val)
+            let (tr, val) = ds.split(&tr, &va);
+            (tr, (val.rows > 0).then_some(val))
         }
     };
     Ok((train_ds, val_ds, loss))

@@ -215,6 +215,30 @@ impl Dataset {
         }
     }
 
+    /// `(self.subset(keep), self.subset(take))` without a second copy of the kept rows: they
+    /// are moved down in place (`keep` must be ascending, as the splits give it), so a split
+    /// costs the taken rows, not the whole matrix again.
+    pub fn split(mut self, keep: &[usize], take: &[usize]) -> (Dataset, Dataset) {
+        let taken = self.subset(take);
+        if !keep.windows(2).all(|w| w[0] < w[1]) {
+            return (self.subset(keep), taken);
+        }
+        let nf = self.features.len();
+        let ny = self.y.len().checked_div(self.rows).unwrap_or(0);
+        for (k, &i) in keep.iter().enumerate() {
+            self.x.copy_within(i * nf..(i + 1) * nf, k * nf);
+            self.y.copy_within(i * ny..(i + 1) * ny, k * ny);
+            self.lines[k] = self.lines[i];
+        }
+        self.x.truncate(keep.len() * nf);
+        self.y.truncate(keep.len() * ny);
+        self.lines.truncate(keep.len());
+        self.x.shrink_to_fit();
+        self.y.shrink_to_fit();
+        self.rows = keep.len();
+        (self, taken)
+    }
+
     pub fn n_features(&self) -> usize {
         self.features.len()
     }
