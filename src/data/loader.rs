@@ -54,13 +54,13 @@ pub struct ModelColumns<'a> {
 const LABEL_CAP: usize = 4096;
 
 #[derive(Clone, Copy)]
-enum Slot {
+pub(super) enum Slot {
     Skip,
     Feature(u32),
     Target(u32),
 }
 
-enum Labels {
+pub(super) enum Labels {
     /// Targets are numbers only.
     Off,
     /// Intern every label (with `Some(cap)`: give up past `cap` distinct ones in a block).
@@ -69,15 +69,42 @@ enum Labels {
     Known(HashMap<String, u32>),
 }
 
-struct Plan {
-    cols: usize,
-    slots: Vec<Slot>,
-    nf: usize,
-    nt: usize,
-    numeric_targets: bool,
+/// How each column of a file is read.
+pub(super) struct Plan {
+    pub cols: usize,
+    pub slots: Vec<Slot>,
+    pub nf: usize,
+    pub nt: usize,
+    pub numeric_targets: bool,
     /// Look for a target that is not a number (task inference).
-    infer: bool,
-    labels: Labels,
+    pub infer: bool,
+    pub labels: Labels,
+}
+
+impl Plan {
+    /// Training: targets are numbers unless the task says classes; with no task given, a
+    /// single target's labels are kept too (up to `cap` distinct ones per block).
+    pub(super) fn training(
+        cols: usize,
+        fcols: &[usize],
+        tcols: &[usize],
+        task: Option<Task>,
+        cap: usize,
+    ) -> Plan {
+        Plan {
+            cols,
+            slots: slots(cols, fcols, tcols),
+            nf: fcols.len(),
+            nt: tcols.len(),
+            numeric_targets: task != Some(Task::Classification),
+            infer: task.is_none(),
+            labels: match task {
+                Some(Task::Classification) => Labels::Intern(None),
+                None if tcols.len() == 1 => Labels::Intern(Some(cap)),
+                _ => Labels::Off,
+            },
+        }
+    }
 }
 
 /// A value problem: where, and the reason as [`parse_num`] words it.
@@ -390,7 +417,12 @@ impl Dataset {
     /// Read the training view of a `.csv` / `.csv.gz` file: what
     /// `Dataset::from_table(&read_table(path)?, spec)` gives, several times faster and in a
     /// fraction of the memory.
+    ///
+    /// A Parquet file (by its magic bytes) is read by [`super::parquet`] instead.
     pub fn load(path: &Path, spec: &DataSpec, opts: &LoadOptions) -> Result<Dataset> {
+        if super::parquet::is_parquet(path) {
+            return super::parquet::load(path, spec);
+        }
         let o = scan::open(path)?;
         if spec.window.is_some() || o.raw_header.len() == 1 {
             drop(o);
@@ -402,19 +434,7 @@ impl Dataset {
             return Err(one_target(tcols.len(), spec, None));
         }
         let nt = tcols.len();
-        let plan = Plan {
-            cols: t.header.len(),
-            slots: slots(t.header.len(), &fcols, &tcols),
-            nf: fcols.len(),
-            nt,
-            numeric_targets: spec.task != Some(Task::Classification),
-            infer: spec.task.is_none(),
-            labels: match spec.task {
-                Some(Task::Classification) => Labels::Intern(None),
-                None if nt == 1 => Labels::Intern(Some(LABEL_CAP)),
-                _ => Labels::Off,
-            },
-        };
+        let plan = Plan::training(t.header.len(), &fcols, &tcols, spec.task, LABEL_CAP);
         let m = run(o, &plan, opts)?;
         let m = checked(&t, m, Role::Feature)?;
         let task = spec.task.unwrap_or(match m.non_numeric {
@@ -471,6 +491,9 @@ impl Dataset {
         need_targets: bool,
         opts: &LoadOptions,
     ) -> Result<(Dataset, bool)> {
+        if super::parquet::is_parquet(path) {
+            return super::parquet::load_for_model(path, model, need_targets);
+        }
         let o = scan::open(path)?;
         if model.window.is_some() || o.raw_header.len() == 1 {
             drop(o);
@@ -527,7 +550,11 @@ impl Dataset {
 }
 
 /// The columns a model reads from table `t` and how; and whether the file has the targets.
-fn model_plan(t: &Table, model: &ModelColumns, need_targets: bool) -> Result<(Plan, bool)> {
+pub(super) fn model_plan(
+    t: &Table,
+    model: &ModelColumns,
+    need_targets: bool,
+) -> Result<(Plan, bool)> {
     let path = &t.path;
     let find = |names: &[String], missing: &mut Vec<String>| {
         names
@@ -629,7 +656,11 @@ fn class_ids(seen: &[String], classes: &[String], ids: &[u32]) -> Vec<f32> {
     ids.iter().map(|&i| remap[i as usize]).collect()
 }
 
-fn one_target(n: usize, spec: &DataSpec, inferred: Option<(&String, &String, u64)>) -> Error {
+pub(super) fn one_target(
+    n: usize,
+    spec: &DataSpec,
+    inferred: Option<(&String, &String, u64)>,
+) -> Error {
     let mut msg = format!(
         "classification needs exactly one target column, got {n} ({})",
         spec.targets.join(", ")
@@ -644,7 +675,7 @@ fn one_target(n: usize, spec: &DataSpec, inferred: Option<(&String, &String, u64
 
 /// The target and feature columns of a training run, checked as [`Dataset::from_table`]
 /// checks them.
-fn training_columns(t: &Table, spec: &DataSpec) -> Result<(Vec<usize>, Vec<usize>)> {
+pub(super) fn training_columns(t: &Table, spec: &DataSpec) -> Result<(Vec<usize>, Vec<usize>)> {
     if spec.targets.is_empty() {
         return Err(Error::flag("--target", "no target column given"));
     }

@@ -19,6 +19,7 @@ mod dataset;
 mod loader;
 mod normalize;
 mod num;
+mod parquet;
 mod scan;
 mod split;
 mod table;
