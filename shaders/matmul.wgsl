@@ -1,29 +1,8 @@
-// Tiled matrix products for the three layouts of a linear layer (see `Backend` in
-// src/backend/mod.rs). One workgroup computes a TILE×TILE output tile; each thread owns a 4×4
-// block (256 threads for TILE = 64). A and B are staged through workgroup memory 16 reduction
-// steps at a time (2 × 4 KiB), and the transposed layouts are handled by the addressing in the
-// tile loads. The host also builds this file with TILE = 32 (64 threads) for products whose
-// output is too small to keep a GPU busy with 64×64 tiles. Every output is summed in the same
-// order (r = 0, 1, …) whatever the tile: results are reproducible bit for bit.
-
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    act: u32,       // activation code (matmul_nt epilogue)
-    has_bias: u32,  // matmul_nt: 1 when `bias` holds real data
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
-    _f0: vec4<f32>,
-    _p3: vec4<u32>,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> a: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(4) var<storage, read_write> bias: array<f32>;
+// The baseline variant: one workgroup computes a TILE×TILE output tile; each thread owns a
+// 4×4 block (256 threads for TILE = 64). A and B are staged through workgroup memory 16
+// reduction steps at a time (2 × 4 KiB), and the transposed layouts are handled by the
+// addressing in the tile loads. The host also builds this file with TILE = 32 (64 threads)
+// for products whose output is too small to keep a GPU busy with 64×64 tiles.
 
 const TILE: u32 = 64u;
 const TM: u32 = TILE;
@@ -37,49 +16,11 @@ const LOADS: u32 = TILE * TK / THREADS; // tile elements each thread stages per 
 var<workgroup> tile_a: array<vec4<f32>, TK * TPR>;
 var<workgroup> tile_b: array<vec4<f32>, TK * TPR>;
 
-const LAYOUT_NT: u32 = 0u; // y[m,n]  = x[m,k] · w[n,k]ᵀ   A(i,r) = x[i,r],  B(r,j) = w[j,r]
-const LAYOUT_NN: u32 = 1u; // dx[m,k] = dy[m,n] · w[n,k]   A(i,r) = dy[i,r], B(r,j) = w[r,j]
-const LAYOUT_TN: u32 = 2u; // dw[n,k] = dy[m,n]ᵀ · x[m,k]  A(i,r) = dy[r,i], B(r,j) = x[r,j]
-
-fn load_a(lay: u32, i: u32, r: u32, rows: u32, depth: u32) -> f32 {
-    // Zero padding makes ragged edges contribute nothing to the sums.
-    if (i >= rows || r >= depth) {
-        return 0.0;
-    }
-    switch lay {
-        case 0u: { return a[i * p.k + r]; }
-        case 1u: { return a[i * p.n + r]; }
-        default: { return a[r * p.n + i]; }
-    }
-}
-
-fn load_b(lay: u32, r: u32, j: u32, cols: u32, depth: u32) -> f32 {
-    if (j >= cols || r >= depth) {
-        return 0.0;
-    }
-    switch lay {
-        case 0u: { return b[j * p.k + r]; }
-        default: { return b[r * p.k + j]; }
-    }
-}
-
-fn activate(v: f32, act: u32) -> f32 {
-    switch act {
-        case 1u: { return max(v, 0.0); }
-        case 2u: { return 1.0 / (1.0 + exp(-v)); }
-        default: { return v; }
-    }
-}
-
 fn mm(lay: u32, wid: vec3<u32>, lid: u32) {
-    var rows: u32;
-    var cols: u32;
-    var depth: u32;
-    switch lay {
-        case 0u: { rows = p.m; cols = p.n; depth = p.k; }
-        case 1u: { rows = p.m; cols = p.k; depth = p.n; }
-        default: { rows = p.n; cols = p.k; depth = p.m; }
-    }
+    let d = dims(lay);
+    let rows = d.x;
+    let cols = d.y;
+    let depth = d.z;
     let tx = lid % TPR;
     let ty = lid / TPR;
     let row0 = wid.y * TM;
@@ -89,6 +30,9 @@ fn mm(lay: u32, wid: vec3<u32>, lid: u32) {
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    // tn: Σ_r A(i, r) = Σ_r dy[r, i] for this thread's 4 rows, summed r = 0, 1, … in order
+    // (the CPU's bias_grad order); zero padding past the depth adds nothing.
+    var bsum = vec4<f32>(0.0);
 
     let tiles = (depth + TK - 1u) / TK;
     for (var t = 0u; t < tiles; t++) {
@@ -125,8 +69,20 @@ fn mm(lay: u32, wid: vec3<u32>, lid: u32) {
             acc1 += av.y * bv;
             acc2 += av.z * bv;
             acc3 += av.w * bv;
+            if (lay == LAYOUT_TN) {
+                bsum += av;
+            }
         }
         workgroupBarrier();
+    }
+
+    if (lay == LAYOUT_TN && wid.x == 0u && tx == 0u) {
+        for (var ii = 0u; ii < 4u; ii++) {
+            let i = row0 + ty * 4u + ii;
+            if (i < rows) {
+                store_db(i, bsum[ii]);
+            }
+        }
     }
 
     var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
@@ -140,30 +96,7 @@ fn mm(lay: u32, wid: vec3<u32>, lid: u32) {
             if (j >= cols) {
                 break;
             }
-            var v = accs[ii][jj];
-            if (lay == LAYOUT_NT) {
-                // The forward epilogue: bias and activation fused, no extra pass.
-                if (p.has_bias != 0u) {
-                    v += bias[j];
-                }
-                v = activate(v, p.act);
-            }
-            c[i * cols + j] = v;
+            store(lay, i, j, cols, accs[ii][jj]);
         }
     }
-}
-
-@compute @workgroup_size(THREADS)
-fn matmul_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    mm(LAYOUT_NT, wid, lid);
-}
-
-@compute @workgroup_size(THREADS)
-fn matmul_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    mm(LAYOUT_NN, wid, lid);
-}
-
-@compute @workgroup_size(THREADS)
-fn matmul_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    mm(LAYOUT_TN, wid, lid);
 }

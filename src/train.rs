@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::backend::{Backend, Buf, STATS_WIDTH, StepParams};
+use crate::backend::{Backend, Buf, Clip, Gather, ParamLayout, STATS_WIDTH, StepParams};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::rng::Rng;
@@ -72,40 +72,73 @@ pub use crate::metrics::EpochMetrics;
 
 /// Metrics over a set of rows, in the target's own units.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Metrics {
-    pub rows: usize,
-    /// Regression: mean squared / absolute error. Classification: cross-entropy, MSE of the
-    /// softmax against one-hot, accuracy.
-    pub mse: f64,
-    pub mae: f64,
-    pub cross_entropy: f64,
-    pub softmax_mse: f64,
-    pub accuracy: f64,
+pub enum Metrics {
+    /// Mean squared and mean absolute error.
+    Regression { rows: usize, mse: f64, mae: f64 },
+    /// Cross-entropy, MSE of the softmax against one-hot, and the share of rows whose largest
+    /// output is the right class.
+    Classification {
+        rows: usize,
+        cross_entropy: f64,
+        softmax_mse: f64,
+        accuracy: f64,
+    },
 }
 
 impl Metrics {
-    /// The value of `loss` over these rows (what `val_loss` reports).
-    pub fn loss(&self, loss: Loss) -> f64 {
-        match loss {
-            Loss::Mse => self.mse,
-            Loss::Mae => self.mae,
-            Loss::CrossEntropy => self.cross_entropy,
-            Loss::SoftmaxMse => self.softmax_mse,
+    /// From `eval_stats` sums over `rows` rows: slots 0 and 1 hold mse and mae (regression)
+    /// or cross-entropy and softmax MSE (classification), slot 2 the correct rows.
+    fn from_sums(task: Task, sums: [f64; STATS_WIDTH], rows: usize) -> Metrics {
+        let r = rows.max(1) as f64;
+        match task {
+            Task::Regression => Metrics::Regression {
+                rows,
+                mse: sums[0] / r,
+                mae: sums[1] / r,
+            },
+            Task::Classification => Metrics::Classification {
+                rows,
+                cross_entropy: sums[0] / r,
+                softmax_mse: sums[1] / r,
+                accuracy: sums[2] / r,
+            },
         }
     }
+
+    pub fn rows(&self) -> usize {
+        match *self {
+            Metrics::Regression { rows, .. } | Metrics::Classification { rows, .. } => rows,
+        }
+    }
+
+    /// The value of `loss` over these rows (what `val_loss` reports); NaN for a loss of the
+    /// other task.
+    pub fn loss(&self, loss: Loss) -> f64 {
+        match (*self, loss) {
+            (Metrics::Regression { mse, .. }, Loss::Mse) => mse,
+            (Metrics::Regression { mae, .. }, Loss::Mae) => mae,
+            (Metrics::Classification { cross_entropy, .. }, Loss::CrossEntropy) => cross_entropy,
+            (Metrics::Classification { softmax_mse, .. }, Loss::SoftmaxMse) => softmax_mse,
+            _ => f64::NAN,
+        }
+    }
+
     /// Accuracy for classification, RMSE for regression.
-    pub fn headline(&self, task: Task) -> f64 {
-        match task {
-            Task::Classification => self.accuracy,
-            Task::Regression => self.mse.sqrt(),
+    pub fn headline(&self) -> f64 {
+        match *self {
+            Metrics::Regression { mse, .. } => mse.sqrt(),
+            Metrics::Classification { accuracy, .. } => accuracy,
         }
     }
 }
 
-/// The network's buffers on a backend: parameters and the activations of one batch.
+/// The network's buffers on a backend: the parameter slab (every weight, then every bias:
+/// `ParamLayout`) with a view per layer, and the activations of one batch.
 struct Net {
     sizes: Vec<usize>,
     act: Activation,
+    layout: ParamLayout,
+    params: Buf,
     w: Vec<Buf>,
     b: Vec<Buf>,
     /// a[0] is the input batch [batch, sizes[0]]; a[l + 1] the output of layer l.
@@ -113,15 +146,40 @@ struct Net {
     batch: usize,
 }
 
+/// One view per layer of a slab laid out by `layout`: (weights, biases).
+fn layer_views(slab: Buf, layout: &ParamLayout) -> Result<(Vec<Buf>, Vec<Buf>)> {
+    let w = layout
+        .w
+        .iter()
+        .map(|&(o, l)| slab.view(o, l))
+        .collect::<Result<_>>()?;
+    let b = layout
+        .b
+        .iter()
+        .map(|&(o, l)| slab.view(o, l))
+        .collect::<Result<_>>()?;
+    Ok((w, b))
+}
+
 impl Net {
     fn new<B: Backend + ?Sized>(be: &mut B, model: &Model, batch: usize) -> Result<Net> {
         let sizes = model.sizes();
-        let mut w = Vec::new();
-        let mut b = Vec::new();
-        for l in &model.layers {
-            w.push(be.upload(&l.weight)?);
-            b.push(be.upload(&l.bias)?);
+        let layout = ParamLayout::new(&sizes);
+        let mut host = vec![0f32; layout.len];
+        for (l, layer) in model.layers.iter().enumerate() {
+            let ((wo, wl), (bo, bl)) = (layout.w[l], layout.b[l]);
+            if layer.weight.len() != wl || layer.bias.len() != bl {
+                return Err(Error::internal(format!(
+                    "layer {l} holds {} weights and {} biases, its sizes say {wl} and {bl}",
+                    layer.weight.len(),
+                    layer.bias.len()
+                )));
+            }
+            host[wo..wo + wl].copy_from_slice(&layer.weight);
+            host[bo..bo + bl].copy_from_slice(&layer.bias);
         }
+        let params = be.upload(&host)?;
+        let (w, b) = layer_views(params, &layout)?;
         let a = sizes
             .iter()
             .map(|&s| be.alloc(batch * s))
@@ -129,6 +187,8 @@ impl Net {
         Ok(Net {
             sizes,
             act: model.activation,
+            layout,
+            params,
             w,
             b,
             a,
@@ -166,11 +226,22 @@ impl Net {
         self.a[self.a.len() - 1]
     }
 
-    /// Copies the parameters back into the model.
+    /// Copies the parameters back into the model (one read of the slab).
     fn download<B: Backend + ?Sized>(&self, be: &mut B, model: &mut Model) -> Result<()> {
+        let host = be.read(self.params)?;
         for (i, l) in model.layers.iter_mut().enumerate() {
-            l.weight = be.read(self.w[i])?;
-            l.bias = be.read(self.b[i])?;
+            let ((wo, wl), (bo, bl)) = (self.layout.w[i], self.layout.b[i]);
+            l.weight = host[wo..wo + wl].to_vec();
+            l.bias = host[bo..bo + bl].to_vec();
+        }
+        Ok(())
+    }
+
+    /// Releases the network's buffers (after `predict`/`evaluate` on a long-lived backend).
+    fn free<B: Backend + ?Sized>(self, be: &mut B) -> Result<()> {
+        be.free(self.params)?;
+        for a in self.a {
+            be.free(a)?;
         }
         Ok(())
     }
@@ -178,75 +249,74 @@ impl Net {
 
 /// The gradients and optimizer state that training adds to a `Net`.
 struct Grads {
-    /// g[l] = ∂L/∂a[l] for l ≥ 1 (g[0] is unused).
-    g: Vec<Buf>,
+    /// g[l] = ∂L/∂a[l] for l ≥ 1 (`None` for the input).
+    g: Vec<Option<Buf>>,
+    /// The gradient slab, laid out like the parameters, and its per-layer views.
+    grad: Buf,
     dw: Vec<Buf>,
     db: Vec<Buf>,
-    state_w: Vec<Vec<Buf>>,
-    state_b: Vec<Vec<Buf>>,
+    /// One slab per optimizer state (velocity; Adam's m and v), laid out like the parameters.
+    state: Vec<Buf>,
 }
 
 impl Grads {
     fn new<B: Backend + ?Sized>(be: &mut B, net: &Net, opt: Optimizer) -> Result<Grads> {
-        let mut g = vec![net.a[0]];
+        let mut g = vec![None];
         for &s in &net.sizes[1..] {
-            g.push(be.alloc(net.batch * s)?);
+            g.push(Some(be.alloc(net.batch * s)?));
         }
-        let (mut dw, mut db, mut state_w, mut state_b) = (vec![], vec![], vec![], vec![]);
-        for (&wb, &bb) in net.w.iter().zip(&net.b) {
-            dw.push(be.alloc(wb.len)?);
-            db.push(be.alloc(bb.len)?);
-            state_w.push(
-                (0..opt.state_slots())
-                    .map(|_| be.alloc(wb.len))
-                    .collect::<Result<_>>()?,
-            );
-            state_b.push(
-                (0..opt.state_slots())
-                    .map(|_| be.alloc(bb.len))
-                    .collect::<Result<_>>()?,
-            );
-        }
+        let grad = be.alloc(net.layout.len)?;
+        let (dw, db) = layer_views(grad, &net.layout)?;
+        let state = (0..opt.state_slots())
+            .map(|_| be.alloc(net.layout.len))
+            .collect::<Result<_>>()?;
         Ok(Grads {
             g,
+            grad,
             dw,
             db,
-            state_w,
-            state_b,
+            state,
         })
+    }
+
+    fn g(&self, l: usize) -> Result<Buf> {
+        self.g[l].ok_or_else(|| Error::internal("no gradient buffer for the input layer"))
     }
 }
 
-/// Backpropagation from g[last] (already holding ∂L/∂output) down to every dw, db.
+/// Backpropagation from g[last] (already holding ∂L/∂output) down to every dw, db: per layer
+/// one product for dw with db fused, and one for the gradient of the layer below with its
+/// activation's derivative fused.
 fn backward<B: Backend + ?Sized>(be: &mut B, net: &Net, gr: &Grads, m: usize) -> Result<()> {
     for l in (0..net.w.len()).rev() {
         let (k, n) = (net.sizes[l], net.sizes[l + 1]);
-        be.matmul_tn(gr.g[l + 1], net.a[l], gr.dw[l], m, n, k)?;
-        be.bias_grad(gr.g[l + 1], gr.db[l], m, n)?;
+        let dy = gr.g(l + 1)?;
+        be.matmul_tn(dy, net.a[l], gr.dw[l], Some(gr.db[l]), m, n, k)?;
         if l > 0 {
-            be.matmul_nn(gr.g[l + 1], net.w[l], gr.g[l], m, n, k)?;
-            be.act_backward(net.layer_act(l - 1), net.a[l], gr.g[l], m * k)?;
+            let act = net.layer_act(l - 1);
+            be.matmul_nn(dy, net.w[l], act, Some(net.a[l]), gr.g(l)?, m, n, k)?;
         }
     }
     Ok(())
 }
 
-/// Scales every gradient by min(1, max_norm / ‖g‖), ‖g‖ the norm of all of them together,
-/// computed on the device (one squared norm per buffer, then the factor in every kernel).
+/// Partial sums for the norm of every gradient together (`--clip`): a fixed partition, so
+/// a fixed order of additions.
+const CLIP_PARTS: usize = 64;
+
+/// The squared norm of all gradients in `CLIP_PARTS` partial sums; the optimizer step adds
+/// them up and scales the gradient by min(1, max_norm / ‖g‖) without a read-back.
 fn clip_gradients<B: Backend + ?Sized>(
     be: &mut B,
     gr: &Grads,
     parts: Buf,
     max_norm: f32,
-) -> Result<()> {
-    let grads: Vec<Buf> = gr.dw.iter().chain(&gr.db).copied().collect();
-    for (slot, g) in grads.iter().enumerate() {
-        be.sum_squares(*g, g.len, parts, slot)?;
-    }
-    for g in &grads {
-        be.clip_scale(*g, g.len, parts, grads.len(), max_norm)?;
-    }
-    Ok(())
+) -> Result<Clip> {
+    be.sum_squares(gr.grad, parts)?;
+    Ok(Clip {
+        partials: parts,
+        max_norm,
+    })
 }
 
 /// The data set's rows on the backend, with an index buffer to gather batches through.
@@ -256,6 +326,39 @@ struct Uploaded {
     idx: Buf,
     rows: usize,
     y_cols: usize,
+}
+
+impl Uploaded {
+    /// Rows start..start + count (in the index buffer's order): features into `x`, and
+    /// targets into `y` when given, in one op.
+    fn gather<B: Backend + ?Sized>(
+        &self,
+        be: &mut B,
+        start: usize,
+        count: usize,
+        x: Buf,
+        y: Option<Buf>,
+    ) -> Result<()> {
+        let cols = self.x.len.checked_div(self.rows).unwrap_or(0);
+        let gx = Gather {
+            src: self.x,
+            cols,
+            dst: x,
+        };
+        let gy = y.map(|dst| Gather {
+            src: self.y,
+            cols: self.y_cols,
+            dst,
+        });
+        be.gather(self.idx, start, count, gx, gy)
+    }
+
+    fn free<B: Backend + ?Sized>(self, be: &mut B) -> Result<()> {
+        for b in [self.x, self.y, self.idx] {
+            be.free(b)?;
+        }
+        Ok(())
+    }
 }
 
 fn upload<B: Backend + ?Sized>(be: &mut B, r: &Rows, y_cols: usize) -> Result<Uploaded> {
@@ -270,25 +373,20 @@ fn upload<B: Backend + ?Sized>(be: &mut B, r: &Rows, y_cols: usize) -> Result<Up
 }
 
 fn target_cols(model: &Model) -> usize {
-    if model.task == Task::Classification {
-        1
-    } else {
-        model.outputs()
-    }
+    model.schema.target_cols()
 }
 
 /// The factor from the network's standardized outputs back to the target's units.
 fn scale_buf<B: Backend + ?Sized>(be: &mut B, model: &Model) -> Result<Option<Buf>> {
-    match model.task {
-        Task::Regression if model.target_std.iter().any(|&s| s != 1.0) => {
-            Ok(Some(be.upload(&model.target_std)?))
-        }
+    let std = &model.target_normalizer.std;
+    match model.schema.task {
+        Task::Regression if std.iter().any(|&s| s != 1.0) => Ok(Some(be.upload(std)?)),
         _ => Ok(None),
     }
 }
 
 /// Records the forward pass and `eval_stats` over all rows of `data`, in chunks of the net's
-/// batch size, into stats slots starting at `first_slot`. Returns the number of slots used.
+/// batch size, one stats slot per chunk (`data.rows.div_ceil(net.batch)` slots).
 fn record_eval<B: Backend + ?Sized>(
     be: &mut B,
     net: &Net,
@@ -297,57 +395,26 @@ fn record_eval<B: Backend + ?Sized>(
     scale: Option<Buf>,
     classes: bool,
     stats: Buf,
-    first_slot: usize,
-) -> Result<usize> {
-    let d = net.sizes[0];
+) -> Result<()> {
     let n = *net.sizes.last().unwrap_or(&1);
-    let mut slot = first_slot;
-    for start in (0..data.rows).step_by(net.batch) {
+    for (slot, start) in (0..data.rows).step_by(net.batch).enumerate() {
         let m = net.batch.min(data.rows - start);
-        be.gather_rows(data.x, d, data.idx, start, m, net.a[0])?;
-        be.gather_rows(data.y, data.y_cols, data.idx, start, m, y_batch)?;
+        data.gather(be, start, m, net.a[0], Some(y_batch))?;
         net.forward(be, m)?;
         be.eval_stats(classes, net.output(), y_batch, scale, m, n, stats, slot)?;
-        slot += 1;
     }
-    Ok(slot - first_slot)
+    Ok(())
 }
 
-fn sum_stats(stats: &[f32], first_slot: usize, slots: usize, rows: usize) -> Metrics {
+/// The `eval_stats` slots summed in slot order (fixed, so the result is reproducible).
+fn sum_stats(stats: &[f32]) -> [f64; STATS_WIDTH] {
     let mut acc = [0f64; STATS_WIDTH];
-    for s in first_slot..first_slot + slots {
-        for (a, v) in acc
-            .iter_mut()
-            .zip(&stats[s * STATS_WIDTH..(s + 1) * STATS_WIDTH])
-        {
+    for slot in stats.chunks_exact(STATS_WIDTH) {
+        for (a, v) in acc.iter_mut().zip(slot) {
             *a += *v as f64;
         }
     }
-    let r = rows.max(1) as f64;
-    Metrics {
-        rows,
-        mse: acc[0] / r,
-        mae: acc[1] / r,
-        cross_entropy: acc[0] / r,
-        softmax_mse: acc[1] / r,
-        accuracy: acc[2] / r,
-    }
-}
-
-fn classification_metrics(m: Metrics, task: Task) -> Metrics {
-    match task {
-        Task::Classification => Metrics {
-            mse: f64::NAN,
-            mae: f64::NAN,
-            ..m
-        },
-        Task::Regression => Metrics {
-            cross_entropy: f64::NAN,
-            softmax_mse: f64::NAN,
-            accuracy: f64::NAN,
-            ..m
-        },
-    }
+    acc
 }
 
 /// What one optimizer step needs: the network, its gradients and optimizer state, and the
@@ -362,7 +429,7 @@ struct Stepper {
     optimizer: Optimizer,
     weight_decay: f32,
     clip: Option<f32>,
-    /// One squared norm per gradient buffer, for `--clip`.
+    /// Partial squared norms of the gradient slab, for `--clip`.
     clip_parts: Buf,
     /// Optimizer steps taken so far (Adam's t).
     step: u64,
@@ -388,13 +455,14 @@ impl Stepper {
             optimizer: cfg.optimizer,
             weight_decay: cfg.weight_decay,
             clip: cfg.clip,
-            clip_parts: be.alloc(2 * model.layers.len())?,
+            clip_parts: be.alloc(CLIP_PARTS)?,
             step: 0,
         })
     }
 
     /// Records one step on rows start..start + m of `data` (in its index buffer's order):
     /// gather, forward, loss (its sum into stats[slot]), backward, optimizer update.
+    #[allow(clippy::too_many_arguments)]
     fn step<B: Backend + ?Sized>(
         &mut self,
         be: &mut B,
@@ -407,120 +475,229 @@ impl Stepper {
     ) -> Result<()> {
         let (net, gr) = (&self.net, &self.gr);
         let n_out = *net.sizes.last().unwrap_or(&1);
-        be.gather_rows(data.x, net.sizes[0], data.idx, start, m, net.a[0])?;
-        be.gather_rows(data.y, data.y_cols, data.idx, start, m, self.y_batch)?;
+        data.gather(be, start, m, net.a[0], Some(self.y_batch))?;
         net.forward(be, m)?;
         be.loss_grad(
             self.loss,
             net.output(),
             self.y_batch,
             self.scale,
-            gr.g[net.w.len()],
+            gr.g(net.w.len())?,
             m,
             n_out,
             stats,
             slot,
         )?;
         backward(be, net, gr, m)?;
-        if let Some(max_norm) = self.clip {
-            clip_gradients(be, gr, self.clip_parts, max_norm)?;
-        }
+        let clip = match self.clip {
+            Some(max_norm) => Some(clip_gradients(be, gr, self.clip_parts, max_norm)?),
+            None => None,
+        };
         self.step += 1;
         let hp = StepParams::new(lr, self.weight_decay, self.step);
-        for l in 0..net.w.len() {
-            be.optimizer_step(
-                self.optimizer,
-                net.w[l],
-                gr.dw[l],
-                &gr.state_w[l],
-                net.w[l].len,
-                hp,
-            )?;
-            // No weight decay on biases, as is usual.
-            let hb = StepParams {
-                weight_decay: 0.0,
-                ..hp
-            };
-            be.optimizer_step(
-                self.optimizer,
-                net.b[l],
-                gr.db[l],
-                &gr.state_b[l],
-                net.b[l].len,
-                hb,
-            )?;
-        }
-        Ok(())
+        // One update of the whole slab; no weight decay on the biases, as is usual.
+        be.optimizer_step(
+            self.optimizer,
+            net.params,
+            gr.grad,
+            &gr.state,
+            net.layout.weights_len,
+            hp,
+            clip,
+        )
     }
 }
 
-/// Training one step at a time, for the bench harness: the data uploaded once, batches taken
-/// in `train`'s order (a fresh seeded shuffle at the start of every pass over the rows), each
-/// step recorded through the same code as `train`. Nothing is read back until `batch_loss`.
+/// The training state on a backend: the model's network and optimizer state, the training
+/// (and validation) rows uploaded once, and where in the pass over the rows it stands.
+/// `train` drives it an epoch at a time (`run_epoch`, `validate`); the bench harness a step at
+/// a time (`step`, `batch_loss`), so a benchmark times the very step training runs.
 pub struct Trainer {
     st: Stepper,
-    /// The base learning rate (the bench harness times a constant schedule).
-    lr: f32,
     data: Uploaded,
-    stats: Buf,
+    val: Option<Uploaded>,
+    /// One loss sum per training batch of the current pass.
+    losses: Buf,
+    /// `STATS_WIDTH` sums per chunk of validation rows.
+    val_stats: Option<Buf>,
     batch: usize,
+    n_batches: usize,
     next_batch: usize,
+    /// Passes over the training rows begun so far (the schedule's epoch, 1-based).
+    epoch: usize,
     shuffle: Rng,
     order: Vec<u32>,
+    lr: f64,
+    schedule: Schedule,
+    total_steps: u64,
+    task: Task,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Trainer {
     pub fn new<B: Backend + ?Sized>(
         be: &mut B,
         model: &Model,
-        rows: &Rows,
+        train: &Rows,
+        val: Option<&Rows>,
         cfg: &TrainConfig,
     ) -> Result<Trainer> {
-        if rows.rows == 0 || cfg.batch_size == 0 {
+        if train.rows == 0 || cfg.batch_size == 0 {
             return Err(Error::flag(
                 "--batch-size",
                 "needs rows and a batch of at least 1",
             ));
         }
-        let batch = cfg.batch_size.min(rows.rows);
+        let batch = cfg.batch_size.min(train.rows);
+        let n_batches = train.rows.div_ceil(batch);
+        let y_cols = target_cols(model);
         let st = Stepper::new(be, model, batch, cfg)?;
-        let data = upload(be, rows, target_cols(model))?;
-        let stats = be.alloc(rows.rows.div_ceil(batch))?;
+        let data = upload(be, train, y_cols)?;
+        let val = val
+            .filter(|v| v.rows > 0)
+            .map(|v| upload(be, v, y_cols))
+            .transpose()?;
+        let val_stats = match &val {
+            Some(v) => Some(be.alloc(v.rows.div_ceil(batch) * STATS_WIDTH)?),
+            None => None,
+        };
         Ok(Trainer {
             st,
-            lr: cfg.lr,
+            losses: be.alloc(n_batches)?,
             data,
-            stats,
+            val,
+            val_stats,
             batch,
+            n_batches,
             next_batch: 0,
+            epoch: 0,
             shuffle: Rng::derive(cfg.seed, 2),
-            order: (0..rows.rows as u32).collect(),
+            order: (0..train.rows as u32).collect(),
+            lr: cfg.lr as f64,
+            schedule: cfg.schedule,
+            total_steps: (n_batches * cfg.epochs) as u64,
+            task: model.schema.task,
+            bar: progress_bar(cfg.progress && n_batches >= 100, n_batches),
         })
     }
 
-    /// Records one optimizer step on the next batch.
+    /// Records one optimizer step on the next batch; the first batch of a pass starts a new
+    /// epoch with a fresh seeded shuffle of the rows.
     pub fn step<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<()> {
         if self.next_batch == 0 {
+            self.epoch += 1;
             self.shuffle.shuffle(&mut self.order);
             be.write_u32(self.data.idx, &self.order)?;
         }
         let bi = self.next_batch;
         let start = bi * self.batch;
         let m = self.batch.min(self.data.rows - start);
+        let lr = self
+            .schedule
+            .lr(self.lr, self.epoch, self.st.step, self.total_steps) as f32;
         self.st
-            .step(be, &self.data, start, m, self.stats, bi, self.lr)?;
-        self.next_batch = (bi + 1) % self.data.rows.div_ceil(self.batch);
+            .step(be, &self.data, start, m, self.losses, bi, lr)?;
+        self.next_batch = (bi + 1) % self.n_batches;
         Ok(())
+    }
+
+    /// Records the rest of the current pass over the training rows (a whole pass when called
+    /// between passes) and returns its mean loss per row: one read.
+    pub fn run_epoch<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<f64> {
+        loop {
+            self.step(be)?;
+            let done = match self.next_batch {
+                0 => self.n_batches,
+                n => n,
+            };
+            if let Some(b) = &self.bar {
+                b.set_position(done as u64);
+            }
+            if self.next_batch == 0 {
+                break;
+            }
+        }
+        if let Some(b) = &self.bar {
+            b.reset();
+        }
+        let sums = be.read(self.losses)?;
+        Ok(sums.iter().map(|&v| v as f64).sum::<f64>() / self.data.rows as f64)
+    }
+
+    /// The current weights' metrics on the validation rows (`None` without them): one read.
+    pub fn validate<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<Option<Metrics>> {
+        let (Some(val), Some(stats)) = (&self.val, self.val_stats) else {
+            return Ok(None);
+        };
+        let classes = self.task == Task::Classification;
+        let (net, y, scale) = (&self.st.net, self.st.y_batch, self.st.scale);
+        record_eval(be, net, val, y, scale, classes, stats)?;
+        let sums = sum_stats(&be.read(stats)?);
+        Ok(Some(Metrics::from_sums(self.task, sums, val.rows)))
+    }
+
+    /// Copies the current weights into `model`.
+    pub fn download<B: Backend + ?Sized>(&self, be: &mut B, model: &mut Model) -> Result<()> {
+        self.st.net.download(be, model)
     }
 
     /// Waits for every recorded step and returns the mean loss per row of the last batch:
     /// the readback that proves the work is finished.
     pub fn batch_loss<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<f64> {
-        let n_batches = self.data.rows.div_ceil(self.batch);
-        let last = (self.next_batch + n_batches - 1) % n_batches;
+        let last = (self.next_batch + self.n_batches - 1) % self.n_batches;
         let m = self.batch.min(self.data.rows - last * self.batch);
-        let s = be.read(self.stats)?;
+        let s = be.read(self.losses)?;
         Ok(s[last] as f64 / m as f64)
+    }
+}
+
+impl Drop for Trainer {
+    fn drop(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Early stopping (`--patience N`): the best validation loss so far and its epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EarlyStop {
+    patience: usize,
+    best: Option<(usize, f64)>,
+}
+
+/// What an epoch's validation loss means for early stopping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The best so far: keep these weights.
+    pub improved: bool,
+    /// `patience` epochs without improvement: stop.
+    pub stop: bool,
+}
+
+impl EarlyStop {
+    pub fn new(patience: usize) -> EarlyStop {
+        EarlyStop {
+            patience,
+            best: None,
+        }
+    }
+
+    pub fn observe(&mut self, epoch: usize, val_loss: f64) -> Verdict {
+        let improved = self.best.is_none_or(|(_, b)| val_loss < b);
+        if improved {
+            self.best = Some((epoch, val_loss));
+        }
+        let since = epoch - self.best.map_or(epoch, |(e, _)| e);
+        Verdict {
+            improved,
+            stop: since >= self.patience,
+        }
+    }
+
+    /// The epoch with the lowest validation loss so far.
+    pub fn best_epoch(&self) -> Option<usize> {
+        self.best.map(|(e, _)| e)
     }
 }
 
@@ -553,94 +730,46 @@ pub fn train<B: Backend + ?Sized>(
     if train.rows == 0 {
         return Err(Error::flag("--val-split", "no training rows left"));
     }
-    if cfg.batch_size == 0 {
-        return Err(Error::flag("--batch-size", "must be at least 1"));
-    }
-    let batch = cfg.batch_size.min(train.rows);
-    let y_cols = target_cols(model);
-    let classes = model.task == Task::Classification;
-
-    let mut st = Stepper::new(be, model, batch, cfg)?;
-    let tr = upload(be, train, y_cols)?;
-    let va = val
-        .filter(|v| v.rows > 0)
-        .map(|v| upload(be, v, y_cols))
-        .transpose()?;
-    let n_batches = train.rows.div_ceil(batch);
-    let val_slots = va.as_ref().map_or(0, |v| v.rows.div_ceil(batch));
-    // One buffer, one read per epoch: validation sums (4 wide) first, then a loss per batch.
-    let stats = be.alloc(val_slots * STATS_WIDTH + n_batches)?;
-    let loss_base = val_slots * STATS_WIDTH;
-
-    let mut shuffle = Rng::derive(cfg.seed, 2);
-    let mut order: Vec<u32> = (0..train.rows as u32).collect();
-    let total_steps = (n_batches * cfg.epochs) as u64;
+    let mut trainer = Trainer::new(be, model, train, val, cfg)?;
+    let mut early = cfg.patience.map(EarlyStop::new);
     let mut history = Vec::with_capacity(cfg.epochs);
-    let bar = progress_bar(cfg.progress && n_batches >= 100, n_batches);
-    let mut best: Option<(usize, f64)> = None;
     let mut stopped_early = false;
-
     for epoch in 1..=cfg.epochs {
         let t0 = Instant::now();
-        shuffle.shuffle(&mut order);
-        be.write_u32(tr.idx, &order)?;
-        for bi in 0..n_batches {
-            let start = bi * batch;
-            let m = batch.min(train.rows - start);
-            let lr = cfg.schedule.lr(cfg.lr as f64, epoch, st.step, total_steps) as f32;
-            st.step(be, &tr, start, m, stats, loss_base + bi, lr)?;
-            if let Some(b) = &bar {
-                b.set_position(bi as u64 + 1);
-            }
-        }
-        if let Some(v) = &va {
-            record_eval(be, &st.net, v, st.y_batch, st.scale, classes, stats, 0)?;
-        }
-        let s = be.read(stats)?;
-        let train_loss = s[loss_base..].iter().map(|&v| v as f64).sum::<f64>() / train.rows as f64;
+        let train_loss = trainer.run_epoch(be)?;
         if !train_loss.is_finite() {
-            return Err(Error::flag(
-                "--lr",
-                format!(
-                    "training diverged at epoch {epoch} (loss is {train_loss}); try a smaller learning rate"
-                ),
-            ));
+            return Err(Error::training(format!(
+                "training diverged at epoch {epoch} (loss is {train_loss}); \
+                 try a smaller learning rate (--lr)"
+            )));
         }
-        let vm = va.as_ref().map(|v| sum_stats(&s, 0, val_slots, v.rows));
+        let vm = trainer.validate(be)?;
         let m = EpochMetrics {
             epoch,
             train_loss,
             val_loss: vm.map(|v| v.loss(model.loss)),
-            val_metric: vm.map(|v| v.headline(model.task)),
+            val_metric: vm.map(|v| v.headline()),
             seconds: t0.elapsed().as_secs_f64(),
         };
-        if let Some(b) = &bar {
-            b.reset();
-        }
         on_epoch(&m);
-        if let (Some(patience), Some(vl)) = (cfg.patience, m.val_loss) {
-            if best.is_none_or(|(_, b)| vl < b) {
-                best = Some((epoch, vl));
+        let val_loss = m.val_loss;
+        history.push(m);
+        if let (Some(early), Some(vl)) = (early.as_mut(), val_loss) {
+            let v = early.observe(epoch, vl);
+            if v.improved {
                 // A read of the weights only when they improve, never per step.
-                st.net.download(be, model)?;
+                trainer.download(be, model)?;
             }
-            let since = epoch - best.map_or(epoch, |(e, _)| e);
-            history.push(m);
-            if since >= patience {
+            if v.stop {
                 stopped_early = epoch < cfg.epochs;
                 break;
             }
-            continue;
         }
-        history.push(m);
     }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let best_epoch = match best {
-        Some((e, _)) => e,
+    let best_epoch = match early.and_then(|e| e.best_epoch()) {
+        Some(e) => e,
         None => {
-            st.net.download(be, model)?;
+            trainer.download(be, model)?;
             history.len()
         }
     };
@@ -684,19 +813,23 @@ pub fn predict<B: Backend + ?Sized>(
     let mut out = Vec::with_capacity(rows * n);
     for start in (0..rows).step_by(batch) {
         let m = batch.min(rows - start);
-        be.gather_rows(data, net.sizes[0], idx, start, m, net.a[0])?;
+        let x = Gather {
+            src: data,
+            cols: net.sizes[0],
+            dst: net.a[0],
+        };
+        be.gather(idx, start, m, x, None)?;
         net.forward(be, m)?;
-        if model.task == Task::Classification {
+        if model.schema.task == Task::Classification {
             be.softmax(net.output(), m, n)?;
         }
         out.extend_from_slice(&be.read(net.output())?[..m * n]);
     }
-    if model.task == Task::Regression {
-        for row in out.chunks_exact_mut(n) {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = *v * model.target_std[j] + model.target_mean[j];
-            }
-        }
+    be.free(data)?;
+    be.free(idx)?;
+    net.free(be)?;
+    if model.schema.task == Task::Regression {
+        model.target_normalizer.invert(&mut out);
     }
     Ok(out)
 }
@@ -708,20 +841,135 @@ pub fn evaluate<B: Backend + ?Sized>(be: &mut B, model: &Model, data: &Rows) -> 
     let up = upload(be, data, target_cols(model))?;
     let y_batch = be.alloc(batch * up.y_cols)?;
     let scale = scale_buf(be, model)?;
-    let slots = data.rows.div_ceil(batch);
-    let stats = be.alloc(slots * STATS_WIDTH)?;
-    let classes = model.task == Task::Classification;
-    record_eval(be, &net, &up, y_batch, scale, classes, stats, 0)?;
-    let s = be.read(stats)?;
-    Ok(classification_metrics(
-        sum_stats(&s, 0, slots, data.rows),
-        model.task,
-    ))
+    let stats = be.alloc(data.rows.div_ceil(batch) * STATS_WIDTH)?;
+    let task = model.schema.task;
+    let classes = task == Task::Classification;
+    record_eval(be, &net, &up, y_batch, scale, classes, stats)?;
+    let sums = sum_stats(&be.read(stats)?);
+    for b in [y_batch, stats].into_iter().chain(scale) {
+        be.free(b)?;
+    }
+    up.free(be)?;
+    net.free(be)?;
+    Ok(Metrics::from_sums(task, sums, data.rows))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn early_stop_keeps_the_best_and_stops_after_patience() {
+        let mut e = EarlyStop::new(2);
+        let seen: Vec<Verdict> = [1.0, 0.5, 0.7, 0.5, 0.6]
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| e.observe(i + 1, l))
+            .collect();
+        let v = |improved, stop| Verdict { improved, stop };
+        // A tie is no improvement: the earlier epoch's weights are kept.
+        assert_eq!(
+            seen,
+            [
+                v(true, false),
+                v(true, false),
+                v(false, false),
+                v(false, true),
+                v(false, true)
+            ]
+        );
+        assert_eq!(e.best_epoch(), Some(2));
+        let mut now = EarlyStop::new(0);
+        assert_eq!(
+            now.observe(1, 3.0),
+            v(true, true),
+            "patience 0 stops at once"
+        );
+    }
+
+    #[test]
+    fn metrics_name_their_task() {
+        let r = Metrics::from_sums(Task::Regression, [8.0, 4.0, 0.0, 0.0], 2);
+        assert_eq!(
+            (r.rows(), r.loss(Loss::Mse), r.loss(Loss::Mae)),
+            (2, 4.0, 2.0)
+        );
+        assert_eq!(r.headline(), 2.0, "RMSE");
+        assert!(r.loss(Loss::CrossEntropy).is_nan());
+        let c = Metrics::from_sums(Task::Classification, [3.0, 1.0, 3.0, 0.0], 4);
+        assert_eq!(
+            (c.loss(Loss::CrossEntropy), c.loss(Loss::SoftmaxMse)),
+            (0.75, 0.25)
+        );
+        assert_eq!(c.headline(), 0.75, "accuracy");
+        assert!(c.loss(Loss::Mse).is_nan());
+    }
+
+    /// A small regression model on two features and seeded rows y = a·b.
+    fn product_problem(rows: usize) -> (Model, Rows) {
+        use crate::data::{Normalizer, Schema};
+        let schema = Schema {
+            features: vec!["a".into(), "b".into()],
+            targets: vec!["y".into()],
+            task: Task::Regression,
+            classes: vec![],
+            window: None,
+        };
+        let layers = crate::model::init_layers(&[2, 8, 1], Activation::Relu, 1);
+        let (n, t) = (Normalizer::identity(2), Normalizer::identity(1));
+        let model = Model::new(schema, Activation::Relu, Loss::Mse, 1, layers, n, t).unwrap();
+        let mut rng = Rng::new(5);
+        let x: Vec<f32> = (0..2 * rows).map(|_| rng.normal() as f32 * 10.0).collect();
+        let y: Vec<f32> = x.chunks(2).map(|r| r[0] * r[1]).collect();
+        (model, Rows { x, y, rows })
+    }
+
+    fn config(optimizer: Optimizer, lr: f32, epochs: usize) -> TrainConfig {
+        TrainConfig {
+            optimizer,
+            lr,
+            schedule: Schedule::Cosine {
+                min: lr as f64 / 10.0,
+            },
+            batch_size: 8,
+            epochs,
+            seed: 1,
+            weight_decay: 0.0,
+            patience: None,
+            clip: None,
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn stepping_the_trainer_is_training() {
+        // The bench harness steps a Trainer; `train` runs epochs of it. Three passes over 50
+        // rows in batches of 8 (the last one ragged) must give the same weights either way.
+        let (mut trained, rows) = product_problem(50);
+        let cfg = config(Optimizer::Adam, 1e-3, 3);
+        let mut be = crate::backend::cpu::CpuBackend::new();
+        let h = train(&mut be, &mut trained, &rows, None, &cfg, |_| {}).unwrap();
+        assert_eq!((h.epochs.len(), h.best_epoch), (3, 3));
+        let (mut stepped, _) = product_problem(50);
+        let mut tr = Trainer::new(&mut be, &stepped, &rows, None, &cfg).unwrap();
+        for _ in 0..3 * 50usize.div_ceil(8) {
+            tr.step(&mut be).unwrap();
+        }
+        tr.download(&mut be, &mut stepped).unwrap();
+        assert_eq!(stepped.layers, trained.layers);
+        assert_ne!(stepped.layers, product_problem(50).0.layers, "it trained");
+    }
+
+    #[test]
+    fn divergence_is_a_training_error_not_a_flag_error() {
+        let (mut model, rows) = product_problem(32);
+        let mut cfg = config(Optimizer::Sgd, 1e6, 50);
+        cfg.schedule = Schedule::Constant;
+        let mut be = crate::backend::cpu::CpuBackend::new();
+        let e = train(&mut be, &mut model, &rows, None, &cfg, |_| {}).unwrap_err();
+        assert!(matches!(e, Error::Training(_)), "{e:?}");
+        assert!(e.to_string().contains("diverged at epoch"), "{e}");
+    }
 
     #[test]
     fn schedules_give_the_documented_rates() {

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use wgtrain::data::{DataSpec, Dataset, LoadOptions, ModelColumns, read_table};
+use wgtrain::data::{DataSpec, Dataset, LoadOptions, Schema, read_table};
 use wgtrain::rng::Rng;
 use wgtrain::spec::Task;
 
@@ -319,22 +319,23 @@ fn for_model_same_as_reference() {
         } else {
             &[]
         };
-        let want = read_table(&p)
-            .and_then(|t| Dataset::for_model(&t, &f, targets, *task, classes, None, *need))
-            .map_err(|e| e.to_string());
-        let cols = ModelColumns {
-            features: &f,
-            targets,
+        let want = read_table(&p);
+        let cols = Schema {
+            features: f.clone(),
+            targets: targets.to_vec(),
             task: *task,
-            classes,
+            classes: classes.to_vec(),
             window: None,
         };
+        let want = want
+            .and_then(|t| Dataset::for_schema(&t, &cols, *need))
+            .map_err(|e| e.to_string());
         for block_bytes in BLOCKS {
             let opts = LoadOptions {
                 progress: false,
                 block_bytes,
             };
-            let got = Dataset::load_for_model(&p, &cols, *need, &opts).map_err(|e| e.to_string());
+            let got = Dataset::load_for_schema(&p, &cols, *need, &opts).map_err(|e| e.to_string());
             assert_eq!(got, want, "case {i}, block {block_bytes}");
         }
     }
@@ -354,7 +355,7 @@ fn split_in_place_equals_two_subsets() {
         window: None,
     };
     let ds = Dataset::load(&p, &spec, &LoadOptions::default()).unwrap();
-    assert_eq!(ds.task, Task::Classification);
+    assert_eq!(ds.schema.task, Task::Classification);
     for seed in 0..4 {
         let (tr, va) = wgtrain::data::split_indices(&ds, 0.3, seed, false).unwrap();
         let want = (ds.subset(&tr), ds.subset(&va));

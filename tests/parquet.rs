@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use wgtrain::data::{DataSpec, Dataset, LoadOptions, ModelColumns};
+use wgtrain::data::{DataSpec, Dataset, LoadOptions, Schema};
 use wgtrain::spec::Task;
 
 fn data(name: &str) -> PathBuf {
@@ -42,9 +42,9 @@ fn load(name: &str, target: &str, task: Option<Task>) -> wgtrain::Result<Dataset
 fn pandas_parquet_reads_like_the_same_csv() {
     let pq = load("mixed.parquet", "species", None).unwrap();
     let csv = load("mixed.csv", "species", None).unwrap();
-    assert_eq!(pq.task, Task::Classification);
-    assert_eq!(pq.features, ["a", "b", "c", "d", "e", "f"]);
-    assert_eq!(pq.classes, ["setosa", "versicolor", "virginica"]);
+    assert_eq!(pq.schema.task, Task::Classification);
+    assert_eq!(pq.schema.features, ["a", "b", "c", "d", "e", "f"]);
+    assert_eq!(pq.schema.classes, ["setosa", "versicolor", "virginica"]);
     assert_eq!(pq.rows, 50);
     // Every width (f64, f32, int8, int64, uint16, bool) gives the f32 its text gives.
     for (i, (p, c)) in pq.x.iter().zip(&csv.x).enumerate() {
@@ -56,11 +56,11 @@ fn pandas_parquet_reads_like_the_same_csv() {
     assert_eq!(pq.lines.last(), Some(&50));
     // A number column as a regression target, and as classes when asked.
     let reg = load("mixed.parquet", "c", None).unwrap();
-    assert_eq!(reg.task, Task::Regression);
+    assert_eq!(reg.schema.task, Task::Regression);
     let by_csv = load("mixed.csv", "c", None).unwrap();
     assert_eq!((reg.y, reg.x), (by_csv.y, by_csv.x));
     let cls = load("mixed.parquet", "f", Some(Task::Classification)).unwrap();
-    assert_eq!(cls.classes, ["0", "1"]);
+    assert_eq!(cls.schema.classes, ["0", "1"]);
 }
 
 #[test]
@@ -71,24 +71,24 @@ fn for_model_reads_parquet_columns_by_name() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let cols = ModelColumns {
-        features: &features,
-        targets: &targets,
+    let cols = Schema {
+        features,
+        targets,
         task: Task::Classification,
-        classes: &classes,
+        classes,
         window: None,
     };
     let opts = LoadOptions::default();
-    let (pq, has) = Dataset::load_for_model(&data("mixed.parquet"), &cols, true, &opts).unwrap();
-    let (csv, _) = Dataset::load_for_model(&data("mixed.csv"), &cols, true, &opts).unwrap();
+    let (pq, has) = Dataset::load_for_schema(&data("mixed.parquet"), &cols, true, &opts).unwrap();
+    let (csv, _) = Dataset::load_for_schema(&data("mixed.csv"), &cols, true, &opts).unwrap();
     assert!(has);
     assert_eq!((pq.x, pq.y), (csv.x, csv.y));
     let few = ["setosa".to_string(), "virginica".to_string()];
-    let cols = ModelColumns {
-        classes: &few,
+    let cols = Schema {
+        classes: few.to_vec(),
         ..cols
     };
-    let e = Dataset::load_for_model(&data("mixed.parquet"), &cols, true, &opts)
+    let e = Dataset::load_for_schema(&data("mixed.parquet"), &cols, true, &opts)
         .unwrap_err()
         .to_string();
     assert!(

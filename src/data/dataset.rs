@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::schema::Schema;
 use super::table::Table;
 use super::window;
 use crate::error::{Error, Result};
@@ -20,12 +21,8 @@ pub struct DataSpec<'a> {
 /// Features and targets as numbers, ready for a backend.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
-    /// Feature column names, in file order (series mode: `"COL[t-N]"`…`"COL[t-1]"` first).
-    pub features: Vec<String>,
-    pub targets: Vec<String>,
-    pub task: Task,
-    /// Classification only: the class labels; the index is the class id.
-    pub classes: Vec<String>,
+    /// Which columns the matrices hold and what they mean.
+    pub schema: Schema,
     /// `[rows, features.len()]`, row-major.
     pub x: Vec<f32>,
     /// Regression: `[rows, targets.len()]`; classification: `[rows]`, the class id as f32.
@@ -39,32 +36,7 @@ impl Dataset {
     /// The training view of a table: `spec.targets` are the targets, every other column that is
     /// not dropped is a numeric feature.
     pub fn from_table(t: &Table, spec: &DataSpec) -> Result<Dataset> {
-        if spec.targets.is_empty() {
-            return Err(Error::flag("--target", "no target column given"));
-        }
-        let tcols = resolve(t, "--target", spec.targets)?;
-        for name in spec.targets {
-            refuse_repeated_target(t, name)?;
-        }
-        for (i, name) in spec.targets.iter().enumerate() {
-            if spec.targets[..i].contains(name) {
-                return Err(Error::flag(
-                    "--target",
-                    format!("column '{name}' is named twice"),
-                ));
-            }
-        }
-        let dcols = resolve(t, "--drop", spec.drop)?;
-        if let Some(name) = spec.drop.iter().find(|d| spec.targets.contains(d)) {
-            return Err(Error::flag(
-                "--drop",
-                format!("'{name}' is a target column; it cannot also be dropped"),
-            ));
-        }
-        let fcols: Vec<usize> = (0..t.header.len())
-            .filter(|c| !tcols.contains(c) && !dcols.contains(c))
-            .collect();
-
+        let (tcols, fcols) = training_columns(t, spec)?;
         if let Some(n) = spec.window {
             return window::from_table(t, spec, n, tcols, &fcols);
         }
@@ -107,10 +79,13 @@ impl Dataset {
             }
         };
         Ok(Dataset {
-            features: names(t, &fcols),
-            targets: names(t, &tcols),
-            task,
-            classes,
+            schema: Schema {
+                features: names(t, &fcols),
+                targets: names(t, &tcols),
+                task,
+                classes,
+                window: None,
+            },
             x,
             y,
             rows: t.records.len(),
@@ -121,18 +96,11 @@ impl Dataset {
     /// The view of a table that a trained model needs (predict / eval): the model's feature
     /// columns by name (extra columns are ignored), and its targets when the file has them.
     /// Returns the dataset and whether it holds targets (`y` is empty when not).
-    pub fn for_model(
-        t: &Table,
-        features: &[String],
-        targets: &[String],
-        task: Task,
-        classes: &[String],
-        window: Option<usize>,
-        need_targets: bool,
-    ) -> Result<(Dataset, bool)> {
-        if let Some(n) = window {
-            return window::for_model(t, features, targets, task, classes, n);
+    pub fn for_schema(t: &Table, schema: &Schema, need_targets: bool) -> Result<(Dataset, bool)> {
+        if let Some(n) = schema.window {
+            return window::for_schema(t, schema, n);
         }
+        let (features, targets) = (&schema.features, &schema.targets);
         let mut missing = Vec::new();
         let fcols = find_columns(t, features, &mut missing);
         if !missing.is_empty() {
@@ -160,7 +128,7 @@ impl Dataset {
 
         let rows: Vec<usize> = (0..t.records.len()).collect();
         let x = parse_columns(t, &rows, &fcols, Role::Target)?;
-        let y = match (has_targets, task) {
+        let y = match (has_targets, schema.task) {
             (false, _) => Vec::new(),
             (true, Task::Regression) => parse_columns(t, &rows, &tcols, Role::Target)?,
             (true, Task::Classification) => {
@@ -175,14 +143,11 @@ impl Dataset {
                         ),
                     ));
                 }
-                label_ids(t, tcols[0], classes, true)?
+                label_ids(t, tcols[0], &schema.classes, true)?
             }
         };
         let ds = Dataset {
-            features: features.to_vec(),
-            targets: targets.to_vec(),
-            task,
-            classes: classes.to_vec(),
+            schema: schema.clone(),
             x,
             y,
             rows: t.records.len(),
@@ -193,7 +158,7 @@ impl Dataset {
 
     /// The rows `idx`, in that order.
     pub fn subset(&self, idx: &[usize]) -> Dataset {
-        let nf = self.features.len();
+        let nf = self.n_features();
         let ny = self.y.len().checked_div(self.rows).unwrap_or(0);
         let mut x = Vec::with_capacity(idx.len() * nf);
         let mut y = Vec::with_capacity(idx.len() * ny);
@@ -204,10 +169,7 @@ impl Dataset {
             lines.push(self.lines[i]);
         }
         Dataset {
-            features: self.features.clone(),
-            targets: self.targets.clone(),
-            task: self.task,
-            classes: self.classes.clone(),
+            schema: self.schema.clone(),
             x,
             y,
             rows: idx.len(),
@@ -223,7 +185,7 @@ impl Dataset {
         if !keep.windows(2).all(|w| w[0] < w[1]) {
             return (self.subset(keep), taken);
         }
-        let nf = self.features.len();
+        let nf = self.schema.features.len();
         let ny = self.y.len().checked_div(self.rows).unwrap_or(0);
         for (k, &i) in keep.iter().enumerate() {
             self.x.copy_within(i * nf..(i + 1) * nf, k * nf);
@@ -240,16 +202,44 @@ impl Dataset {
     }
 
     pub fn n_features(&self) -> usize {
-        self.features.len()
+        self.schema.n_features()
     }
 
     /// Width of the network's output: the number of classes, or of target columns.
     pub fn n_outputs(&self) -> usize {
-        match self.task {
-            Task::Classification => self.classes.len(),
-            Task::Regression => self.targets.len(),
+        self.schema.n_outputs()
+    }
+}
+
+/// The target and feature columns (every column neither a target nor dropped) of a training
+/// run, checked; the features may be none (series mode needs only the target).
+pub(crate) fn training_columns(t: &Table, spec: &DataSpec) -> Result<(Vec<usize>, Vec<usize>)> {
+    if spec.targets.is_empty() {
+        return Err(Error::flag("--target", "no target column given"));
+    }
+    let tcols = resolve(t, "--target", spec.targets)?;
+    for name in spec.targets {
+        refuse_repeated_target(t, name)?;
+    }
+    for (i, name) in spec.targets.iter().enumerate() {
+        if spec.targets[..i].contains(name) {
+            return Err(Error::flag(
+                "--target",
+                format!("column '{name}' is named twice"),
+            ));
         }
     }
+    let dcols = resolve(t, "--drop", spec.drop)?;
+    if let Some(name) = spec.drop.iter().find(|d| spec.targets.contains(d)) {
+        return Err(Error::flag(
+            "--drop",
+            format!("'{name}' is a target column; it cannot also be dropped"),
+        ));
+    }
+    let fcols: Vec<usize> = (0..t.header.len())
+        .filter(|c| !tcols.contains(c) && !dcols.contains(c))
+        .collect();
+    Ok((tcols, fcols))
 }
 
 /// Column indices of names the user gave on the command line for `flag`.
@@ -598,10 +588,10 @@ mod tests {
             window: None,
         };
         let d = Dataset::from_table(&t, &spec).unwrap();
-        assert_eq!(d.features, ["a", "b"]);
+        assert_eq!(d.schema.features, ["a", "b"]);
         assert_eq!(d.x, [1.5, 2.5, 3.5, 4.5]);
         assert_eq!(d.y, [10.0, 20.0]);
-        assert_eq!(d.task, Task::Regression);
+        assert_eq!(d.schema.task, Task::Regression);
         assert_eq!(d.n_outputs(), 1);
         let sub = d.subset(&[1]);
         assert_eq!(
@@ -621,7 +611,7 @@ mod tests {
             window: None,
         };
         let d = Dataset::from_table(&t, &spec).unwrap();
-        assert_eq!(d.classes, ["2", "9", "10"]);
+        assert_eq!(d.schema.classes, ["2", "9", "10"]);
         assert_eq!(d.y, [2.0, 0.0, 2.0, 1.0]);
     }
 }

@@ -20,11 +20,12 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use super::dataset::{
-    DataSpec, Dataset, Role, check_two_classes, name_list, no_features, parse_num,
-    refuse_repeated_target, resolve, sort_labels, value_error_at,
+    DataSpec, Dataset, Role, check_two_classes, name_list, no_features, parse_num, sort_labels,
+    value_error_at,
 };
 use super::num::fast_f32;
 use super::scan::{self, Fields, Opened};
+use super::schema::Schema;
 use super::table::{Table, read_table, unique_names};
 use crate::error::{Error, Result};
 use crate::spec::Task;
@@ -37,16 +38,6 @@ pub struct LoadOptions {
     /// Bytes of text per parallel block; 0 = the default (4 MiB). Tests make it tiny so that
     /// small files cross many block boundaries.
     pub block_bytes: usize,
-}
-
-/// The columns a trained model reads, by name.
-#[derive(Clone, Copy, Debug)]
-pub struct ModelColumns<'a> {
-    pub features: &'a [String],
-    pub targets: &'a [String],
-    pub task: Task,
-    pub classes: &'a [String],
-    pub window: Option<usize>,
 }
 
 /// Distinct target labels a block keeps while the task is still unknown; past this the target
@@ -472,10 +463,13 @@ impl Dataset {
             }
         };
         Ok(Dataset {
-            features: fcols.iter().map(|&c| t.header[c].clone()).collect(),
-            targets: tcols.iter().map(|&c| t.header[c].clone()).collect(),
-            task,
-            classes,
+            schema: Schema {
+                features: fcols.iter().map(|&c| t.header[c].clone()).collect(),
+                targets: tcols.iter().map(|&c| t.header[c].clone()).collect(),
+                task,
+                classes,
+                window: None,
+            },
             rows: m.lines.len(),
             x: m.x,
             y,
@@ -485,28 +479,20 @@ impl Dataset {
 
     /// The view of a file that a trained model needs (predict / eval): what
     /// `Dataset::for_model(&read_table(path)?, …)` gives, streamed.
-    pub fn load_for_model(
+    pub fn load_for_schema(
         path: &Path,
-        model: &ModelColumns,
+        model: &Schema,
         need_targets: bool,
         opts: &LoadOptions,
     ) -> Result<(Dataset, bool)> {
         if super::parquet::is_parquet(path) {
-            return super::parquet::load_for_model(path, model, need_targets);
+            return super::parquet::load_for_schema(path, model, need_targets);
         }
         let o = scan::open(path)?;
         if model.window.is_some() || o.raw_header.len() == 1 {
             drop(o);
             let t = read_table(path)?;
-            return Dataset::for_model(
-                &t,
-                model.features,
-                model.targets,
-                model.task,
-                model.classes,
-                model.window,
-                need_targets,
-            );
+            return Dataset::for_schema(&t, model, need_targets);
         }
         let t = header_table(&o);
         let (plan, has_targets) = model_plan(&t, model, need_targets)?;
@@ -527,7 +513,7 @@ impl Dataset {
                         "missing value" => p.why,
                         s => format!(
                             "label '{s}' is not one of the model's classes: {}",
-                            name_list(model.classes)
+                            name_list(&model.classes)
                         ),
                     };
                     return Err(value_error_at(&t, p.line, p.col, why, Role::Target));
@@ -536,10 +522,7 @@ impl Dataset {
             }
         };
         let ds = Dataset {
-            features: model.features.to_vec(),
-            targets: model.targets.to_vec(),
-            task: model.task,
-            classes: model.classes.to_vec(),
+            schema: model.clone(),
             rows: m.lines.len(),
             x: m.x,
             y,
@@ -550,11 +533,7 @@ impl Dataset {
 }
 
 /// The columns a model reads from table `t` and how; and whether the file has the targets.
-pub(super) fn model_plan(
-    t: &Table,
-    model: &ModelColumns,
-    need_targets: bool,
-) -> Result<(Plan, bool)> {
+pub(super) fn model_plan(t: &Table, model: &Schema, need_targets: bool) -> Result<(Plan, bool)> {
     let path = &t.path;
     let find = |names: &[String], missing: &mut Vec<String>| {
         names
@@ -569,7 +548,7 @@ pub(super) fn model_plan(
             .collect::<Vec<usize>>()
     };
     let mut missing = Vec::new();
-    let fcols = find(model.features, &mut missing);
+    let fcols = find(&model.features, &mut missing);
     if !missing.is_empty() {
         return Err(Error::data(
             path,
@@ -578,7 +557,7 @@ pub(super) fn model_plan(
             format!("missing the model's columns: {}", name_list(&missing)),
         ));
     }
-    let tcols = find(model.targets, &mut missing);
+    let tcols = find(&model.targets, &mut missing);
     let has_targets = !model.targets.is_empty() && missing.is_empty();
     if !has_targets && need_targets {
         let msg = if model.targets.is_empty() {
@@ -673,34 +652,10 @@ pub(super) fn one_target(
     Error::flag("--target", msg)
 }
 
-/// The target and feature columns of a training run, checked as [`Dataset::from_table`]
-/// checks them.
+/// The target and feature columns of a training run (as [`Dataset::from_table`] checks them),
+/// with at least one feature.
 pub(super) fn training_columns(t: &Table, spec: &DataSpec) -> Result<(Vec<usize>, Vec<usize>)> {
-    if spec.targets.is_empty() {
-        return Err(Error::flag("--target", "no target column given"));
-    }
-    let tcols = resolve(t, "--target", spec.targets)?;
-    for name in spec.targets {
-        refuse_repeated_target(t, name)?;
-    }
-    for (i, name) in spec.targets.iter().enumerate() {
-        if spec.targets[..i].contains(name) {
-            return Err(Error::flag(
-                "--target",
-                format!("column '{name}' is named twice"),
-            ));
-        }
-    }
-    let dcols = resolve(t, "--drop", spec.drop)?;
-    if let Some(name) = spec.drop.iter().find(|d| spec.targets.contains(d)) {
-        return Err(Error::flag(
-            "--drop",
-            format!("'{name}' is a target column; it cannot also be dropped"),
-        ));
-    }
-    let fcols: Vec<usize> = (0..t.header.len())
-        .filter(|c| !tcols.contains(c) && !dcols.contains(c))
-        .collect();
+    let (tcols, fcols) = super::dataset::training_columns(t, spec)?;
     if fcols.is_empty() {
         return Err(no_features(t, spec));
     }

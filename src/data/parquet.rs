@@ -21,8 +21,9 @@ use parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
 use parquet::schema::types::ColumnDescriptor;
 
 use super::dataset::{DataSpec, Dataset, Role, check_two_classes, parse_num, sort_labels};
-use super::loader::{Labels, ModelColumns, Plan, Slot, model_plan, one_target, training_columns};
+use super::loader::{Labels, Plan, Slot, model_plan, one_target, training_columns};
 use super::num::fast_f32;
+use super::schema::Schema;
 use super::table::{Table, unique_names};
 use crate::error::{Error, Result};
 use crate::spec::Task;
@@ -494,10 +495,13 @@ pub(crate) fn load(path: &Path, spec: &DataSpec) -> Result<Dataset> {
         }
     };
     Ok(Dataset {
-        features: fcols.iter().map(|&c| t.header[c].clone()).collect(),
-        targets: tcols.iter().map(|&c| t.header[c].clone()).collect(),
-        task,
-        classes,
+        schema: Schema {
+            features: fcols.iter().map(|&c| t.header[c].clone()).collect(),
+            targets: tcols.iter().map(|&c| t.header[c].clone()).collect(),
+            task,
+            classes,
+            window: None,
+        },
         x,
         y,
         rows: o.rows,
@@ -505,10 +509,10 @@ pub(crate) fn load(path: &Path, spec: &DataSpec) -> Result<Dataset> {
     })
 }
 
-/// The view of a Parquet file a trained model needs (see [`Dataset::load_for_model`]).
-pub(crate) fn load_for_model(
+/// The view of a Parquet file a trained model needs (see [`Dataset::load_for_schema`]).
+pub(crate) fn load_for_schema(
     path: &Path,
-    model: &ModelColumns,
+    model: &Schema,
     need_targets: bool,
 ) -> Result<(Dataset, bool)> {
     if model.window.is_some() {
@@ -547,7 +551,7 @@ pub(crate) fn load_for_model(
                     "missing value" => why,
                     s => format!(
                         "label '{s}' is not one of the model's classes: {}",
-                        super::dataset::name_list(model.classes)
+                        super::dataset::name_list(&model.classes)
                     ),
                 };
                 return Err(problem(t, &at, why, Role::Target));
@@ -556,10 +560,7 @@ pub(crate) fn load_for_model(
         }
     };
     let ds = Dataset {
-        features: model.features.to_vec(),
-        targets: model.targets.to_vec(),
-        task: model.task,
-        classes: model.classes.to_vec(),
+        schema: model.clone(),
         x,
         y,
         rows: o.rows,
