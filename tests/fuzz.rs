@@ -687,6 +687,9 @@ impl Files {
         let mut model = base_models().remove(0);
         model.schema.features = vec!["x1".into(), "x2".into(), "id".into()];
         model.save(&dir.path().join("m.safetensors")).unwrap();
+        // Values such as `regression` land as relative paths (`--out regression`): keep
+        // them in the temp dir, never in the repository.
+        std::env::set_current_dir(dir.path()).unwrap();
         Files { dir }
     }
     fn path(&self, v: &str) -> String {
