@@ -558,7 +558,8 @@ pub(super) fn model_plan(t: &Table, model: &Schema, need_targets: bool) -> Resul
         ));
     }
     let tcols = find(&model.targets, &mut missing);
-    let has_targets = !model.targets.is_empty() && missing.is_empty();
+    // predict (need_targets false) never reads the targets: absent, empty or `?` is fine.
+    let has_targets = need_targets && !model.targets.is_empty() && missing.is_empty();
     if !has_targets && need_targets {
         let msg = if model.targets.is_empty() {
             "the model names no target columns".to_string()
