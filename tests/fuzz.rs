@@ -14,7 +14,9 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, Test
 use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::DeviceChoice;
 use wgtrain::cli::{Cli, Command, DeviceArgs, EvalArgs, PredictArgs};
-use wgtrain::data::{DataSpec, Dataset, Normalizer, Schema, read_table, split_indices};
+use wgtrain::data::{
+    DataSpec, Dataset, LoadOptions, Normalizer, Schema, read_table, split_indices,
+};
 use wgtrain::model::{Model, init_layers};
 use wgtrain::spec::{Activation, Loss, Task};
 
@@ -232,9 +234,21 @@ fn csv_never_panics(bytes: Vec<u8>) -> Result<(), TestCaseError> {
                 task,
                 window,
             };
+            // The loader train and predict use (parallel, straight into the matrix) must
+            // agree with the table reader: both fail, or both give the same rows.
+            // Tiny blocks: every few bytes a block boundary inside a record.
+            let opts = LoadOptions {
+                block_bytes: 7,
+                ..LoadOptions::default()
+            };
+            let loaded = Dataset::load(&path, &spec, &opts);
             let Ok(ds) = Dataset::from_table(&table, &spec) else {
                 continue;
             };
+            if let Ok(l) = &loaded {
+                prop_assert_eq!(l.rows, ds.rows);
+                let _ = Dataset::load_for_schema(&path, &l.schema, false, &opts);
+            }
             let _ = Normalizer::fit(&ds.x, ds.rows, ds.n_features());
             let _ = split_indices(&ds, 0.3, 1, window.is_some());
             let _ = Dataset::for_schema(&table, &ds.schema, false);
