@@ -2,10 +2,16 @@
 //! over f32 (training) and f64 (the gradient checks). The WGSL kernels in `shaders/` are
 //! verified against these functions; read them side by side.
 //!
-//! The three matrix products go through `matrixmultiply`'s blocked, multi-threaded gemm
-//! (strides express the transposed layouts, so no copies); `*_naive` keeps the textbook loops
-//! as the reference that the fast path is tested against.
+//! The three matrix products go through the `gemm` crate (strides express the transposed
+//! layouts, so no copies; the strides are bounds-checked before every call); `*_naive` keeps
+//! the textbook loops as the reference. The `CpuBackend` itself runs the f32 fast path of
+//! `fast.rs` (a persistent thread pool, fused epilogues, vectorized optimizer), which is
+//! tested against the functions here.
 
+use std::time::Instant;
+
+use super::fast::{self, AdamStep};
+use super::pool::Pool;
 use super::{Backend, Buf, STATS_WIDTH, StepParams};
 use crate::error::{Error, Result};
 use crate::spec::{ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Activation, Loss, MOMENTUM, Optimizer};
@@ -32,7 +38,8 @@ pub trait Real:
     fn ln(self) -> Self;
     fn sqrt(self) -> Self;
     fn abs(self) -> Self;
-    /// c[m, n] = a[m, k] · b[k, n] with arbitrary (row, column) strides.
+    /// c[m, n] = a[m, k] · b[k, n] with arbitrary (row, column) strides; panics (never reads
+    /// out of bounds) when the strides reach past a slice.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
         m: usize,
@@ -47,7 +54,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $gemm:path) => {
+    ($t:ty) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -79,38 +86,13 @@ macro_rules! impl_real {
                 sb: (usize, usize),
                 c: &mut [Self],
             ) {
-                if m == 0 || n == 0 {
-                    return;
-                }
-                // The strides below stay inside the slices the callers sized as m·k, k·n, m·n.
-                assert!(
-                    a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-                    "gemm: buffer too small"
-                );
-                unsafe {
-                    $gemm(
-                        m,
-                        k,
-                        n,
-                        1.0,
-                        a.as_ptr(),
-                        sa.0 as isize,
-                        sa.1 as isize,
-                        b.as_ptr(),
-                        sb.0 as isize,
-                        sb.1 as isize,
-                        0.0,
-                        c.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    )
-                }
+                super::fast::gemm(m, n, k, a, sa, b, sb, c, n, 1.0);
             }
         }
     };
 }
-impl_real!(f32, matrixmultiply::sgemm);
-impl_real!(f64, matrixmultiply::dgemm);
+impl_real!(f32);
+impl_real!(f64);
 
 // ---- activations -------------------------------------------------------------------------
 
@@ -477,15 +459,82 @@ pub fn optimizer_step<F: Real>(
 
 // ---- the backend -------------------------------------------------------------------------
 
-/// The CPU backend: buffers are plain vectors in an arena; every op runs at once.
-#[derive(Default)]
+/// The CPU backend: buffers are plain vectors in an arena; every op runs at once, on the fast
+/// path of `fast.rs` over one persistent thread pool.
 pub struct CpuBackend {
     bufs: Vec<Vec<f32>>,
+    pool: Pool,
+    /// Per-op wall time, kept when WGTRAIN_CPU_PROFILE is set and printed when dropped.
+    profile: Option<Profile>,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Calls and seconds per op name, in first-call order.
+#[derive(Default)]
+struct Profile {
+    ops: Vec<(&'static str, u64, f64)>,
+}
+
+impl Profile {
+    fn add(&mut self, op: &'static str, secs: f64) {
+        match self.ops.iter_mut().find(|o| o.0 == op) {
+            Some(o) => {
+                o.1 += 1;
+                o.2 += secs;
+            }
+            None => self.ops.push((op, 1, secs)),
+        }
+    }
+    /// A table: op, calls, total ms, µs per call, share of the total.
+    fn report(&self) -> String {
+        let total: f64 = self.ops.iter().map(|o| o.2).sum();
+        let mut ops = self.ops.clone();
+        ops.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let mut out = format!(
+            "{:<16} {:>9} {:>10} {:>10} {:>6}\n",
+            "op", "calls", "total ms", "µs/call", "share"
+        );
+        for (op, calls, secs) in ops {
+            out += &format!(
+                "{op:<16} {calls:>9} {:>10.1} {:>10.2} {:>5.1}%\n",
+                secs * 1e3,
+                secs * 1e6 / calls as f64,
+                100.0 * secs / total.max(1e-12)
+            );
+        }
+        out
+    }
+}
+
+impl Drop for CpuBackend {
+    fn drop(&mut self) {
+        if let Some(p) = &self.profile {
+            eprint!("cpu backend profile (wall time per op):\n{}", p.report());
+        }
+    }
 }
 
 impl CpuBackend {
     pub fn new() -> Self {
-        Self::default()
+        CpuBackend {
+            bufs: Vec::new(),
+            pool: Pool::from_env(),
+            profile: std::env::var_os("WGTRAIN_CPU_PROFILE").map(|_| Profile::default()),
+        }
+    }
+    /// The start of a timed op (None when not profiling).
+    fn tic(&self) -> Option<Instant> {
+        self.profile.as_ref().map(|_| Instant::now())
+    }
+    fn toc(&mut self, op: &'static str, t0: Option<Instant>) {
+        if let (Some(p), Some(t0)) = (&mut self.profile, t0) {
+            p.add(op, t0.elapsed().as_secs_f64());
+        }
     }
     fn get(&self, b: Buf) -> &[f32] {
         &self.bufs[b.id as usize]
@@ -514,10 +563,7 @@ fn idx_of(v: f32) -> usize {
 
 impl Backend for CpuBackend {
     fn describe(&self) -> String {
-        format!(
-            "cpu (matrixmultiply sgemm, {} threads)",
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        )
+        format!("cpu (gemm crate, {} threads)", self.pool.threads())
     }
     fn alloc(&mut self, len: usize) -> Result<Buf> {
         self.bufs.push(vec![0.0; len]);
@@ -582,13 +628,13 @@ impl Backend for CpuBackend {
                 idx_of(bad)
             )));
         }
+        let t0 = self.tic();
         self.with_out(dst, |s, d| {
-            let (src, idx) = (s.get(src), &s.get(idx)[start..start + count]);
-            for (r, &i) in idx.iter().enumerate() {
-                let i = idx_of(i);
-                d[r * cols..(r + 1) * cols].copy_from_slice(&src[i * cols..(i + 1) * cols]);
-            }
+            // Indices are stored bit-cast in the f32 arena.
+            let idx: &[u32] = bytemuck::cast_slice(&s.get(idx)[start..start + count]);
+            fast::gather(&s.pool, s.get(src), cols, idx, d);
         });
+        self.toc("gather_rows", t0);
         Ok(())
     }
     fn matmul_nt(
@@ -603,27 +649,42 @@ impl Backend for CpuBackend {
         k: usize,
     ) -> Result<()> {
         self.check(y, m * n, "matmul_nt output")?;
+        let t0 = self.tic();
         self.with_out(y, |s, y| {
-            matmul_nt(s.get(x), s.get(w), b.map(|b| s.get(b)), act, y, m, n, k)
+            let b = b.map(|b| s.get(b));
+            fast::matmul_nt(&s.pool, s.get(x), s.get(w), b, act, y, m, n, k)
         });
+        self.toc("matmul_nt", t0);
         Ok(())
     }
     fn matmul_nn(&mut self, dy: Buf, w: Buf, dx: Buf, m: usize, n: usize, k: usize) -> Result<()> {
         self.check(dx, m * k, "matmul_nn output")?;
-        self.with_out(dx, |s, dx| matmul_nn(s.get(dy), s.get(w), dx, m, n, k));
+        let t0 = self.tic();
+        self.with_out(dx, |s, dx| {
+            fast::matmul_nn(&s.pool, s.get(dy), s.get(w), dx, m, n, k)
+        });
+        self.toc("matmul_nn", t0);
         Ok(())
     }
     fn matmul_tn(&mut self, dy: Buf, x: Buf, dw: Buf, m: usize, n: usize, k: usize) -> Result<()> {
         self.check(dw, n * k, "matmul_tn output")?;
-        self.with_out(dw, |s, dw| matmul_tn(s.get(dy), s.get(x), dw, m, n, k));
+        let t0 = self.tic();
+        self.with_out(dw, |s, dw| {
+            fast::matmul_tn(&s.pool, s.get(dy), s.get(x), dw, m, n, k)
+        });
+        self.toc("matmul_tn", t0);
         Ok(())
     }
     fn act_backward(&mut self, act: Activation, y: Buf, g: Buf, len: usize) -> Result<()> {
+        let t0 = self.tic();
         self.with_out(g, |s, g| act_backward(act, &s.get(y)[..len], &mut g[..len]));
+        self.toc("act_backward", t0);
         Ok(())
     }
     fn bias_grad(&mut self, dz: Buf, db: Buf, m: usize, n: usize) -> Result<()> {
+        let t0 = self.tic();
         self.with_out(db, |s, db| bias_grad(s.get(dz), db, m, n));
+        self.toc("bias_grad", t0);
         Ok(())
     }
     fn softmax(&mut self, x: Buf, m: usize, n: usize) -> Result<()> {
@@ -643,6 +704,7 @@ impl Backend for CpuBackend {
         slot: usize,
     ) -> Result<()> {
         self.check(stats, slot + 1, "stats")?;
+        let t0 = self.tic();
         let sum = self.with_out(grad, |s, g| {
             loss_grad(
                 loss,
@@ -655,6 +717,7 @@ impl Backend for CpuBackend {
             )
         });
         self.bufs[stats.id as usize][slot] = sum;
+        self.toc("loss_grad", t0);
         Ok(())
     }
     fn eval_stats(
@@ -718,17 +781,39 @@ impl Backend for CpuBackend {
                 state.len()
             )));
         }
-        let mut taken: Vec<Vec<f32>> = state
-            .iter()
-            .map(|b| std::mem::take(&mut self.bufs[b.id as usize]))
-            .collect();
-        self.with_out(param, |s, pv| {
-            let mut views: Vec<&mut [f32]> = taken.iter_mut().map(|v| &mut v[..len]).collect();
-            optimizer_step(opt, &mut pv[..len], &s.get(grad)[..len], &mut views, p)
+        let t0 = self.tic();
+        // Take the state buffers out of the arena (no allocation: at most two).
+        let [mut s0, mut s1] = [0, 1].map(|i| {
+            state
+                .get(i)
+                .map_or_else(Vec::new, |b| std::mem::take(&mut self.bufs[b.id as usize]))
         });
-        for (b, v) in state.iter().zip(taken) {
+        self.with_out(param, |s, pv| {
+            let (pv, g) = (&mut pv[..len], &s.get(grad)[..len]);
+            let (lr, wd) = (p.lr, p.weight_decay);
+            match opt {
+                Optimizer::Sgd => fast::sgd(&s.pool, pv, g, lr, wd),
+                Optimizer::Momentum => {
+                    fast::momentum(&s.pool, pv, g, &mut s0[..len], MOMENTUM, lr, wd)
+                }
+                Optimizer::Adam => {
+                    let step = AdamStep {
+                        lr,
+                        wd,
+                        b1: ADAM_BETA1,
+                        b2: ADAM_BETA2,
+                        eps: ADAM_EPS,
+                        c1: p.bias_correction1,
+                        c2: p.bias_correction2,
+                    };
+                    fast::adam(&s.pool, pv, g, &mut s0[..len], &mut s1[..len], step)
+                }
+            }
+        });
+        for (b, v) in state.iter().zip([s0, s1]) {
             self.bufs[b.id as usize] = v;
         }
+        self.toc("optimizer_step", t0);
         Ok(())
     }
 }

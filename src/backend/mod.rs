@@ -6,7 +6,9 @@
 //! *records* work on the GPU; `read` (or `flush`) is where the host waits.
 
 pub mod cpu;
+mod fast;
 pub mod gpu;
+mod pool;
 
 use crate::error::Result;
 use crate::spec::{Activation, Loss, Optimizer};
