@@ -14,8 +14,9 @@
 //!
 //! Everything here is f32 and allocation-free per call.
 
+use super::StepParams;
 use super::pool::Pool;
-use crate::spec::Activation;
+use crate::spec::{ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Activation, MOMENTUM, Optimizer};
 
 /// Below this many multiply-adds a part is not worth a thread: waking a spinning worker and
 /// waiting for it costs about a microsecond, about 50k FMAs on one core.
@@ -167,14 +168,29 @@ pub fn matmul_nt(
     });
 }
 
-/// dx[m, k] = dy[m, n] · w[n, k]: row blocks of dx.
-pub fn matmul_nn(pool: &Pool, dy: &[f32], w: &[f32], dx: &mut [f32], m: usize, n: usize, k: usize) {
+/// dx[m, k] = (dy[m, n] · w[n, k]) ⊙ act'(y[m, k]): row blocks of dx, each scaled by the
+/// activation's derivative (through its output y) right after its product.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_nn(
+    pool: &Pool,
+    dy: &[f32],
+    w: &[f32],
+    act: Activation,
+    y: Option<&[f32]>,
+    dx: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
     assert!(dy.len() >= m * n && w.len() >= n * k && dx.len() >= m * k);
+    let y = y.filter(|_| act != Activation::Identity);
+    assert!(y.is_none_or(|y| y.len() >= m * k));
     let parts = parts_for(pool, m, n * k, MIN_PART_FMAS);
     let out = Shared::new(&mut dx[..m * k]);
     pool.run(parts, &|p| {
         let rows = block(m, parts, p);
-        let dx = out.range(rows.start * k..rows.end * k);
+        let span = rows.start * k..rows.end * k;
+        let dx = out.range(span.clone());
         gemm(
             rows.len(),
             k,
@@ -187,14 +203,33 @@ pub fn matmul_nn(pool: &Pool, dy: &[f32], w: &[f32], dx: &mut [f32], m: usize, n
             k,
             1.0,
         );
+        if let Some(y) = y {
+            act_grad(act, &y[span], dx);
+        }
     });
 }
 
-/// dw[n, k] = dy[m, n]ᵀ · x[m, k]: row blocks of dw (each a full sum over the batch).
-pub fn matmul_tn(pool: &Pool, dy: &[f32], x: &[f32], dw: &mut [f32], m: usize, n: usize, k: usize) {
+/// dw[n, k] = dy[m, n]ᵀ · x[m, k] and, when given, db[n] = Σ_r dy[r, n] (r in order, as
+/// `cpu::bias_grad` sums): row blocks of dw with the matching entries of db.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_tn(
+    pool: &Pool,
+    dy: &[f32],
+    x: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+) {
     assert!(dy.len() >= m * n && x.len() >= m * k && dw.len() >= n * k);
+    assert!(db.as_ref().is_none_or(|db| db.len() >= n));
+    let dbs = db.map(|db| Shared::new(&mut db[..n]));
     if m == 0 {
         dw[..n * k].fill(0.0);
+        if let Some(db) = dbs {
+            db.range(0..n).fill(0.0);
+        }
         return;
     }
     let parts = parts_for(pool, n, m * k, MIN_PART_FMAS);
@@ -205,6 +240,9 @@ pub fn matmul_tn(pool: &Pool, dy: &[f32], x: &[f32], dw: &mut [f32], m: usize, n
         // Rows j of dw read column j of dy: start the view at dy[0, j].
         let dy_cols = &dy[rows.start..(m - 1) * n + rows.end];
         gemm(rows.len(), k, m, dy_cols, (1, n), x, (k, 1), dw, k, 1.0);
+        if let Some(db) = &dbs {
+            column_sums(&dy[..m * n], n, rows.clone(), db.range(rows));
+        }
     });
 }
 
@@ -270,85 +308,124 @@ multiversion! {
     }
 }
 
-/// The Adam constants of one step, as f32 exactly as the reference converts them.
-#[derive(Clone, Copy)]
-pub struct AdamStep {
-    pub lr: f32,
-    pub wd: f32,
-    pub b1: f32,
-    pub b2: f32,
-    pub eps: f32,
-    pub c1: f32,
-    pub c2: f32,
-}
-
 multiversion! {
-    fn adam_block(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
-        let (one_b1, one_b2) = (1.0 - s.b1, 1.0 - s.b2);
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            *m = s.b1 * *m + one_b1 * g;
-            *v = s.b2 * *v + one_b2 * g * g;
-            *p -= s.lr * (*m * s.c1 / ((*v * s.c2).sqrt() + s.eps) + s.wd * *p);
+    fn act_grad(act: Activation, y: &[f32], g: &mut [f32]) {
+        match act {
+            Activation::Identity => {}
+            Activation::Relu => {
+                for (g, &y) in g.iter_mut().zip(y) {
+                    *g *= if y > 0.0 { 1.0 } else { 0.0 };
+                }
+            }
+            Activation::Sigmoid => {
+                for (g, &y) in g.iter_mut().zip(y) {
+                    *g *= y * (1.0 - y);
+                }
+            }
         }
     }
 }
 
 multiversion! {
-    fn sgd_block(p: &mut [f32], g: &[f32], lr: f32, wd: f32) {
+    fn column_sums(dy: &[f32], n: usize, cols: std::ops::Range<usize>, db: &mut [f32]) {
+        db.fill(0.0);
+        for row in dy.chunks_exact(n.max(1)) {
+            for (d, &g) in db.iter_mut().zip(&row[cols.clone()]) {
+                *d += g;
+            }
+        }
+    }
+}
+
+/// The Adam constants of one step, as f32 exactly as the reference converts them.
+#[derive(Clone, Copy)]
+struct AdamStep {
+    lr: f32,
+    wd: f32,
+    c1: f32,
+    c2: f32,
+}
+
+// Each block takes the gradient times `scale` (the clipping factor, 1 without clipping: g·1
+// is g exactly), the same product the reference makes before its update.
+
+multiversion! {
+    fn adam_block(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], scale: f32, s: AdamStep) {
+        let (b1, b2, eps) = (ADAM_BETA1, ADAM_BETA2, ADAM_EPS);
+        let (one_b1, one_b2) = (1.0 - b1, 1.0 - b2);
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = g * scale;
+            *m = b1 * *m + one_b1 * g;
+            *v = b2 * *v + one_b2 * g * g;
+            *p -= s.lr * (*m * s.c1 / ((*v * s.c2).sqrt() + eps) + s.wd * *p);
+        }
+    }
+}
+
+multiversion! {
+    fn sgd_block(p: &mut [f32], g: &[f32], scale: f32, lr: f32, wd: f32) {
         for (p, &g) in p.iter_mut().zip(g) {
+            let g = g * scale;
             *p -= lr * (g + wd * *p);
         }
     }
 }
 
 multiversion! {
-    fn momentum_block(p: &mut [f32], g: &[f32], v: &mut [f32], mu: f32, lr: f32, wd: f32) {
+    fn momentum_block(p: &mut [f32], g: &[f32], v: &mut [f32], scale: f32, lr: f32, wd: f32) {
         for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
-            *v = mu * *v + g + wd * *p;
+            let g = g * scale;
+            *v = MOMENTUM * *v + g + wd * *p;
             *p -= lr * *v;
         }
     }
 }
 
-/// Plain SGD over a whole slab, in blocks across the pool.
-pub fn sgd(pool: &Pool, p: &mut [f32], g: &[f32], lr: f32, wd: f32) {
+/// One update of a whole parameter slab, as `cpu::optimizer_step_slab` on g·scale: weight
+/// decay on elements 0..decay_len only; `s0`, `s1` the optimizer's state (velocity, or Adam's
+/// m and v). Blocks across the pool, one vectorized pass over each.
+#[allow(clippy::too_many_arguments)]
+pub fn optimizer_step(
+    pool: &Pool,
+    opt: Optimizer,
+    p: &mut [f32],
+    g: &[f32],
+    s0: Option<&mut [f32]>,
+    s1: Option<&mut [f32]>,
+    decay_len: usize,
+    hp: StepParams,
+    scale: f32,
+) {
     let len = p.len();
-    assert!(g.len() == len);
+    let states = [&s0, &s1].iter().filter(|s| s.is_some()).count();
+    assert!(g.len() == len && states == opt.state_slots());
+    assert!(
+        s0.as_ref().is_none_or(|s| s.len() == len) && s1.as_ref().is_none_or(|s| s.len() == len)
+    );
     let parts = parts_for(pool, len, 1, MIN_PART_ELEMS);
-    let ps = Shared::new(p);
+    let (ps, s0, s1) = (Shared::new(p), s0.map(Shared::new), s1.map(Shared::new));
     pool.run(parts, &|i| {
         let r = block(len, parts, i);
-        sgd_block(ps.range(r.clone()), &g[r], lr, wd);
-    });
-}
-
-/// SGD with momentum `mu` over a whole slab, in blocks across the pool.
-pub fn momentum(pool: &Pool, p: &mut [f32], g: &[f32], v: &mut [f32], mu: f32, lr: f32, wd: f32) {
-    let len = p.len();
-    assert!(g.len() == len && v.len() == len);
-    let parts = parts_for(pool, len, 1, MIN_PART_ELEMS);
-    let (ps, vs) = (Shared::new(p), Shared::new(v));
-    pool.run(parts, &|i| {
-        let r = block(len, parts, i);
-        momentum_block(ps.range(r.clone()), &g[r.clone()], vs.range(r), mu, lr, wd);
-    });
-}
-
-/// Adam over a whole parameter slab, in blocks across the pool.
-pub fn adam(pool: &Pool, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
-    let len = p.len();
-    assert!(g.len() == len && m.len() == len && v.len() == len);
-    let parts = parts_for(pool, len, 1, MIN_PART_ELEMS);
-    let (ps, ms, vs) = (Shared::new(p), Shared::new(m), Shared::new(v));
-    pool.run(parts, &|i| {
-        let r = block(len, parts, i);
-        adam_block(
-            ps.range(r.clone()),
-            &g[r.clone()],
-            ms.range(r.clone()),
-            vs.range(r),
-            s,
-        );
+        let cut = decay_len.clamp(r.start, r.end);
+        for (r, wd) in [(r.start..cut, hp.weight_decay), (cut..r.end, 0.0)] {
+            let (p, g) = (ps.range(r.clone()), &g[r.clone()]);
+            match (opt, &s0, &s1) {
+                (Optimizer::Sgd, _, _) => sgd_block(p, g, scale, hp.lr, wd),
+                (Optimizer::Momentum, Some(v), _) => {
+                    momentum_block(p, g, v.range(r), scale, hp.lr, wd)
+                }
+                (Optimizer::Adam, Some(m), Some(v)) => {
+                    let s = AdamStep {
+                        lr: hp.lr,
+                        wd,
+                        c1: hp.bias_correction1,
+                        c2: hp.bias_correction2,
+                    };
+                    adam_block(p, g, m.range(r.clone()), v.range(r), scale, s)
+                }
+                _ => unreachable!("state buffers counted above"),
+            }
+        }
     });
 }
 
@@ -430,7 +507,7 @@ mod tests {
                 }
                 assert_close(&format!("nt {m}x{n}x{k}"), &y, &f32s(want), k);
                 let mut dx = vec![f32::NAN; m * k];
-                matmul_nn(pool, &dy, &w, &mut dx, m, n, k);
+                matmul_nn(pool, &dy, &w, Activation::Identity, None, &mut dx, m, n, k);
                 assert_close(
                     &format!("nn {m}x{n}x{k}"),
                     &dx,
@@ -438,7 +515,7 @@ mod tests {
                     n,
                 );
                 let mut dw = vec![f32::NAN; n * k];
-                matmul_tn(pool, &dy, &x, &mut dw, m, n, k);
+                matmul_tn(pool, &dy, &x, &mut dw, None, m, n, k);
                 assert_close(
                     &format!("tn {m}x{n}x{k}"),
                     &dw,
@@ -518,50 +595,72 @@ mod tests {
         }
     }
 
+    /// Every optimizer, with weight decay cut inside a block and with a clipping factor,
+    /// against `cpu::optimizer_step_slab` on the pre-scaled gradient.
     #[test]
     fn fast_optimizers_equal_the_plain_ones_bit_for_bit() {
-        use crate::backend::StepParams;
-        use crate::spec::{ADAM_BETA1, ADAM_BETA2, ADAM_EPS, MOMENTUM, Optimizer};
         let pool = Pool::new(2);
         let mut r = Rng::new(9);
         let len = 40_000 + 13;
         let (p0, g) = (rand_vec(&mut r, len), rand_vec(&mut r, len));
+        let m0 = rand_vec(&mut r, len);
+        let v0: Vec<f32> = rand_vec(&mut r, len).iter().map(|v| v.abs()).collect();
         let hp = StepParams::new(0.01, 0.001, 3);
-        let (m0, v0): (Vec<f32>, Vec<f32>) = (
-            rand_vec(&mut r, len),
-            rand_vec(&mut r, len).iter().map(|v| v.abs()).collect(),
+        for (opt, scale) in [
+            (Optimizer::Sgd, 1.0),
+            (Optimizer::Momentum, 0.5),
+            (Optimizer::Adam, 1.0),
+            (Optimizer::Adam, 0.25),
+        ] {
+            let decay_len = 30_001;
+            let (mut p, mut m, mut v) = (p0.clone(), m0.clone(), v0.clone());
+            let slots = opt.state_slots();
+            let (s0, s1) = (
+                (slots >= 1).then_some(&mut m[..]),
+                (slots >= 2).then_some(&mut v[..]),
+            );
+            optimizer_step(&pool, opt, &mut p, &g, s0, s1, decay_len, hp, scale);
+            let (mut pr, mut mr, mut vr) = (p0.clone(), m0.clone(), v0.clone());
+            let gs: Vec<f32> = g.iter().map(|&x| x * scale).collect();
+            let mut st: Vec<&mut [f32]> = vec![&mut mr[..], &mut vr[..]];
+            st.truncate(slots);
+            cpu::optimizer_step_slab(opt, &mut pr, &gs, &mut st, decay_len, hp);
+            assert!(
+                p == pr && m == mr && v == vr,
+                "{opt:?} differs from the reference"
+            );
+            assert!(p != p0, "{opt:?}: the step moved the parameters");
+        }
+    }
+
+    #[test]
+    fn fused_backward_epilogues_equal_the_plain_ops_bit_for_bit() {
+        let pool = Pool::new(2);
+        let mut r = Rng::new(10);
+        let (m, n, k) = (150, 40, 33);
+        let (dy, w, x) = (
+            rand_vec(&mut r, m * n),
+            rand_vec(&mut r, n * k),
+            rand_vec(&mut r, m * k),
         );
-        // Adam
-        let (mut p, mut m, mut v) = (p0.clone(), m0.clone(), v0.clone());
-        let s = AdamStep {
-            lr: hp.lr,
-            wd: hp.weight_decay,
-            b1: ADAM_BETA1,
-            b2: ADAM_BETA2,
-            eps: ADAM_EPS,
-            c1: hp.bias_correction1,
-            c2: hp.bias_correction2,
-        };
-        adam(&pool, &mut p, &g, &mut m, &mut v, s);
-        let (mut pr, mut mr, mut vr) = (p0.clone(), m0.clone(), v0.clone());
-        cpu::optimizer_step(Optimizer::Adam, &mut pr, &g, &mut [&mut mr, &mut vr], hp);
-        assert!(
-            p == pr && m == mr && v == vr,
-            "adam differs from the reference"
-        );
-        // Momentum
-        let (mut p, mut v) = (p0.clone(), m0.clone());
-        momentum(&pool, &mut p, &g, &mut v, MOMENTUM, hp.lr, hp.weight_decay);
-        let (mut pr, mut vr) = (p0.clone(), m0.clone());
-        cpu::optimizer_step(Optimizer::Momentum, &mut pr, &g, &mut [&mut vr], hp);
-        assert!(p == pr && v == vr, "momentum differs from the reference");
-        // SGD
-        let mut p = p0.clone();
-        sgd(&pool, &mut p, &g, hp.lr, hp.weight_decay);
-        let mut pr = p0.clone();
-        cpu::optimizer_step(Optimizer::Sgd, &mut pr, &g, &mut [], hp);
-        assert!(p == pr, "sgd differs from the reference");
-        assert!(p != p0, "the step moved the parameters");
+        let y: Vec<f32> = rand_vec(&mut r, m * k)
+            .iter()
+            .map(|v| v.abs().min(0.9))
+            .collect();
+        for act in [Activation::Relu, Activation::Sigmoid] {
+            let mut fast_dx = vec![f32::NAN; m * k];
+            matmul_nn(&pool, &dy, &w, act, Some(&y), &mut fast_dx, m, n, k);
+            let mut dx = vec![f32::NAN; m * k];
+            cpu::matmul_nn(&dy, &w, &mut dx, m, n, k);
+            cpu::act_backward(act, &y, &mut dx);
+            assert!(fast_dx == dx, "{act:?}: matmul_nn's epilogue differs");
+        }
+        let (mut dw, mut db) = (vec![f32::NAN; n * k], vec![f32::NAN; n]);
+        matmul_tn(&pool, &dy, &x, &mut dw, Some(&mut db), m, n, k);
+        let (mut dw_ref, mut db_ref) = (vec![f32::NAN; n * k], vec![f32::NAN; n]);
+        cpu::matmul_tn(&dy, &x, &mut dw_ref, m, n, k);
+        cpu::bias_grad(&dy, &mut db_ref, m, n);
+        assert!(dw == dw_ref && db == db_ref, "matmul_tn with db differs");
     }
 
     #[test]
