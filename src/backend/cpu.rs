@@ -329,10 +329,10 @@ pub fn loss_grad<F: Real>(
                 // dL/dz_j = p_j (dL/dp_j − Σ_c dL/dp_c p_c).
                 let p: Vec<F> = o.iter().map(|&v| (v - lse).exp()).collect();
                 let mut dot = F::ZERO;
-                for j in 0..n {
-                    let d = p[j] - if j == y { F::ONE } else { F::ZERO };
+                for (j, &pj) in p.iter().enumerate() {
+                    let d = pj - if j == y { F::ONE } else { F::ZERO };
                     e += d * d;
-                    dot += F::from_f64(2.0) * d * p[j];
+                    dot += F::from_f64(2.0) * d * pj;
                 }
                 for j in 0..n {
                     let d = p[j] - if j == y { F::ONE } else { F::ZERO };
@@ -460,24 +460,232 @@ pub fn optimizer_step<F: Real>(
 // ---- the backend -------------------------------------------------------------------------
 
 /// True when `t` names a class of 0..n, the test `class_of` asserts.
-fn is_class(t: f32, n: usize) -> bool {
-    t >= 0.0 && (t as usize) < n
+fn is_class<F: Real>(t: F, n: usize) -> bool {
+    t >= F::ZERO && (t.to_f64() as usize) < n
+}
+
+/// The element type of a `CpuBackend`: f32 trains on the fast path of `fast.rs`; f64 runs the
+/// plain reference ops, so the gradient checks go through the real training wiring in f64.
+pub trait CpuReal: Real + Send + Sync + 'static {
+    const NAME: &'static str;
+    fn from_f32(v: f32) -> Self;
+    fn to_f32(self) -> f32;
+    /// Row indices share the arena with values: bit-cast in f32, as exact values in f64.
+    fn from_index(u: u32) -> Self;
+    fn to_index(self) -> u32;
+    fn gather(pool: &Pool, src: &[Self], cols: usize, idx: &[Self], dst: &mut [Self]);
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_nt(
+        pool: &Pool,
+        x: &[Self],
+        w: &[Self],
+        b: Option<&[Self]>,
+        act: Activation,
+        y: &mut [Self],
+        m: usize,
+        n: usize,
+        k: usize,
+    );
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_nn(
+        pool: &Pool,
+        dy: &[Self],
+        w: &[Self],
+        act: Activation,
+        y: Option<&[Self]>,
+        dx: &mut [Self],
+        m: usize,
+        n: usize,
+        k: usize,
+    );
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_tn(
+        pool: &Pool,
+        dy: &[Self],
+        x: &[Self],
+        dw: &mut [Self],
+        db: Option<&mut [Self]>,
+        m: usize,
+        n: usize,
+        k: usize,
+    );
+    #[allow(clippy::too_many_arguments)]
+    fn optimizer_step(
+        pool: &Pool,
+        opt: Optimizer,
+        p: &mut [Self],
+        g: &[Self],
+        s0: Option<&mut [Self]>,
+        s1: Option<&mut [Self]>,
+        decay_len: usize,
+        hp: StepParams,
+        scale: Self,
+    );
+}
+
+impl CpuReal for f32 {
+    const NAME: &'static str = "gemm crate";
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn from_index(u: u32) -> Self {
+        f32::from_bits(u)
+    }
+    fn to_index(self) -> u32 {
+        self.to_bits()
+    }
+    fn gather(pool: &Pool, src: &[f32], cols: usize, idx: &[f32], dst: &mut [f32]) {
+        fast::gather(pool, src, cols, bytemuck::cast_slice(idx), dst);
+    }
+    fn matmul_nt(
+        pool: &Pool,
+        x: &[f32],
+        w: &[f32],
+        b: Option<&[f32]>,
+        act: Activation,
+        y: &mut [f32],
+        m: usize,
+        n: usize,
+        k: usize,
+    ) {
+        fast::matmul_nt(pool, x, w, b, act, y, m, n, k)
+    }
+    fn matmul_nn(
+        pool: &Pool,
+        dy: &[f32],
+        w: &[f32],
+        act: Activation,
+        y: Option<&[f32]>,
+        dx: &mut [f32],
+        m: usize,
+        n: usize,
+        k: usize,
+    ) {
+        fast::matmul_nn(pool, dy, w, act, y, dx, m, n, k)
+    }
+    fn matmul_tn(
+        pool: &Pool,
+        dy: &[f32],
+        x: &[f32],
+        dw: &mut [f32],
+        db: Option<&mut [f32]>,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) {
+        fast::matmul_tn(pool, dy, x, dw, db, m, n, k)
+    }
+    fn optimizer_step(
+        pool: &Pool,
+        opt: Optimizer,
+        p: &mut [f32],
+        g: &[f32],
+        s0: Option<&mut [f32]>,
+        s1: Option<&mut [f32]>,
+        decay_len: usize,
+        hp: StepParams,
+        scale: f32,
+    ) {
+        fast::optimizer_step(pool, opt, p, g, s0, s1, decay_len, hp, scale)
+    }
+}
+
+impl CpuReal for f64 {
+    const NAME: &'static str = "f64 reference";
+    fn from_f32(v: f32) -> Self {
+        v as f64
+    }
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+    fn from_index(u: u32) -> Self {
+        u as f64
+    }
+    fn to_index(self) -> u32 {
+        self as u32
+    }
+    fn gather(_: &Pool, src: &[f64], cols: usize, idx: &[f64], dst: &mut [f64]) {
+        gather_rows(src, cols, idx.iter().map(|&i| i as usize), dst);
+    }
+    fn matmul_nt(
+        _: &Pool,
+        x: &[f64],
+        w: &[f64],
+        b: Option<&[f64]>,
+        act: Activation,
+        y: &mut [f64],
+        m: usize,
+        n: usize,
+        k: usize,
+    ) {
+        matmul_nt(x, w, b, act, y, m, n, k)
+    }
+    fn matmul_nn(
+        _: &Pool,
+        dy: &[f64],
+        w: &[f64],
+        act: Activation,
+        y: Option<&[f64]>,
+        dx: &mut [f64],
+        m: usize,
+        n: usize,
+        k: usize,
+    ) {
+        matmul_nn(dy, w, dx, m, n, k);
+        if let Some(y) = y {
+            act_backward(act, &y[..m * k], &mut dx[..m * k]);
+        }
+    }
+    fn matmul_tn(
+        _: &Pool,
+        dy: &[f64],
+        x: &[f64],
+        dw: &mut [f64],
+        db: Option<&mut [f64]>,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) {
+        matmul_tn(dy, x, dw, m, n, k);
+        if let Some(db) = db {
+            bias_grad(dy, db, m, n);
+        }
+    }
+    fn optimizer_step(
+        _: &Pool,
+        opt: Optimizer,
+        p: &mut [f64],
+        g: &[f64],
+        s0: Option<&mut [f64]>,
+        s1: Option<&mut [f64]>,
+        decay_len: usize,
+        hp: StepParams,
+        scale: f64,
+    ) {
+        let g: Vec<f64> = g.iter().map(|&v| v * scale).collect();
+        let mut states: Vec<&mut [f64]> = s0.into_iter().chain(s1).collect();
+        optimizer_step_slab(opt, p, &g, &mut states, decay_len, hp);
+    }
 }
 
 /// The CPU backend: buffers are plain vectors in an arena; every op runs at once, on the fast
 /// path of `fast.rs` over one persistent thread pool. The `*_impl` methods run after the
 /// trait's checks, so views lie inside live buffers and no output shares its backing buffer
 /// with another operand.
-pub struct CpuBackend {
+/// `CpuBackend<f64>` (`new_f64`) runs the plain reference ops in f64 for the gradient checks.
+pub struct CpuBackend<F: CpuReal = f32> {
     /// Indexed by `Buf::id`; `None` once freed (ids are never reused).
-    bufs: Vec<Option<(Vec<f32>, DType)>>,
+    bufs: Vec<Option<(Vec<F>, DType)>>,
     ops: u64,
     pool: Pool,
     /// Per-op wall time, kept when WGTRAIN_CPU_PROFILE is set and printed when dropped.
     profile: Option<Profile>,
 }
 
-impl Default for CpuBackend {
+impl Default for CpuBackend<f32> {
     fn default() -> Self {
         Self::new()
     }
@@ -520,7 +728,7 @@ impl Profile {
     }
 }
 
-impl Drop for CpuBackend {
+impl<F: CpuReal> Drop for CpuBackend<F> {
     fn drop(&mut self) {
         if let Some(p) = &self.profile {
             eprint!("cpu backend profile (wall time per op):\n{}", p.report());
@@ -528,12 +736,45 @@ impl Drop for CpuBackend {
     }
 }
 
-impl CpuBackend {
+impl CpuBackend<f32> {
+    /// The training backend: f32, the fast path, one thread per core (WGTRAIN_CPU_THREADS).
     pub fn new() -> Self {
+        CpuBackend::with_pool(Pool::from_env())
+    }
+}
+
+impl CpuBackend<f64> {
+    /// The f64 reference backend of the gradient checks (single-threaded).
+    pub fn new_f64() -> Self {
+        CpuBackend::with_pool(Pool::new(1))
+    }
+    /// Overwrites the f32 view `buf` with f64 values, at full precision.
+    pub fn write_f64(&mut self, buf: Buf, data: &[f64]) -> Result<()> {
+        self.check_buf(buf, "write_f64")?;
+        if buf.dtype != DType::F32 || data.len() != buf.len {
+            return Err(Error::internal(format!(
+                "write_f64 of {} values to {buf:?}",
+                data.len()
+            )));
+        }
+        let mut v = self.take(buf);
+        v[buf.offset..buf.end()].copy_from_slice(data);
+        self.put(buf, v);
+        Ok(())
+    }
+    /// The f32 view `buf` at full f64 precision.
+    pub fn read_f64(&mut self, buf: Buf) -> Result<Vec<f64>> {
+        self.check_buf(buf, "read_f64")?;
+        Ok(self.get(buf).to_vec())
+    }
+}
+
+impl<F: CpuReal> CpuBackend<F> {
+    fn with_pool(pool: Pool) -> Self {
         CpuBackend {
             bufs: Vec::new(),
             ops: 0,
-            pool: Pool::from_env(),
+            pool,
             profile: std::env::var_os("WGTRAIN_CPU_PROFILE").map(|_| Profile::default()),
         }
     }
@@ -546,32 +787,32 @@ impl CpuBackend {
             p.add(op, t0.elapsed().as_secs_f64());
         }
     }
-    fn get(&self, b: Buf) -> &[f32] {
+    fn get(&self, b: Buf) -> &[F] {
         match &self.bufs[b.id as usize] {
             Some((v, _)) => &v[b.offset..b.end()],
             None => &[],
         }
     }
-    fn take(&mut self, b: Buf) -> Vec<f32> {
+    fn take(&mut self, b: Buf) -> Vec<F> {
         match &mut self.bufs[b.id as usize] {
             Some((v, _)) => std::mem::take(v),
             None => Vec::new(),
         }
     }
-    fn put(&mut self, b: Buf, v: Vec<f32>) {
+    fn put(&mut self, b: Buf, v: Vec<F>) {
         if let Some((slot, _)) = &mut self.bufs[b.id as usize] {
             *slot = v;
         }
     }
     /// Runs `f` with the output view taken out of the arena, so inputs can be borrowed.
-    fn with_out<R>(&mut self, out: Buf, f: impl FnOnce(&Self, &mut [f32]) -> R) -> R {
+    fn with_out<R>(&mut self, out: Buf, f: impl FnOnce(&Self, &mut [F]) -> R) -> R {
         self.ops += 1;
         let mut o = self.take(out);
         let r = f(self, &mut o[out.offset..out.end()]);
         self.put(out, o);
         r
     }
-    fn push(&mut self, v: Vec<f32>, dtype: DType) -> Result<Buf> {
+    fn push(&mut self, v: Vec<F>, dtype: DType) -> Result<Buf> {
         let id = u32::try_from(self.bufs.len())
             .map_err(|_| Error::internal("cpu backend: too many buffers"))?;
         let len = v.len();
@@ -592,29 +833,25 @@ impl CpuBackend {
     }
 }
 
-fn idx_of(v: f32) -> usize {
-    v.to_bits() as usize
+fn idx_of<F: CpuReal>(v: F) -> usize {
+    v.to_index() as usize
 }
 
-impl Backend for CpuBackend {
+impl<F: CpuReal> Backend for CpuBackend<F> {
     fn describe(&self) -> String {
-        format!("cpu (gemm crate, {} threads)", self.pool.threads())
+        format!("cpu ({}, {} threads)", F::NAME, self.pool.threads())
     }
     fn dispatches(&self) -> u64 {
         self.ops
     }
     fn alloc(&mut self, len: usize) -> Result<Buf> {
-        self.push(vec![0.0; len], DType::F32)
+        self.push(vec![F::ZERO; len], DType::F32)
     }
     fn upload(&mut self, data: &[f32]) -> Result<Buf> {
-        self.push(data.to_vec(), DType::F32)
+        self.push(data.iter().map(|&v| F::from_f32(v)).collect(), DType::F32)
     }
     fn upload_u32(&mut self, data: &[u32]) -> Result<Buf> {
-        // Indices are kept bit-cast in the f32 arena.
-        self.push(
-            data.iter().map(|&u| f32::from_bits(u)).collect(),
-            DType::U32,
-        )
+        self.push(data.iter().map(|&u| F::from_index(u)).collect(), DType::U32)
     }
     fn backing(&self, id: u32) -> Option<(usize, DType)> {
         match self.bufs.get(id as usize) {
@@ -630,15 +867,26 @@ impl Backend for CpuBackend {
         Ok(())
     }
     fn write_impl(&mut self, buf: Buf, data: &[u32]) -> Result<()> {
+        // f32 values arrive bit-cast as u32 (see `Backend::write`).
         let mut v = self.take(buf);
         for (d, &u) in v[buf.offset..buf.end()].iter_mut().zip(data) {
-            *d = f32::from_bits(u);
+            *d = match buf.dtype {
+                DType::F32 => F::from_f32(f32::from_bits(u)),
+                DType::U32 => F::from_index(u),
+            };
         }
         self.put(buf, v);
         Ok(())
     }
     fn read_impl(&mut self, buf: Buf) -> Result<Vec<f32>> {
-        Ok(self.get(buf).to_vec())
+        Ok(match buf.dtype {
+            DType::F32 => self.get(buf).iter().map(|&v| v.to_f32()).collect(),
+            DType::U32 => self
+                .get(buf)
+                .iter()
+                .map(|&v| f32::from_bits(v.to_index()))
+                .collect(),
+        })
     }
 
     fn gather_impl(
@@ -659,9 +907,8 @@ impl Backend for CpuBackend {
         let t0 = self.tic();
         for g in std::iter::once(x).chain(y) {
             self.with_out(g.dst, |s, d| {
-                // Indices are kept bit-cast in the f32 arena.
-                let idx: &[u32] = bytemuck::cast_slice(&s.get(idx)[start..start + count]);
-                fast::gather(&s.pool, s.get(g.src), g.cols, idx, d);
+                let idx = &s.get(idx)[start..start + count];
+                F::gather(&s.pool, s.get(g.src), g.cols, idx, d);
             });
         }
         self.ops -= y.is_some() as u64; // one op, however many sources
@@ -682,7 +929,7 @@ impl Backend for CpuBackend {
         let t0 = self.tic();
         self.with_out(y, |s, y| {
             let b = b.map(|b| s.get(b));
-            fast::matmul_nt(&s.pool, s.get(x), s.get(w), b, act, y, m, n, k)
+            F::matmul_nt(&s.pool, s.get(x), s.get(w), b, act, y, m, n, k)
         });
         self.toc("matmul_nt", t0);
         Ok(())
@@ -701,7 +948,7 @@ impl Backend for CpuBackend {
         let t0 = self.tic();
         self.with_out(dx, |s, dx| {
             let y = y.filter(|_| act != Activation::Identity).map(|y| s.get(y));
-            fast::matmul_nn(&s.pool, s.get(dy), s.get(w), act, y, dx, m, n, k);
+            F::matmul_nn(&s.pool, s.get(dy), s.get(w), act, y, dx, m, n, k);
         });
         self.toc("matmul_nn", t0);
         Ok(())
@@ -728,7 +975,7 @@ impl Backend for CpuBackend {
             ),
             _ => split_two(&mut o, dw.offset..dw.end(), db.map(|b| b.offset..b.end())),
         };
-        fast::matmul_tn(&self.pool, self.get(dy), self.get(x), dwv, dbv, m, n, k);
+        F::matmul_tn(&self.pool, self.get(dy), self.get(x), dwv, dbv, m, n, k);
         self.put(dw, o);
         if let (Some(b), Some(v)) = (db_apart, ob) {
             self.put(b, v);
@@ -819,11 +1066,13 @@ impl Backend for CpuBackend {
         let [mut s0, mut s1] =
             [0, 1].map(|i| state.get(i).map_or_else(Vec::new, |&b| self.take(b)));
         self.with_out(param, |s, pv| {
-            let factor = clip.map_or(1.0, |c| clip_factor(s.get(c.partials), c.max_norm));
-            let m = state.get(0).map(|b| &mut s0[b.offset..b.end()]);
+            let factor = clip.map_or(F::ONE, |c| {
+                clip_factor(s.get(c.partials), F::from_f32(c.max_norm))
+            });
+            let m = state.first().map(|b| &mut s0[b.offset..b.end()]);
             let v = state.get(1).map(|b| &mut s1[b.offset..b.end()]);
             let g = s.get(grad);
-            fast::optimizer_step(&s.pool, opt, pv, g, m, v, decay_len, hp, factor);
+            F::optimizer_step(&s.pool, opt, pv, g, m, v, decay_len, hp, factor);
         });
         for (&b, v) in state.iter().zip([s0, s1]) {
             self.put(b, v);
@@ -834,11 +1083,11 @@ impl Backend for CpuBackend {
 }
 
 /// Two disjoint ranges of one vector as two mutable slices (`b` may be absent).
-fn split_two(
-    v: &mut [f32],
+fn split_two<F>(
+    v: &mut [F],
     a: std::ops::Range<usize>,
     b: Option<std::ops::Range<usize>>,
-) -> (&mut [f32], Option<&mut [f32]>) {
+) -> (&mut [F], Option<&mut [F]>) {
     match b {
         None => (&mut v[a], None),
         Some(b) if b.start >= a.end => {

@@ -26,7 +26,9 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
     let train_rows = super::model_rows(&model, &train_ds);
     let val_rows = val_ds.as_ref().map(|v| super::model_rows(&model, v));
 
-    let mut be = a.dev.open()?;
+    // auto times a few steps of this network on the GPU and the CPU and keeps the faster.
+    let mut be =
+        crate::auto::open_for_training(a.dev.device, a.dev.adapter.as_deref(), &model, &cfg)?;
     if !a.quiet {
         announce(a, &model, be.as_ref(), &train_rows, val_rows.as_ref());
     }
