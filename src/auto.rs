@@ -3,9 +3,9 @@
 //! so in one line with both figures. A small GPU (or a slow driver) loses to the CPU path on
 //! small networks, so taking any hardware GPU is often the wrong choice.
 //!
-//! The figures are cached per adapter (name, backend, driver) and network shape in
-//! `device-auto.json` under $WGTRAIN_CACHE_DIR (else the OS cache folder's `wgtrain/`), so a
-//! second run with the same shape decides at once. Software adapters (lavapipe) never enter
+//! The figures are cached per adapter (the tuning cache's key: name, backend, driver, wgtrain
+//! version) and network shape in `device-auto.json` beside the tuning cache, so a second run
+//! with the same shape decides at once. Software adapters (lavapipe) never enter
 //! auto, except when the test-only variable WGTRAIN_AUTO_SOFTWARE=1 lets them in, so a test can
 //! prove that auto measures and picks the CPU here.
 //!
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::cpu::CpuBackend;
+use crate::backend::gpu::tune::{self, Mode};
 use crate::backend::gpu::{self, DeviceChoice, GpuBackend};
 use crate::backend::{self, Backend};
 use crate::error::Result;
@@ -62,16 +63,25 @@ struct Cache {
     entries: BTreeMap<String, BTreeMap<String, Timing>>,
 }
 
-/// The backend for training `model` with `cfg`: `--device gpu|cpu` and `--adapter` as always;
-/// `auto` measures (see the module notes).
+/// The backend for training `model` with `cfg` at `batch`, its kernels tuned as `tune` says:
+/// `--device gpu|cpu` and `--adapter` as always; `auto` measures (see the module notes).
 pub fn open_for_training(
     choice: DeviceChoice,
     adapter: Option<&str>,
     model: &Model,
     cfg: &TrainConfig,
+    batch: usize,
+    tune: Mode,
 ) -> Result<Box<dyn Backend>> {
+    let sizes = model.sizes();
+    let tuned = |mut be: Box<dyn Backend>| -> Result<Box<dyn Backend>> {
+        for line in be.tune(&sizes, batch, tune)? {
+            eprintln!("{line}");
+        }
+        Ok(be)
+    };
     if choice != DeviceChoice::Auto || adapter.is_some() {
-        return backend::open(choice, adapter);
+        return tuned(backend::open(choice, adapter)?);
     }
     let software = std::env::var("WGTRAIN_AUTO_SOFTWARE").is_ok_and(|v| v == "1");
     let found = match gpu::device::select_adapter(DeviceChoice::Auto, None)? {
@@ -84,29 +94,28 @@ pub fn open_for_training(
     };
     let Some(adapter) = found else {
         eprintln!("wgtrain: no hardware GPU adapter found; running on the CPU");
-        return Ok(Box::new(CpuBackend::new()));
+        return tuned(Box::<CpuBackend>::default());
     };
     let info = adapter.get_info();
-    let adapter_key = format!(
-        "{} | {} | {} {}",
-        info.name,
-        info.backend.to_str(),
-        info.driver,
-        info.driver_info
-    );
-    let net_key = network_key(model, cfg);
+    let adapter_key = tune::adapter_key(&info);
+    let cfg = TrainConfig {
+        batch_size: batch,
+        ..cfg.clone()
+    };
+    let net_key = network_key(model, &cfg);
     let path = cache_path();
     let cached = path
         .as_deref()
         .and_then(|p| lookup(p, &adapter_key, &net_key));
-    let mut gpu_be = GpuBackend::new(adapter)?;
+    // Tuned before it is timed: the GPU competes with the kernels it would train with.
+    let mut gpu_be = tuned(Box::new(GpuBackend::new(adapter)?))?;
     let timing = match &cached {
         Some(t) => t.clone(),
         None => {
             let mut cpu_be = CpuBackend::new();
             let t = Timing {
-                cpu_ms: ms_per_step(&mut cpu_be, model, cfg)?,
-                gpu_ms: ms_per_step(&mut gpu_be, model, cfg)?,
+                cpu_ms: ms_per_step(&mut cpu_be, model, &cfg)?,
+                gpu_ms: ms_per_step(gpu_be.as_mut(), model, &cfg)?,
             };
             if let Some(p) = &path
                 && let Err(e) = store(p, &adapter_key, &net_key, &t)
@@ -118,9 +127,9 @@ pub fn open_for_training(
     };
     eprintln!("{}", timing.line(&info.name, cached.is_some()));
     if timing.gpu_wins() {
-        Ok(Box::new(gpu_be))
+        Ok(gpu_be)
     } else {
-        Ok(Box::new(CpuBackend::new()))
+        tuned(Box::<CpuBackend>::default())
     }
 }
 
@@ -153,7 +162,7 @@ pub fn ms_per_step<B: Backend + ?Sized>(
         progress: false,
         ..cfg.clone()
     };
-    let mut tr = Trainer::new(be, model, &rows, &cfg)?;
+    let mut tr = Trainer::new(be, model, &rows, None, &cfg)?;
     tr.step(be)?;
     tr.batch_loss(be)?;
     let t0 = Instant::now();
@@ -176,32 +185,17 @@ fn random_rows(model: &Model, rows: usize) -> Rows {
     let (d, n) = (model.sizes()[0], model.outputs());
     let mut rng = Rng::new(7);
     let x = (0..rows * d).map(|_| rng.normal() as f32).collect();
-    let y = match model.task {
+    let y = match model.schema.task {
         Task::Classification => (0..rows).map(|_| rng.below(n) as f32).collect(),
         Task::Regression => (0..rows * n).map(|_| rng.normal() as f32).collect(),
     };
     Rows { x, y, rows }
 }
 
-/// `$WGTRAIN_CACHE_DIR/device-auto.json`, else the OS cache folder's `wgtrain/device-auto.json`.
+/// `device-auto.json` beside the GPU tuning cache (`$WGTRAIN_CACHE_DIR`, else the OS cache
+/// folder's `wgtrain/`).
 pub fn cache_path() -> Option<PathBuf> {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let file = "device-auto.json";
-    if let Some(d) = env("WGTRAIN_CACHE_DIR") {
-        return Some(d.join(file));
-    }
-    let base = if cfg!(target_os = "windows") {
-        env("LOCALAPPDATA")
-    } else if cfg!(target_os = "macos") {
-        env("HOME").map(|h| h.join("Library/Caches"))
-    } else {
-        env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|h| h.join(".cache")))
-    };
-    base.map(|b| b.join("wgtrain").join(file))
+    tune::cache_path().map(|p| p.with_file_name("device-auto.json"))
 }
 
 /// The cache at `path`; missing, unreadable or of another format reads as empty (it is only a

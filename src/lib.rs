@@ -8,8 +8,10 @@
 
 pub mod auto;
 pub mod backend;
+pub mod checkpoint;
 pub mod cli;
 pub mod cmd;
+pub mod console;
 pub mod data;
 pub mod error;
 pub mod io;
@@ -17,7 +19,9 @@ pub mod metrics;
 pub mod model;
 pub mod plot;
 pub mod rng;
+pub mod signals;
 pub mod spec;
 pub mod train;
+pub mod validate;
 
 pub use error::{Error, Result};

@@ -5,6 +5,7 @@
 
 use wgtrain::backend::StepParams;
 use wgtrain::backend::cpu::{CpuBackend, optimizer_step};
+use wgtrain::data::{Normalizer, Schema};
 use wgtrain::model::{Layer, Model};
 use wgtrain::rng::Rng;
 use wgtrain::spec::{Activation, Loss, Optimizer, Task};
@@ -20,14 +21,12 @@ struct Case {
 fn model_of(c: &Case) -> Model {
     let n_out = *c.sizes.last().unwrap();
     let d = c.sizes[0];
-    let task = match c.loss {
-        Loss::Mse | Loss::Mae => Task::Regression,
-        _ => Task::Classification,
+    let names = |p: &str, n: usize| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+    let (task, targets, classes) = match c.loss {
+        Loss::Mse | Loss::Mae => (Task::Regression, names("y", n_out), vec![]),
+        _ => (Task::Classification, vec!["y".into()], names("c", n_out)),
     };
-    let (classes, target_mean, target_std) = match task {
-        Task::Classification => ((0..n_out).map(|c| c.to_string()).collect(), vec![], vec![]),
-        Task::Regression => (vec![], vec![0.0; n_out], vec![1.0; n_out]),
-    };
+    let target_cols = if task == Task::Regression { n_out } else { 0 };
     let layers = c
         .sizes
         .windows(2)
@@ -38,24 +37,23 @@ fn model_of(c: &Case) -> Model {
             bias: vec![0.0; w[1]],
         })
         .collect();
-    Model {
+    let schema = Schema {
+        features: names("x", d),
+        targets,
         task,
-        activation: c.act,
-        loss: c.loss,
-        features: (0..d).map(|i| format!("x{i}")).collect(),
-        targets: match task {
-            Task::Classification => vec!["y".into()],
-            Task::Regression => (0..n_out).map(|i| format!("y{i}")).collect(),
-        },
         classes,
-        seed: 0,
         window: None,
+    };
+    Model::new(
+        schema,
+        c.act,
+        c.loss,
+        0,
         layers,
-        feature_mean: vec![0.0; d],
-        feature_std: vec![1.0; d],
-        target_mean,
-        target_std,
-    }
+        Normalizer::identity(d),
+        Normalizer::identity(target_cols),
+    )
+    .expect("a valid model")
 }
 
 /// L = 1/m Σ eₙ at `params` (the probe's parameter slab, in f64).

@@ -171,7 +171,9 @@ pub fn matmul_tn<F: Real>(dy: &[F], x: &[F], dw: &mut [F], m: usize, n: usize, k
 
 /// The textbook triple loop, in the same three layouts: the reference for the fast path.
 /// `layout`: "nt" y = x·wᵀ (a [m,k], b [n,k]); "nn" a [m,n]·b [n,k]; "tn" aᵀ·b with a [m,n], b [m,k].
-pub fn matmul_naive<F: Real>(
+/// Test-only (it panics on an unknown layout): compiled for the crate's unit tests, not shipped.
+#[cfg(test)]
+pub(crate) fn matmul_naive<F: Real>(
     layout: &str,
     a: &[F],
     b: &[F],

@@ -2,7 +2,6 @@
 
 use crate::cli::EvalArgs;
 use crate::error::Result;
-use crate::spec::Task;
 use crate::train::{self, Metrics};
 
 pub fn run(a: &EvalArgs) -> Result<Metrics> {
@@ -10,26 +9,31 @@ pub fn run(a: &EvalArgs) -> Result<Metrics> {
     let rows = super::model_rows(&model, &ds);
     let mut be = a.dev.open()?;
     let m = train::evaluate(be.as_mut(), &model, &rows)?;
-    let json = match model.task {
-        Task::Regression => {
-            serde_json::json!({ "rows": m.rows, "mse": m.mse, "rmse": m.mse.sqrt(), "mae": m.mae })
+    let json = match m {
+        Metrics::Regression { rows, mse, mae } => {
+            serde_json::json!({ "rows": rows, "mse": mse, "rmse": mse.sqrt(), "mae": mae })
         }
-        Task::Classification => {
-            serde_json::json!({ "rows": m.rows, "accuracy": m.accuracy, "cross_entropy": m.cross_entropy })
+        Metrics::Classification {
+            rows,
+            accuracy,
+            cross_entropy,
+            ..
+        } => {
+            serde_json::json!({ "rows": rows, "accuracy": accuracy, "cross_entropy": cross_entropy })
         }
     };
     if a.json {
-        println!("{json}");
+        crate::outln!("{json}");
     } else {
-        let mut line = format!("rows {}", m.rows);
-        let shown: &[&str] = match model.task {
-            Task::Regression => &["mse", "rmse", "mae"],
-            Task::Classification => &["accuracy", "cross_entropy"],
+        let mut line = format!("rows {}", m.rows());
+        let shown: &[&str] = match m {
+            Metrics::Regression { .. } => &["mse", "rmse", "mae"],
+            Metrics::Classification { .. } => &["accuracy", "cross_entropy"],
         };
         for k in shown {
             line += &format!("  {k} {:.6}", json[k].as_f64().unwrap_or(f64::NAN));
         }
-        println!("{line}");
+        crate::outln!("{line}");
     }
     Ok(m)
 }

@@ -21,18 +21,28 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
     if let Some(path) = &a.plot {
         crate::plot::format_of(path)?;
     }
+    // Held to the end of the run: its locks keep a second run off these files.
+    let _outputs = plan_outputs(a)?;
     let (train_ds, val_ds, loss) = read_data(a)?;
-    let mut model = new_model(a, &train_ds, loss);
+    let mut model = new_model(a, &train_ds, loss)?;
     let train_rows = super::model_rows(&model, &train_ds);
     let val_rows = val_ds.as_ref().map(|v| super::model_rows(&model, v));
 
-    // auto times a few steps of this network on the GPU and the CPU and keeps the faster.
-    let mut be =
-        crate::auto::open_for_training(a.dev.device, a.dev.adapter.as_deref(), &model, &cfg)?;
+    let batch = cfg.batch_size.min(train_rows.rows.max(1));
+    // auto times a few steps of this network on the (tuned) GPU and on the CPU and keeps the
+    // faster; every choice is tuned for this network.
+    let mut be = crate::auto::open_for_training(
+        a.dev.device,
+        a.dev.adapter.as_deref(),
+        &model,
+        &cfg,
+        batch,
+        a.dev.tune,
+    )?;
     if !a.quiet {
         announce(a, &model, be.as_ref(), &train_rows, val_rows.as_ref());
     }
-    let metric_name = metric_name(model.task);
+    let metric_name = metric_name(model.schema.task);
     let mut log = match &a.metrics {
         Some(path) => Some(MetricsLog::create(path, metric_name)?),
         None => None,
@@ -46,7 +56,7 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
         &cfg,
         |m| {
             if !a.quiet {
-                println!("{}", epoch_line(m, metric_name));
+                crate::outln!("{}", epoch_line(m, metric_name));
             }
             if let Some(l) = log.as_mut()
                 && let Err(e) = l.write(m)
@@ -65,6 +75,32 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
         draw_train_plots(a, path, be.as_mut(), &model, &history, val)?;
     }
     Ok(TrainOutcome { model, history })
+}
+
+/// Every file this run writes, checked before any data is read (see [`crate::io`]).
+fn plan_outputs(a: &TrainArgs) -> Result<crate::io::Planned> {
+    let mut plan = crate::io::OutputPlan::new();
+    plan.input("the training data", &a.data);
+    if let Some(v) = &a.val {
+        plan.input("the --val data", v);
+    }
+    plan.output("--out", &a.out);
+    if let Some(m) = &a.metrics {
+        plan.output("--metrics", m);
+    }
+    if let Some(p) = &a.plot {
+        plan.output("--plot", p);
+        // The predictions plot beside it (drawn for regression only; planned anyway).
+        let pred = crate::plot::predictions_path;
+        if a.target.len() > 1 {
+            for t in &a.target {
+                plan.output("--plot", &pred(p, Some(t)));
+            }
+        } else {
+            plan.output("--plot", &pred(p, None));
+        }
+    }
+    plan.check()
 }
 
 /// The training hyper-parameters; clap has checked each flag alone, this checks them together.
@@ -114,26 +150,19 @@ fn read_data(a: &TrainArgs) -> Result<(Dataset, Option<Dataset>, Loss)> {
         window: a.window,
     };
     let ds = Dataset::from_table(&table, &spec)?;
-    if ds.task == Task::Regression && a.task.is_none() && !a.quiet && looks_like_labels(&ds) {
-        eprintln!(
+    let task = ds.schema.task;
+    if task == Task::Regression && a.task.is_none() && !a.quiet && looks_like_labels(&ds) {
+        crate::errln!(
             "wgtrain: note: '{}' holds a few integer values, read as numbers (regression); \
              add --task classification to treat them as classes",
-            ds.targets[0]
+            ds.schema.targets[0]
         );
     }
-    let loss = Loss::for_task(ds.task, a.loss.map(|l| l.as_str()))?;
+    let loss = Loss::for_task(task, a.loss.map(|l| l.as_str()))?;
     let (train_ds, val_ds) = match (&a.val, a.val_every) {
         (Some(path), _) => {
             let vt = read_table(path)?;
-            let (v, _) = Dataset::for_model(
-                &vt,
-                &ds.features,
-                &ds.targets,
-                ds.task,
-                &ds.classes,
-                a.window,
-                true,
-            )?;
+            let (v, _) = Dataset::for_schema(&vt, &ds.schema, true)?;
             (ds, Some(v))
         }
         (None, Some(n)) => {
@@ -152,39 +181,31 @@ fn read_data(a: &TrainArgs) -> Result<(Dataset, Option<Dataset>, Loss)> {
 }
 
 /// A freshly initialized model whose normalizers are fitted on the training rows.
-fn new_model(a: &TrainArgs, train_ds: &Dataset, loss: Loss) -> Model {
-    let d = train_ds.n_features();
-    let n_out = train_ds.n_outputs();
+fn new_model(a: &TrainArgs, train_ds: &Dataset, loss: Loss) -> Result<Model> {
+    let schema = train_ds.schema.clone();
+    let (d, n_out, rows) = (schema.n_features(), schema.n_outputs(), train_ds.rows);
     let standardize = !a.no_standardize;
-    let fnorm = if standardize {
-        Normalizer::fit(&train_ds.x, train_ds.rows, d)
+    let normalizer = if standardize {
+        Normalizer::fit(&train_ds.x, rows, d)
     } else {
         Normalizer::identity(d)
     };
-    let tnorm = match train_ds.task {
-        Task::Regression if standardize => Normalizer::fit(&train_ds.y, train_ds.rows, n_out),
+    let target_normalizer = match schema.task {
+        Task::Regression if standardize => Normalizer::fit(&train_ds.y, rows, n_out),
         Task::Regression => Normalizer::identity(n_out),
-        Task::Classification => Normalizer {
-            mean: vec![],
-            std: vec![],
-        },
+        Task::Classification => Normalizer::identity(0),
     };
     let sizes = layer_sizes(d, &a.hidden.0, n_out);
-    Model {
-        task: train_ds.task,
-        activation: a.activation,
+    let layers = init_layers_with(&sizes, a.activation, a.init, a.seed);
+    Model::new(
+        schema,
+        a.activation,
         loss,
-        features: train_ds.features.clone(),
-        targets: train_ds.targets.clone(),
-        classes: train_ds.classes.clone(),
-        seed: a.seed,
-        window: a.window,
-        layers: init_layers_with(&sizes, a.activation, a.init, a.seed),
-        feature_mean: fnorm.mean,
-        feature_std: fnorm.std,
-        target_mean: tnorm.mean,
-        target_std: tnorm.std,
-    }
+        a.seed,
+        layers,
+        normalizer,
+        target_normalizer,
+    )
 }
 
 /// The one line on stderr that says what is about to be trained, on what.
@@ -198,9 +219,9 @@ fn announce(a: &TrainArgs, model: &Model, be: &dyn Backend, tr: &Rows, val: Opti
         .chain(model.layers.iter().map(|l| l.outputs))
         .map(|s| s.to_string())
         .collect();
-    eprintln!(
+    crate::errln!(
         "wgtrain: {} on {}: {} train / {} val rows, {} {}, mlp {} ({} parameters, {}), {} lr {} batch {}",
-        model.task.as_str(),
+        model.schema.task.as_str(),
         be.describe(),
         tr.rows,
         val.map_or(0, |v| v.rows),
@@ -226,7 +247,7 @@ fn metric_name(task: Task) -> &'static str {
 fn report(a: &TrainArgs, history: &History, metric_name: &str) {
     let (ran, best) = (history.epochs.len(), history.best_epoch);
     if history.stopped_early {
-        eprintln!(
+        crate::errln!(
             "wgtrain: stopped early at epoch {ran}: val_loss has not improved for {} epochs since epoch {best}",
             a.patience.unwrap_or(0)
         );
@@ -241,7 +262,7 @@ fn report(a: &TrainArgs, history: &History, metric_name: &str) {
         } else {
             format!(" (weights of epoch {best})")
         };
-        eprintln!(
+        crate::errln!(
             "wgtrain: wrote {} after {ran} epochs{which}: train_loss {:.6}{val}",
             a.out.display(),
             m.train_loss
@@ -270,19 +291,19 @@ fn draw_train_plots(
     };
     let title = format!("{data_name}: {loss} loss per epoch");
     crate::plot::loss_curves(path, &history.epochs, &format!("{loss} loss"), &title)?;
-    eprintln!("wgtrain: loss curves in {}", path.display());
-    if let (Task::Regression, Some((ds, rows))) = (model.task, val)
+    crate::errln!("wgtrain: loss curves in {}", path.display());
+    if let (Task::Regression, Some((ds, rows))) = (model.schema.task, val)
         && rows.rows > 0
     {
         let pred = train::predict(be, model, &rows.x, rows.rows)?;
         let n = model.outputs();
-        for (j, name) in model.targets.iter().enumerate() {
+        for (j, name) in model.schema.targets.iter().enumerate() {
             let column = |v: &[f32]| v.iter().skip(j).step_by(n).copied().collect::<Vec<f32>>();
             let out = crate::plot::predictions_path(path, (n > 1).then_some(name.as_str()));
             let title =
                 format!("{data_name}: {name}, real (blue) and predicted (red) on validation rows");
             crate::plot::predictions(&out, &column(&ds.y), &column(&pred), &title)?;
-            eprintln!("wgtrain: predictions vs real values in {}", out.display());
+            crate::errln!("wgtrain: predictions vs real values in {}", out.display());
         }
     }
     Ok(())
@@ -290,7 +311,7 @@ fn draw_train_plots(
 
 /// A single numeric target with few distinct whole values (digit labels, say): probably classes.
 fn looks_like_labels(ds: &Dataset) -> bool {
-    if ds.targets.len() != 1 || ds.rows < 20 || ds.y.iter().any(|v| v.fract() != 0.0) {
+    if ds.schema.targets.len() != 1 || ds.rows < 20 || ds.y.iter().any(|v| v.fract() != 0.0) {
         return false;
     }
     let mut distinct: Vec<i64> = ds.y.iter().map(|&v| v as i64).collect();
