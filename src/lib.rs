@@ -6,6 +6,7 @@
 //! Layers, top down: `cli` (flags) → `cmd` (one module per command) → `train`, `model`,
 //! `data`, `metrics`, `plot`, `io` → `backend`. Nothing imports a layer above itself.
 
+pub mod auto;
 pub mod backend;
 pub mod budget;
 pub mod checkpoint;

@@ -503,22 +503,8 @@ impl Stepper {
         slot: usize,
         lr: f32,
     ) -> Result<()> {
+        self.gradients(be, data, start, m, stats, slot)?;
         let (net, gr) = (&self.net, &self.gr);
-        let n_out = *net.sizes.last().unwrap_or(&1);
-        data.gather(be, start, m, net.a[0], Some(self.y_batch))?;
-        net.forward(be, m)?;
-        be.loss_grad(
-            self.loss,
-            net.output(),
-            self.y_batch,
-            self.scale,
-            gr.g(net.w.len())?,
-            m,
-            n_out,
-            stats,
-            slot,
-        )?;
-        backward(be, net, gr, m)?;
         let clip = match self.clip {
             Some(max_norm) => Some(clip_gradients(be, gr, self.clip_parts, max_norm)?),
             None => None,
@@ -535,6 +521,85 @@ impl Stepper {
             hp,
             clip,
         )
+    }
+
+    /// The part of `step` before the update: gather, forward, loss (its sum into
+    /// stats[slot]), backward into the gradient slab.
+    fn gradients<B: Backend + ?Sized>(
+        &self,
+        be: &mut B,
+        data: &Uploaded,
+        start: usize,
+        m: usize,
+        stats: Buf,
+        slot: usize,
+    ) -> Result<()> {
+        let (net, gr) = (&self.net, &self.gr);
+        let n_out = *net.sizes.last().unwrap_or(&1);
+        data.gather(be, start, m, net.a[0], Some(self.y_batch))?;
+        net.forward(be, m)?;
+        be.loss_grad(
+            self.loss,
+            net.output(),
+            self.y_batch,
+            self.scale,
+            gr.g(net.w.len())?,
+            m,
+            n_out,
+            stats,
+            slot,
+        )?;
+        backward(be, net, gr, m)
+    }
+}
+
+/// The training step's own wiring without the update, for the gradient checks
+/// (tests/gradcheck.rs, on `CpuBackend::new_f64`): all rows as one batch through gather,
+/// forward, loss and backward, with the parameter and gradient slabs exposed.
+#[doc(hidden)]
+pub struct GradProbe {
+    st: Stepper,
+    data: Uploaded,
+    stats: Buf,
+}
+
+#[doc(hidden)]
+impl GradProbe {
+    pub fn new<B: Backend + ?Sized>(be: &mut B, model: &Model, rows: &Rows) -> Result<GradProbe> {
+        let cfg = TrainConfig {
+            optimizer: Optimizer::Sgd,
+            lr: 0.0,
+            schedule: Schedule::Constant,
+            batch_size: rows.rows,
+            epochs: 1,
+            seed: 0,
+            weight_decay: 0.0,
+            patience: None,
+            clip: None,
+            progress: false,
+        };
+        Ok(GradProbe {
+            st: Stepper::new(be, model, rows.rows.max(1), &cfg)?,
+            data: upload(be, rows, target_cols(model))?,
+            stats: be.alloc(1)?,
+        })
+    }
+    /// Every weight, then every bias (`ParamLayout`).
+    pub fn params(&self) -> Buf {
+        self.st.net.params
+    }
+    /// ∂L/∂params after `run`, laid out like `params`.
+    pub fn grads(&self) -> Buf {
+        self.st.gr.grad
+    }
+    pub fn layout(&self) -> &ParamLayout {
+        &self.st.net.layout
+    }
+    /// One pass; returns the buffer whose element 0 is Σ eₙ (L = that / rows).
+    pub fn run<B: Backend + ?Sized>(&self, be: &mut B) -> Result<Buf> {
+        self.st
+            .gradients(be, &self.data, 0, self.data.rows, self.stats, 0)?;
+        Ok(self.stats)
     }
 }
 

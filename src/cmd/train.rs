@@ -54,9 +54,17 @@ fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
     let train_rows = super::model_rows(&model, &train_ds);
     let val_rows = val_ds.as_ref().map(|v| super::model_rows(&model, v));
 
-    let mut be = a.dev.open()?;
     let batch = cfg.batch_size.min(train_rows.rows.max(1));
-    super::tune_for(be.as_mut(), &model.sizes(), batch, a.dev.tune)?;
+    // auto times a few steps of this network on the (tuned) GPU and on the CPU and keeps the
+    // faster; every choice is tuned for this network.
+    let mut be = crate::auto::open_for_training(
+        a.dev.device,
+        a.dev.adapter.as_deref(),
+        &model,
+        &cfg,
+        batch,
+        a.dev.tune,
+    )?;
     if !a.quiet {
         announce(a, &model, be.as_ref(), &train_rows, val_rows.as_ref());
     }
