@@ -25,7 +25,7 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
     let _outputs = plan_outputs(a)?;
     let (train_ds, val_ds, loss) = read_data(a)?;
     let mut model = new_model(a, &train_ds, loss)?;
-    let train_rows = super::model_rows(&model, &train_ds);
+    let train_rows = super::into_model_rows(&model, train_ds);
     let val_rows = val_ds.as_ref().map(|v| super::model_rows(&model, v));
 
     let mut be = a.dev.open()?;

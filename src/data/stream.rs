@@ -22,7 +22,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use super::dataset::{DataSpec, Role, check_two_classes, sort_labels, value_error_at};
-use super::loader::{LABEL_CAP, Labels, Plan, Problem, one_target, training_columns};
+use super::loader::{Chunk, LABEL_CAP, Labels, Plan, Problem, one_target, training_columns};
 use super::normalize::Normalizer;
 use super::scan;
 use super::schema::Schema;
@@ -151,6 +151,118 @@ pub struct StreamPlan {
     tcols: Vec<usize>,
 }
 
+/// The first pass's running state.
+struct Pass {
+    fw: Welford,
+    tw: Welford,
+    labels: HashMap<String, ()>,
+    /// Text offset and `\n`s before the next block.
+    offset: u64,
+    newlines: u64,
+    fail: Option<Error>,
+    /// The first target problem and non-number (line, column, why), kept until the task is
+    /// known.
+    target_err: Option<(u64, usize, String)>,
+    non_numeric: Option<(u64, usize, String)>,
+    overflow: bool,
+    shard_budget: u64,
+}
+
+impl Pass {
+    fn block(
+        &mut self,
+        p: &mut StreamPlan,
+        t: &Table,
+        task: Option<Task>,
+        c: Chunk,
+    ) -> ControlFlow<()> {
+        if let Some(e) = c.error(t, self.newlines, task) {
+            self.fail = Some(e);
+            return ControlFlow::Break(());
+        }
+        let base = self.newlines;
+        let at = |p: &Problem| (base + p.line + 1, p.col, p.why.clone());
+        self.target_err = self.target_err.take().or(c.target.as_ref().map(at));
+        self.non_numeric = self.non_numeric.take().or(c.non_numeric.as_ref().map(at));
+        self.overflow |= c.overflow;
+        let (nf, nt) = (p.fcols.len(), p.tcols.len());
+        let rows = c.lines.len();
+        for r in 0..rows {
+            if is_val_row(p.seed, p.rows + r as u64, p.val_frac) {
+                p.val_rows += 1;
+                continue;
+            }
+            self.fw.push(&c.x[r * nf..(r + 1) * nf]);
+            if !c.y.is_empty() {
+                self.tw.push(&c.y[r * nt..(r + 1) * nt]);
+            }
+        }
+        if !self.overflow {
+            self.labels.extend(c.labels.into_iter().map(|l| (l, ())));
+        }
+        let cost = 2 * row_bytes(nf, nt) * rows as u64;
+        let size = (cost, self.shard_budget);
+        p.add_block(
+            self.offset,
+            c.bytes as u64,
+            rows as u64,
+            self.newlines,
+            size,
+        );
+        self.offset += c.bytes as u64;
+        self.newlines += c.newlines;
+        ControlFlow::Continue(())
+    }
+
+    /// The task (given, or inferred as the loader infers it), its checks, the statistics.
+    fn finish(self, mut p: StreamPlan, t: &Table, spec: &DataSpec) -> Result<StreamPlan> {
+        if let Some(e) = self.fail {
+            return Err(e);
+        }
+        let task = spec.task.unwrap_or(match self.non_numeric {
+            Some(_) => Task::Classification,
+            None => Task::Regression,
+        });
+        p.schema.task = task;
+        match task {
+            Task::Regression => {
+                if let Some((line, col, why)) = self.target_err {
+                    return Err(value_error_at(t, line, col, why, Role::Target));
+                }
+                p.targets = self.tw.normalizer();
+            }
+            Task::Classification => {
+                let nt = p.tcols.len();
+                if nt != 1 {
+                    let why = self
+                        .non_numeric
+                        .as_ref()
+                        .map(|(l, c, w)| (&t.header[*c], w, *l));
+                    return Err(one_target(nt, spec, why));
+                }
+                if self.overflow {
+                    return Err(Error::flag(
+                        "--task",
+                        "the target holds too many distinct labels to infer the task while \
+                         streaming; say --task classification or --task regression",
+                    ));
+                }
+                let all: Vec<String> = self.labels.into_keys().collect();
+                p.schema.classes = check_two_classes(t, p.tcols[0], sort_labels(all))?;
+            }
+        }
+        p.train_rows = self.fw.n;
+        if p.rows == 0 {
+            return Err(Error::data(&t.path, 0, 0, "no data rows after the header"));
+        }
+        if p.train_rows == 0 {
+            return Err(Error::flag("--val-split", "leaves no training rows"));
+        }
+        p.features = self.fw.normalizer();
+        Ok(p)
+    }
+}
+
 /// One shard's training rows, shuffled and standardized, ready for a backend.
 #[derive(Debug, PartialEq)]
 pub struct ShardRows {
@@ -226,93 +338,26 @@ impl StreamPlan {
             fcols,
             tcols,
         };
-        let mut fw = Welford::new(nf);
-        let mut tw = Welford::new(nt);
-        let mut labels: HashMap<String, ()> = HashMap::new();
-        let mut offset = o.data_start;
-        let mut newlines = o.newlines_before;
-        let (mut fail, mut target_err, mut non_numeric, mut overflow) = (None, None, None, false);
+        let mut pass = Pass {
+            fw: Welford::new(nf),
+            tw: Welford::new(nt),
+            labels: HashMap::new(),
+            offset: o.data_start,
+            newlines: o.newlines_before,
+            fail: None,
+            target_err: None,
+            non_numeric: None,
+            overflow: false,
+            shard_budget,
+        };
         scan::scan(
             o,
             false,
             block,
             |b| plan.parse_chunk(b),
-            |_, c| {
-                if let Some(e) = c.error(&t, newlines, spec.task) {
-                    fail = Some(e);
-                    return ControlFlow::Break(());
-                }
-                let at = |p: &Problem| (newlines + p.line + 1, p.col, p.why.clone());
-                target_err = target_err.take().or(c.target.as_ref().map(at));
-                non_numeric = non_numeric.take().or(c.non_numeric.as_ref().map(at));
-                overflow |= c.overflow;
-                let rows = c.lines.len();
-                for r in 0..rows {
-                    if is_val_row(seed, p.rows + r as u64, val_frac) {
-                        p.val_rows += 1;
-                        continue;
-                    }
-                    fw.push(&c.x[r * nf..(r + 1) * nf]);
-                    if !c.y.is_empty() {
-                        tw.push(&c.y[r * nt..(r + 1) * nt]);
-                    }
-                }
-                if !overflow {
-                    labels.extend(c.labels.into_iter().map(|l| (l, ())));
-                }
-                let cost = 2 * row_bytes(nf, nt) * rows as u64;
-                p.add_block(
-                    offset,
-                    c.bytes as u64,
-                    rows as u64,
-                    newlines,
-                    (cost, shard_budget),
-                );
-                offset += c.bytes as u64;
-                newlines += c.newlines;
-                ControlFlow::Continue(())
-            },
+            |_, c| pass.block(&mut p, &t, spec.task, c),
         )?;
-        if let Some(e) = fail {
-            return Err(e);
-        }
-        let task = spec.task.unwrap_or(match non_numeric {
-            Some(_) => Task::Classification,
-            None => Task::Regression,
-        });
-        p.schema.task = task;
-        match task {
-            Task::Regression => {
-                if let Some((line, col, why)) = target_err {
-                    return Err(value_error_at(&t, line, col, why, Role::Target));
-                }
-                p.targets = tw.normalizer();
-            }
-            Task::Classification => {
-                if nt != 1 {
-                    let why = non_numeric.as_ref().map(|(l, c, w)| (&t.header[*c], w, *l));
-                    return Err(one_target(nt, spec, why));
-                }
-                if overflow {
-                    return Err(Error::flag(
-                        "--task",
-                        "the target holds too many distinct labels to infer the task while \
-                         streaming; say --task classification or --task regression",
-                    ));
-                }
-                let all: Vec<String> = labels.into_keys().collect();
-                p.schema.classes = check_two_classes(&t, p.tcols[0], sort_labels(all))?;
-            }
-        }
-        p.train_rows = fw.n;
-        if p.rows == 0 {
-            return Err(Error::data(path, 0, 0, "no data rows after the header"));
-        }
-        if p.train_rows == 0 {
-            return Err(Error::flag("--val-split", "leaves no training rows"));
-        }
-        p.features = fw.normalizer();
-        Ok(p)
+        pass.finish(p, &t, spec)
     }
 
     /// Grow the last shard by a block, or start a new one when it would not fit in `budget`
