@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::backend::Backend;
 use crate::cli::{ScheduleKind, TrainArgs};
-use crate::data::{DataSpec, Dataset, Normalizer, read_table};
+use crate::data::{DataSpec, Dataset, LoadOptions, Normalizer};
 use crate::error::{Error, Result};
 use crate::metrics::{EpochMetrics, MetricsLog};
 use crate::model::{Model, init_layers_with, layer_sizes};
@@ -142,14 +142,17 @@ fn config(a: &TrainArgs) -> Result<TrainConfig> {
 /// The training rows, the validation rows (`--val`, `--val-every` or `--val-split`), and the
 /// loss the task takes.
 fn read_data(a: &TrainArgs) -> Result<(Dataset, Option<Dataset>, Loss)> {
-    let table = read_table(&a.data)?;
     let spec = DataSpec {
         targets: &a.target,
         drop: &a.drop,
         task: a.task,
         window: a.window,
     };
-    let ds = Dataset::from_table(&table, &spec)?;
+    let load = LoadOptions {
+        progress: !a.quiet,
+        block_bytes: 0,
+    };
+    let ds = Dataset::load(&a.data, &spec, &load)?;
     let task = ds.schema.task;
     if task == Task::Regression && a.task.is_none() && !a.quiet && looks_like_labels(&ds) {
         crate::errln!(
@@ -161,20 +164,20 @@ fn read_data(a: &TrainArgs) -> Result<(Dataset, Option<Dataset>, Loss)> {
     let loss = Loss::for_task(task, a.loss.map(|l| l.as_str()))?;
     let (train_ds, val_ds) = match (&a.val, a.val_every) {
         (Some(path), _) => {
-            let vt = read_table(path)?;
-            let (v, _) = Dataset::for_schema(&vt, &ds.schema, true)?;
+            let (v, _) = Dataset::load_for_schema(path, &ds.schema, true, &load)?;
             (ds, Some(v))
         }
         (None, Some(n)) => {
             let (tr, va) = crate::data::every_nth(ds.rows, n);
-            (ds.subset(&tr), Some(ds.subset(&va)))
+            let (tr, va) = ds.split(&tr, &va);
+            (tr, Some(va))
         }
         (None, None) => {
             // A series validates on its last rows, as the lecture trains on 2017–2020 and tests on 2021.
             let (tr, va) =
                 crate::data::split_indices(&ds, a.val_split, a.seed, a.window.is_some())?;
-            let val = (!va.is_empty()).then(|| ds.subset(&va));
-            (ds.subset(&tr), val)
+            let (tr, val) = ds.split(&tr, &va);
+            (tr, (val.rows > 0).then_some(val))
         }
     };
     Ok((train_ds, val_ds, loss))

@@ -36,32 +36,7 @@ impl Dataset {
     /// The training view of a table: `spec.targets` are the targets, every other column that is
     /// not dropped is a numeric feature.
     pub fn from_table(t: &Table, spec: &DataSpec) -> Result<Dataset> {
-        if spec.targets.is_empty() {
-            return Err(Error::flag("--target", "no target column given"));
-        }
-        let tcols = resolve(t, "--target", spec.targets)?;
-        for name in spec.targets {
-            refuse_repeated_target(t, name)?;
-        }
-        for (i, name) in spec.targets.iter().enumerate() {
-            if spec.targets[..i].contains(name) {
-                return Err(Error::flag(
-                    "--target",
-                    format!("column '{name}' is named twice"),
-                ));
-            }
-        }
-        let dcols = resolve(t, "--drop", spec.drop)?;
-        if let Some(name) = spec.drop.iter().find(|d| spec.targets.contains(d)) {
-            return Err(Error::flag(
-                "--drop",
-                format!("'{name}' is a target column; it cannot also be dropped"),
-            ));
-        }
-        let fcols: Vec<usize> = (0..t.header.len())
-            .filter(|c| !tcols.contains(c) && !dcols.contains(c))
-            .collect();
-
+        let (tcols, fcols) = training_columns(t, spec)?;
         if let Some(n) = spec.window {
             return window::from_table(t, spec, n, tcols, &fcols);
         }
@@ -202,6 +177,30 @@ impl Dataset {
         }
     }
 
+    /// `(self.subset(keep), self.subset(take))` without a second copy of the kept rows: they
+    /// are moved down in place (`keep` must be ascending, as the splits give it), so a split
+    /// costs the taken rows, not the whole matrix again.
+    pub fn split(mut self, keep: &[usize], take: &[usize]) -> (Dataset, Dataset) {
+        let taken = self.subset(take);
+        if !keep.windows(2).all(|w| w[0] < w[1]) {
+            return (self.subset(keep), taken);
+        }
+        let nf = self.schema.features.len();
+        let ny = self.y.len().checked_div(self.rows).unwrap_or(0);
+        for (k, &i) in keep.iter().enumerate() {
+            self.x.copy_within(i * nf..(i + 1) * nf, k * nf);
+            self.y.copy_within(i * ny..(i + 1) * ny, k * ny);
+            self.lines[k] = self.lines[i];
+        }
+        self.x.truncate(keep.len() * nf);
+        self.y.truncate(keep.len() * ny);
+        self.lines.truncate(keep.len());
+        self.x.shrink_to_fit();
+        self.y.shrink_to_fit();
+        self.rows = keep.len();
+        (self, taken)
+    }
+
     pub fn n_features(&self) -> usize {
         self.schema.n_features()
     }
@@ -210,6 +209,37 @@ impl Dataset {
     pub fn n_outputs(&self) -> usize {
         self.schema.n_outputs()
     }
+}
+
+/// The target and feature columns (every column neither a target nor dropped) of a training
+/// run, checked; the features may be none (series mode needs only the target).
+pub(crate) fn training_columns(t: &Table, spec: &DataSpec) -> Result<(Vec<usize>, Vec<usize>)> {
+    if spec.targets.is_empty() {
+        return Err(Error::flag("--target", "no target column given"));
+    }
+    let tcols = resolve(t, "--target", spec.targets)?;
+    for name in spec.targets {
+        refuse_repeated_target(t, name)?;
+    }
+    for (i, name) in spec.targets.iter().enumerate() {
+        if spec.targets[..i].contains(name) {
+            return Err(Error::flag(
+                "--target",
+                format!("column '{name}' is named twice"),
+            ));
+        }
+    }
+    let dcols = resolve(t, "--drop", spec.drop)?;
+    if let Some(name) = spec.drop.iter().find(|d| spec.targets.contains(d)) {
+        return Err(Error::flag(
+            "--drop",
+            format!("'{name}' is a target column; it cannot also be dropped"),
+        ));
+    }
+    let fcols: Vec<usize> = (0..t.header.len())
+        .filter(|c| !tcols.contains(c) && !dcols.contains(c))
+        .collect();
+    Ok((tcols, fcols))
 }
 
 /// Column indices of names the user gave on the command line for `flag`.
@@ -223,7 +253,7 @@ pub(crate) fn resolve(t: &Table, flag: &str, names: &[String]) -> Result<Vec<usi
 /// A target named by a name the file uses for several columns is refused: taking the first
 /// (as pandas would) silently trains on the wrong column, e.g. day 1 of the covid file's three
 /// `tested_positive` columns where the course means the last.
-fn refuse_repeated_target(t: &Table, name: &str) -> Result<()> {
+pub(crate) fn refuse_repeated_target(t: &Table, name: &str) -> Result<()> {
     let cols = t.repeats(name);
     if cols.is_empty() {
         return Ok(());
@@ -352,6 +382,11 @@ fn line_of(t: &Table, row: usize) -> u64 {
 
 /// The error for a value that `parse_num` rejected.
 pub(crate) fn value_error(t: &Table, row: usize, col: usize, why: String, role: Role) -> Error {
+    value_error_at(t, line_of(t, row), col, why, role)
+}
+
+/// The same for a value at a known file line.
+pub(crate) fn value_error_at(t: &Table, line: u64, col: usize, why: String, role: Role) -> Error {
     let name = &t.header[col];
     let hint = match role {
         _ if !why.ends_with("is not a number") => String::new(),
@@ -361,7 +396,7 @@ pub(crate) fn value_error(t: &Table, row: usize, col: usize, why: String, role: 
     };
     Error::data(
         &t.path,
-        line_of(t, row),
+        line,
         col as u64 + 1,
         format!("column '{name}': {why}{hint}"),
     )
@@ -419,7 +454,13 @@ fn class_labels(t: &Table, col: usize) -> Result<Vec<String>> {
         }
         seen.entry(s).or_insert(());
     }
-    let mut labels: Vec<String> = seen.into_keys().map(str::to_owned).collect();
+    let labels = sort_labels(seen.into_keys().map(str::to_owned).collect());
+    check_two_classes(t, col, labels)
+}
+
+/// Class labels in class-id order: numerically when all are numbers (so "2" comes before
+/// "10"), else as strings.
+pub(crate) fn sort_labels(mut labels: Vec<String>) -> Vec<String> {
     let numeric: Option<Vec<f64>> = labels.iter().map(|s| s.parse::<f64>().ok()).collect();
     match numeric {
         Some(_) => labels.sort_by(|a, b| {
@@ -431,6 +472,11 @@ fn class_labels(t: &Table, col: usize) -> Result<Vec<String>> {
         }),
         None => labels.sort(),
     }
+    labels
+}
+
+/// `labels` of column `col`, refused when fewer than two.
+pub(crate) fn check_two_classes(t: &Table, col: usize, labels: Vec<String>) -> Result<Vec<String>> {
     if labels.len() < 2 {
         return Err(Error::data(
             &t.path,

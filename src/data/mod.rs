@@ -16,13 +16,18 @@
 //! asked for on the command line are [`crate::Error::Flag`].
 
 mod dataset;
+mod loader;
 mod normalize;
+mod num;
+mod parquet;
+mod scan;
 mod schema;
 mod split;
 mod table;
 mod window;
 
 pub use dataset::{DataSpec, Dataset};
+pub use loader::LoadOptions;
 pub use normalize::Normalizer;
 pub use schema::Schema;
 pub use split::{every_nth, split_indices};
