@@ -8,6 +8,7 @@
 
 pub mod auto;
 pub mod backend;
+pub mod budget;
 pub mod checkpoint;
 pub mod cli;
 pub mod cmd;

@@ -99,11 +99,12 @@ impl_real!(f64);
 pub fn act_forward<F: Real>(act: Activation, z: F) -> F {
     match act {
         Activation::Identity => z,
+        // Written so a NaN passes through: a ReLU must not hide a diverged network.
         Activation::Relu => {
-            if z > F::ZERO {
-                z
-            } else {
+            if z < F::ZERO {
                 F::ZERO
+            } else {
+                z
             }
         }
         Activation::Sigmoid => F::ONE / (F::ONE + (-z).exp()),

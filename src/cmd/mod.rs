@@ -7,6 +7,7 @@ pub mod devices;
 pub mod eval;
 pub mod plot;
 pub mod predict;
+pub mod resume;
 pub mod train;
 pub mod tune;
 

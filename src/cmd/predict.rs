@@ -37,6 +37,20 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         ds.rows,
     )?;
 
+    // A NaN or infinite prediction is never written as if it were a number.
+    let width = model.outputs().max(1);
+    if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+        return Err(Error::data(
+            &a.data,
+            ds.lines.get(i / width).copied().unwrap_or(0),
+            0,
+            format!(
+                "the model predicts {} for this row (values far outside the training data?)",
+                out[i]
+            ),
+        ));
+    }
+
     // The record each sample came from (windows skip the first rows), for --keep.
     let record_of: HashMap<u64, usize> = table
         .lines
@@ -84,7 +98,7 @@ fn keep_columns(a: &PredictArgs, table: &Table) -> Result<Vec<usize>> {
                     format!(
                         "no column '{k}' in {}; columns are: {}",
                         a.data.display(),
-                        table.header.join(", ")
+                        crate::error::cut(&table.header.join(", "), 80)
                     ),
                 )
             })

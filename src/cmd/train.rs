@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::backend::Backend;
+use crate::checkpoint::Checkpoint;
 use crate::cli::{ScheduleKind, TrainArgs};
 use crate::data::{DataSpec, Dataset, LoadOptions, Normalizer};
 use crate::error::{Error, Result};
@@ -17,14 +18,39 @@ pub struct TrainOutcome {
 }
 
 pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
+    match &a.resume {
+        Some(path) => {
+            let (orig, ckpt) = super::resume::load(a, path)?;
+            run_from(&orig, Some(ckpt))
+        }
+        None => run_from(a, None),
+    }
+}
+
+/// A run from its start, or from a checkpoint of it.
+fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
     let cfg = config(a)?;
     if let Some(path) = &a.plot {
         crate::plot::format_of(path)?;
     }
     // Held to the end of the run: its locks keep a second run off these files.
     let _outputs = plan_outputs(a)?;
+    let saver = a
+        .checkpoint
+        .as_ref()
+        .map(|p| super::resume::Saver::new(a, p))
+        .transpose()?;
     let (train_ds, val_ds, loss) = read_data(a)?;
-    let mut model = new_model(a, &train_ds, loss)?;
+    let s = &train_ds.schema;
+    let sizes = layer_sizes(s.n_features(), &a.hidden.0, s.n_outputs());
+    let rows = train_ds.rows + val_ds.as_ref().map_or(0, |v| v.rows);
+    let batch = a.batch_size.min(train_ds.rows.max(1));
+    let needs = crate::budget::Needs::of(&sizes, batch, rows, s.target_cols(), a.optimizer);
+    crate::budget::check(&needs, crate::budget::available())?;
+    let mut model = match &resume {
+        Some(c) => c.model.clone(),
+        None => new_model(a, &train_ds, loss)?,
+    };
     let train_rows = super::model_rows(&model, &train_ds);
     let val_rows = val_ds.as_ref().map(|v| super::model_rows(&model, v));
 
@@ -43,38 +69,80 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
         announce(a, &model, be.as_ref(), &train_rows, val_rows.as_ref());
     }
     let metric_name = metric_name(model.schema.task);
+    let resume = resume.map(super::resume::state);
     let mut log = match &a.metrics {
         Some(path) => Some(MetricsLog::create(path, metric_name)?),
         None => None,
     };
     let mut log_err = None;
-    let history = train::train(
-        be.as_mut(),
-        &mut model,
-        &train_rows,
-        val_rows.as_ref(),
-        &cfg,
-        |m| {
-            if !a.quiet {
-                crate::outln!("{}", epoch_line(m, metric_name));
-            }
-            if let Some(l) = log.as_mut()
-                && let Err(e) = l.write(m)
-            {
-                log_err.get_or_insert(e);
-            }
-        },
-    )?;
+    // A resumed run's metrics file starts with the epochs before the checkpoint.
+    for m in resume.iter().flat_map(|r| &r.history) {
+        if let Some(l) = log.as_mut() {
+            l.write(m)?;
+        }
+    }
+    let mut on_checkpoint = |s: train::RunState| saver.as_ref().map_or(Ok(()), |sv| sv.save(s));
+    let control = train::Control {
+        stop: &crate::signals::requested,
+        resume,
+        checkpoint_every: saver.as_ref().map(|_| a.checkpoint_every),
+        on_checkpoint: &mut on_checkpoint,
+    };
+    let on_epoch = |m: &EpochMetrics| {
+        if !a.quiet {
+            crate::outln!("{}", epoch_line(m, metric_name));
+        }
+        if let Some(l) = log.as_mut()
+            && let Err(e) = l.write(m)
+        {
+            log_err.get_or_insert(e);
+        }
+    };
+    let (tr, va) = (&train_rows, val_rows.as_ref());
+    let history = train::train_with(be.as_mut(), &mut model, tr, va, &cfg, on_epoch, control)?;
     if let Some(e) = log_err {
         return Err(e);
     }
+    crate::validate::model(&model, &a.out)?;
     model.save(&a.out)?;
+    if history.interrupted {
+        report_interrupt(a, &history);
+        return Ok(TrainOutcome { model, history });
+    }
     report(a, &history, metric_name);
     if let Some(path) = &a.plot {
         let val = val_ds.as_ref().zip(val_rows.as_ref());
         draw_train_plots(a, path, be.as_mut(), &model, &history, val)?;
     }
     Ok(TrainOutcome { model, history })
+}
+
+/// What an interrupted run saved, and how to go on.
+fn report_interrupt(a: &TrainArgs, history: &History) {
+    let weights = match history.best_epoch {
+        0 => "the weights of the last step".to_string(),
+        e => format!("the weights of epoch {e}"),
+    };
+    let mut saved = vec![format!("{} ({weights})", a.out.display())];
+    saved.extend(
+        a.metrics
+            .as_ref()
+            .map(|m| format!("{} ({} epochs)", m.display(), history.epochs.len())),
+    );
+    saved.extend(a.checkpoint.as_ref().map(|c| c.display().to_string()));
+    crate::errln!(
+        "wgtrain: stopped by {} after {} epochs; saved {}",
+        crate::signals::which(),
+        history.epochs.len(),
+        saved.join(", ")
+    );
+    match &a.checkpoint {
+        Some(c) => crate::errln!(
+            "wgtrain: continue with: wgtrain train --resume {}",
+            c.display()
+        ),
+        None => crate::errln!("wgtrain: no --checkpoint was given, so this run cannot be resumed"),
+    };
 }
 
 /// Every file this run writes, checked before any data is read (see [`crate::io`]).
@@ -87,6 +155,9 @@ fn plan_outputs(a: &TrainArgs) -> Result<crate::io::Planned> {
     plan.output("--out", &a.out);
     if let Some(m) = &a.metrics {
         plan.output("--metrics", m);
+    }
+    if let Some(c) = &a.checkpoint {
+        plan.output("--checkpoint", c);
     }
     if let Some(p) = &a.plot {
         plan.output("--plot", p);
@@ -125,6 +196,22 @@ fn config(a: &TrainArgs) -> Result<TrainConfig> {
             ));
         }
     };
+    // A value that is fine as f64 but 0 or infinite as the f32 the kernels use would train
+    // nothing, or NaN.
+    for (flag, v) in [
+        ("--lr", Some(a.lr)),
+        ("--weight-decay", Some(a.weight_decay)),
+        ("--clip", a.clip),
+    ] {
+        if let Some(v) = v
+            && (v != 0.0 && (v as f32 == 0.0 || (v as f32).is_infinite()))
+        {
+            return Err(Error::flag(
+                flag,
+                format!("{v} is {} in 32-bit floats, which training uses", v as f32),
+            ));
+        }
+    }
     Ok(TrainConfig {
         optimizer: a.optimizer,
         lr: a.lr as f32,
@@ -180,7 +267,62 @@ fn read_data(a: &TrainArgs) -> Result<(Dataset, Option<Dataset>, Loss)> {
             (tr, (val.rows > 0).then_some(val))
         }
     };
+    if !a.quiet {
+        for w in label_warnings(&train_ds, val_ds.as_ref()) {
+            crate::errln!("wgtrain: warning: {w}");
+        }
+    }
     Ok((train_ds, val_ds, loss))
+}
+
+/// Classes that only the validation rows have (the network can never predict them), and
+/// labels that differ only in case or spaces (probably one class typed two ways).
+fn label_warnings(train: &Dataset, val: Option<&Dataset>) -> Vec<String> {
+    let classes = &train.schema.classes;
+    if train.schema.task != Task::Classification {
+        return Vec::new();
+    }
+    let mut seen = vec![false; classes.len()];
+    for &y in &train.y {
+        if let Some(s) = seen.get_mut(y as usize) {
+            *s = true;
+        }
+    }
+    let mut out = Vec::new();
+    let only_val: Vec<&str> = val
+        .map(|v| {
+            v.y.iter()
+                .map(|&y| y as usize)
+                .collect::<std::collections::BTreeSet<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&c| c < classes.len() && !seen[c])
+        .map(|c| classes[c].as_str())
+        .collect();
+    if !only_val.is_empty() {
+        out.push(format!(
+            "class(es) {} appear only in the validation rows; the network never sees them in training",
+            crate::error::cut(&only_val.join(", "), 80)
+        ));
+    }
+    let mut by_key: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for c in classes {
+        let key: String = c
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        by_key.entry(key).or_default().push(c);
+    }
+    for same in by_key.values().filter(|v| v.len() > 1) {
+        let quoted: Vec<String> = same.iter().map(|c| format!("'{c}'")).collect();
+        out.push(format!(
+            "labels {} differ only in case or spaces; they are trained as different classes",
+            crate::error::cut(&quoted.join(", "), 80)
+        ));
+    }
+    out
 }
 
 /// A freshly initialized model whose normalizers are fitted on the training rows.
