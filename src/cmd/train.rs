@@ -51,7 +51,7 @@ fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
         Some(c) => c.model.clone(),
         None => new_model(a, &train_ds, loss)?,
     };
-    let train_rows = super::model_rows(&model, &train_ds);
+    let train_rows = super::into_model_rows(&model, train_ds);
     let val_rows = val_ds.as_ref().map(|v| super::model_rows(&model, v));
 
     let batch = cfg.batch_size.min(train_rows.rows.max(1));

@@ -42,7 +42,7 @@ pub struct LoadOptions {
 
 /// Distinct target labels a block keeps while the task is still unknown; past this the target
 /// is surely a number, and if it is not, the labels are read again (see [`Dataset::load`]).
-const LABEL_CAP: usize = 4096;
+pub(super) const LABEL_CAP: usize = 4096;
 
 #[derive(Clone, Copy)]
 pub(super) enum Slot {
@@ -100,36 +100,58 @@ impl Plan {
 
 /// A value problem: where, and the reason as [`parse_num`] words it.
 #[derive(Clone, Debug)]
-struct Problem {
-    line: u64,
-    slot: u32,
-    col: usize,
-    why: String,
+pub(super) struct Problem {
+    pub line: u64,
+    pub slot: u32,
+    pub col: usize,
+    pub why: String,
 }
 
 /// Problems with the file's shape: they stop the load wherever they are.
-enum Fatal {
+pub(super) enum Fatal {
     Utf8 { field: usize },
     Ragged { fields: usize },
 }
 
+impl Fatal {
+    fn error(&self, path: &Path, line: u64, cols: usize) -> Error {
+        match *self {
+            Fatal::Utf8 { field } => Error::data(
+                path,
+                line,
+                field as u64 + 1,
+                format!(
+                    "invalid UTF-8 in field {} (is the file UTF-8 text?)",
+                    field + 1
+                ),
+            ),
+            Fatal::Ragged { fields } => Error::data(
+                path,
+                line,
+                0,
+                format!("line {line} has {fields} fields, header has {cols}"),
+            ),
+        }
+    }
+}
+
 /// What one block of text became.
 #[derive(Default)]
-struct Chunk {
-    x: Vec<f32>,
-    y: Vec<f32>,
+pub(super) struct Chunk {
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
     /// `\n`s before each row within the block.
-    lines: Vec<u64>,
-    ids: Vec<u32>,
-    labels: Vec<String>,
-    overflow: bool,
-    newlines: u64,
-    bytes: usize,
-    fatal: Option<(u64, Fatal)>,
-    feature: Option<Problem>,
-    target: Option<Problem>,
-    non_numeric: Option<Problem>,
-    label: Option<Problem>,
+    pub lines: Vec<u64>,
+    pub ids: Vec<u32>,
+    pub labels: Vec<String>,
+    pub overflow: bool,
+    pub newlines: u64,
+    pub bytes: usize,
+    pub fatal: Option<(u64, Fatal)>,
+    pub feature: Option<Problem>,
+    pub target: Option<Problem>,
+    pub non_numeric: Option<Problem>,
+    pub label: Option<Problem>,
 }
 
 /// Keep `p` if it is the first problem of its kind: earlier line, or the same line and an
@@ -145,8 +167,29 @@ fn text(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or("")
 }
 
+impl Chunk {
+    /// The first problem in this block that stops a streaming pass, on file lines counted
+    /// from `base` newlines before it; with `task` unknown, target problems wait (the caller
+    /// decides the task from `non_numeric` first).
+    pub(super) fn error(&self, t: &Table, base: u64, task: Option<Task>) -> Option<Error> {
+        if let Some((nl, f)) = &self.fatal {
+            return Some(f.error(&t.path, base + nl + 1, t.header.len()));
+        }
+        let at =
+            |p: &Problem, role| value_error_at(t, base + p.line + 1, p.col, p.why.clone(), role);
+        if let Some(p) = &self.feature {
+            return Some(at(p, Role::Feature));
+        }
+        match task {
+            Some(Task::Regression) => self.target.as_ref().map(|p| at(p, Role::Target)),
+            Some(Task::Classification) => self.label.as_ref().map(|p| at(p, Role::Target)),
+            None => None,
+        }
+    }
+}
+
 impl Plan {
-    fn parse_chunk(&self, block: &[u8]) -> Chunk {
+    pub(super) fn parse_chunk(&self, block: &[u8]) -> Chunk {
         let mut c = Chunk {
             bytes: block.len(),
             ..Chunk::default()
@@ -307,25 +350,8 @@ fn run(o: Opened, plan: &Plan, opts: &LoadOptions) -> Result<Merged> {
         |b| plan.parse_chunk(b),
         |k, c| {
             let at = |nl: u64| base + nl + 1;
-            if let Some((nl, fatal)) = c.fatal {
-                let line = at(nl);
-                m.fatal = Some(match fatal {
-                    Fatal::Utf8 { field } => Error::data(
-                        &path,
-                        line,
-                        field as u64 + 1,
-                        format!(
-                            "invalid UTF-8 in field {} (is the file UTF-8 text?)",
-                            field + 1
-                        ),
-                    ),
-                    Fatal::Ragged { fields } => Error::data(
-                        &path,
-                        line,
-                        0,
-                        format!("line {line} has {fields} fields, header has {cols}"),
-                    ),
-                });
+            if let Some((nl, fatal)) = &c.fatal {
+                m.fatal = Some(fatal.error(&path, at(*nl), cols));
                 return ControlFlow::Break(());
             }
             if k == 0 && !gz && c.bytes > 0 {
@@ -558,7 +584,8 @@ pub(super) fn model_plan(t: &Table, model: &Schema, need_targets: bool) -> Resul
         ));
     }
     let tcols = find(&model.targets, &mut missing);
-    let has_targets = !model.targets.is_empty() && missing.is_empty();
+    // predict (need_targets false) never reads the targets: absent, empty or `?` is fine.
+    let has_targets = need_targets && !model.targets.is_empty() && missing.is_empty();
     if !has_targets && need_targets {
         let msg = if model.targets.is_empty() {
             "the model names no target columns".to_string()

@@ -23,6 +23,7 @@ mod parquet;
 mod scan;
 mod schema;
 mod split;
+mod stream;
 mod table;
 mod window;
 
@@ -31,5 +32,6 @@ pub use loader::LoadOptions;
 pub use normalize::Normalizer;
 pub use schema::Schema;
 pub use split::{every_nth, split_indices};
+pub use stream::{ShardRows, StreamPlan, Welford, is_val_row, parse_size};
 pub use table::{Table, read_table};
 pub use window::window_names;

@@ -34,6 +34,8 @@ pub(crate) struct Opened {
     pub header_line: u64,
     /// `\n` bytes before the first data byte: a record's line is 1 + the `\n`s before it.
     pub newlines_before: u64,
+    /// Offset of the first data byte in the (decompressed) text.
+    pub data_start: u64,
     /// Text after the header that was read while looking for it.
     first: Vec<u8>,
     reader: Box<dyn Read + Send>,
@@ -91,6 +93,7 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
         raw_header: Vec::new(),
         header_line: 0,
         newlines_before: 0,
+        data_start: 0,
         first: Vec::new(),
         reader,
         eof: false,
@@ -109,6 +112,7 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
                 data_start,
             } => {
                 o.newlines_before = count_newlines(&o.first[..data_start]);
+                o.data_start = data_start as u64;
                 o.first.drain(..data_start);
                 o.raw_header = raw_header;
                 o.header_line = header_line;

@@ -1,0 +1,514 @@
+//! Tables larger than memory: one pass for the statistics, then epochs read shard by shard.
+//!
+//! [`StreamPlan::scan`] reads the file once through the streaming loader's parser and keeps no
+//! rows: it counts them, holds validation rows out by a seeded hash of the row number
+//! ([`is_val_row`]: the same rows every epoch, no index in memory), accumulates the
+//! normalizer's mean and variance of the training rows with Welford's update in f64 (in file
+//! order, so bit-reproducible), learns the class labels, and cuts the file into shards: runs
+//! of whole blocks whose rows fit in half the memory budget (the other half is the next shard
+//! being read while this one trains).
+//!
+//! [`StreamPlan::epoch`] then yields shards in a seeded random order (a plain CSV file is read
+//! at each shard's byte offset; gzip cannot seek, so its shards come in file order), each with
+//! its training rows shuffled by a generator seeded from (seed, epoch, shard) and standardized.
+//! How this differs from in-memory shuffling: a batch only mixes rows of one shard, and a row
+//! meets the same shard-mates every epoch (in a new order); with shards of more than a few
+//! thousand rows from a file without long sorted runs, SGD does not see the difference.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use super::dataset::{DataSpec, Role, check_two_classes, sort_labels, value_error_at};
+use super::loader::{Chunk, LABEL_CAP, Labels, Plan, Problem, one_target, training_columns};
+use super::normalize::Normalizer;
+use super::scan;
+use super::schema::Schema;
+use super::table::{Table, unique_names};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::spec::Task;
+
+/// `--max-memory SIZE`: bytes, with an optional K, M, G or T suffix (powers of 1024; `512M`,
+/// `1.5G`, `800k`).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                'B' => 1,
+                _ => 0,
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if mult > 0 && v.is_finite() && v >= 1.0 => Ok((v * mult as f64) as u64),
+        _ => Err(Error::flag(
+            "--max-memory",
+            format!("'{s}' is not a size: give bytes or e.g. 512M, 2G"),
+        )),
+    }
+}
+
+/// Whether file row `row` (0-based data row) validates, for a fraction `frac` and `seed`:
+/// a SplitMix64 hash of the row number, so the choice needs no index and is the same in every
+/// pass.
+pub fn is_val_row(seed: u64, row: u64, frac: f64) -> bool {
+    let mut z = seed ^ row.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    ((z >> 11) as f64 / (1u64 << 53) as f64) < frac
+}
+
+/// Running mean and variance per column (Welford), in f64.
+#[derive(Clone, Debug)]
+pub struct Welford {
+    pub n: u64,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+}
+
+impl Welford {
+    pub fn new(cols: usize) -> Welford {
+        Welford {
+            n: 0,
+            mean: vec![0.0; cols],
+            m2: vec![0.0; cols],
+        }
+    }
+
+    pub fn push(&mut self, row: &[f32]) {
+        self.n += 1;
+        let n = self.n as f64;
+        for ((m, q), &v) in self.mean.iter_mut().zip(&mut self.m2).zip(row) {
+            let d = v as f64 - *m;
+            *m += d / n;
+            *q += d * (v as f64 - *m);
+        }
+    }
+
+    /// Mean and population std, as [`Normalizer::fit`] gives them (a constant column gets 1).
+    pub fn normalizer(&self) -> Normalizer {
+        if self.n == 0 {
+            return Normalizer::identity(self.mean.len());
+        }
+        let std = self
+            .m2
+            .iter()
+            .map(|q| {
+                let s = (q / self.n as f64).sqrt();
+                if s < 1e-12 { 1.0 } else { s as f32 }
+            })
+            .collect();
+        Normalizer {
+            mean: self.mean.iter().map(|&m| m as f32).collect(),
+            std,
+        }
+    }
+}
+
+/// A run of whole blocks of the file's text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shard {
+    /// Byte offset of the text (after decompression) and its length.
+    pub offset: u64,
+    pub bytes: u64,
+    /// Data rows before it and in it (training and validation).
+    pub first_row: u64,
+    pub rows: u64,
+    /// `\n`s before it, for file lines in messages.
+    newlines_before: u64,
+}
+
+/// What the first pass learned.
+#[derive(Clone, Debug)]
+pub struct StreamPlan {
+    pub path: PathBuf,
+    pub schema: Schema,
+    pub shards: Vec<Shard>,
+    pub rows: u64,
+    pub train_rows: u64,
+    pub val_rows: u64,
+    /// Features (and, for regression, targets) of the training rows.
+    pub features: Normalizer,
+    pub targets: Normalizer,
+    gz: bool,
+    /// The header, for messages.
+    table: Table,
+    seed: u64,
+    val_frac: f64,
+    cols: usize,
+    fcols: Vec<usize>,
+    tcols: Vec<usize>,
+}
+
+/// The first pass's running state.
+struct Pass {
+    fw: Welford,
+    tw: Welford,
+    labels: HashMap<String, ()>,
+    /// Text offset and `\n`s before the next block.
+    offset: u64,
+    newlines: u64,
+    fail: Option<Error>,
+    /// The first target problem and non-number (line, column, why), kept until the task is
+    /// known.
+    target_err: Option<(u64, usize, String)>,
+    non_numeric: Option<(u64, usize, String)>,
+    overflow: bool,
+    shard_budget: u64,
+}
+
+impl Pass {
+    fn block(
+        &mut self,
+        p: &mut StreamPlan,
+        t: &Table,
+        task: Option<Task>,
+        c: Chunk,
+    ) -> ControlFlow<()> {
+        if let Some(e) = c.error(t, self.newlines, task) {
+            self.fail = Some(e);
+            return ControlFlow::Break(());
+        }
+        let base = self.newlines;
+        let at = |p: &Problem| (base + p.line + 1, p.col, p.why.clone());
+        self.target_err = self.target_err.take().or(c.target.as_ref().map(at));
+        self.non_numeric = self.non_numeric.take().or(c.non_numeric.as_ref().map(at));
+        self.overflow |= c.overflow;
+        let (nf, nt) = (p.fcols.len(), p.tcols.len());
+        let rows = c.lines.len();
+        for r in 0..rows {
+            if is_val_row(p.seed, p.rows + r as u64, p.val_frac) {
+                p.val_rows += 1;
+                continue;
+            }
+            self.fw.push(&c.x[r * nf..(r + 1) * nf]);
+            if !c.y.is_empty() {
+                self.tw.push(&c.y[r * nt..(r + 1) * nt]);
+            }
+        }
+        if !self.overflow {
+            self.labels.extend(c.labels.into_iter().map(|l| (l, ())));
+        }
+        let cost = 2 * row_bytes(nf, nt) * rows as u64;
+        let size = (cost, self.shard_budget);
+        p.add_block(
+            self.offset,
+            c.bytes as u64,
+            rows as u64,
+            self.newlines,
+            size,
+        );
+        self.offset += c.bytes as u64;
+        self.newlines += c.newlines;
+        ControlFlow::Continue(())
+    }
+
+    /// The task (given, or inferred as the loader infers it), its checks, the statistics.
+    fn finish(self, mut p: StreamPlan, t: &Table, spec: &DataSpec) -> Result<StreamPlan> {
+        if let Some(e) = self.fail {
+            return Err(e);
+        }
+        let task = spec.task.unwrap_or(match self.non_numeric {
+            Some(_) => Task::Classification,
+            None => Task::Regression,
+        });
+        p.schema.task = task;
+        match task {
+            Task::Regression => {
+                if let Some((line, col, why)) = self.target_err {
+                    return Err(value_error_at(t, line, col, why, Role::Target));
+                }
+                p.targets = self.tw.normalizer();
+            }
+            Task::Classification => {
+                let nt = p.tcols.len();
+                if nt != 1 {
+                    let why = self
+                        .non_numeric
+                        .as_ref()
+                        .map(|(l, c, w)| (&t.header[*c], w, *l));
+                    return Err(one_target(nt, spec, why));
+                }
+                if self.overflow {
+                    return Err(Error::flag(
+                        "--task",
+                        "the target holds too many distinct labels to infer the task while \
+                         streaming; say --task classification or --task regression",
+                    ));
+                }
+                let all: Vec<String> = self.labels.into_keys().collect();
+                p.schema.classes = check_two_classes(t, p.tcols[0], sort_labels(all))?;
+            }
+        }
+        p.train_rows = self.fw.n;
+        if p.rows == 0 {
+            return Err(Error::data(&t.path, 0, 0, "no data rows after the header"));
+        }
+        if p.train_rows == 0 {
+            return Err(Error::flag("--val-split", "leaves no training rows"));
+        }
+        p.features = self.fw.normalizer();
+        Ok(p)
+    }
+}
+
+/// One shard's training rows, shuffled and standardized, ready for a backend.
+#[derive(Debug, PartialEq)]
+pub struct ShardRows {
+    pub index: usize,
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
+    pub rows: usize,
+    /// File line of each row (for messages and tests).
+    pub lines: Vec<u64>,
+}
+
+/// Bytes of f32 per row of the matrices.
+fn row_bytes(nf: usize, nt: usize) -> u64 {
+    4 * (nf + nt.max(1)) as u64 + 8
+}
+
+impl StreamPlan {
+    /// The first pass over a CSV / CSV.gz file (see the module doc). `budget` is the memory
+    /// for rows in bytes; `val_frac` of the rows (by hash) validate.
+    pub fn scan(
+        path: &Path,
+        spec: &DataSpec,
+        budget: u64,
+        val_frac: f64,
+        seed: u64,
+    ) -> Result<StreamPlan> {
+        if !(0.0..1.0).contains(&val_frac) {
+            return Err(Error::flag(
+                "--val-split",
+                format!("must be in [0, 1), got {val_frac}"),
+            ));
+        }
+        let o = scan::open(path)?;
+        let t = Table {
+            path: path.to_path_buf(),
+            header: unique_names(&o.raw_header),
+            records: Vec::new(),
+            lines: Vec::new(),
+            raw_header: o.raw_header.clone(),
+        };
+        let (tcols, fcols) = training_columns(&t, spec)?;
+        if spec.task == Some(Task::Classification) && tcols.len() != 1 {
+            return Err(one_target(tcols.len(), spec, None));
+        }
+        let cols = t.header.len();
+        let plan = Plan::training(cols, &fcols, &tcols, spec.task, LABEL_CAP);
+        let (nf, nt) = (fcols.len(), tcols.len());
+        // Half the budget per shard (one trains while the next is read): its text, its parsed
+        // rows and their shuffled copy. Blocks are an eighth of the budget so that a shard is
+        // several blocks and the cut is fine.
+        let shard_budget = (budget / 2).max(1);
+        let block = ((budget / 8) as usize).clamp(1 << 12, scan::BLOCK);
+        let mut p = StreamPlan {
+            path: path.to_path_buf(),
+            schema: Schema {
+                features: fcols.iter().map(|&c| t.header[c].clone()).collect(),
+                targets: tcols.iter().map(|&c| t.header[c].clone()).collect(),
+                task: spec.task.unwrap_or(Task::Regression),
+                classes: Vec::new(),
+                window: None,
+            },
+            shards: Vec::new(),
+            rows: 0,
+            train_rows: 0,
+            val_rows: 0,
+            features: Normalizer::identity(nf),
+            targets: Normalizer::identity(nt),
+            gz: o.gz,
+            table: t.clone(),
+            seed,
+            val_frac,
+            cols,
+            fcols,
+            tcols,
+        };
+        let mut pass = Pass {
+            fw: Welford::new(nf),
+            tw: Welford::new(nt),
+            labels: HashMap::new(),
+            offset: o.data_start,
+            newlines: o.newlines_before,
+            fail: None,
+            target_err: None,
+            non_numeric: None,
+            overflow: false,
+            shard_budget,
+        };
+        scan::scan(
+            o,
+            false,
+            block,
+            |b| plan.parse_chunk(b),
+            |_, c| pass.block(&mut p, &t, spec.task, c),
+        )?;
+        pass.finish(p, &t, spec)
+    }
+
+    /// Grow the last shard by a block, or start a new one when it would not fit in `budget`
+    /// bytes (its text plus `cost`, the block's rows as numbers, twice).
+    fn add_block(&mut self, offset: u64, bytes: u64, rows: u64, newlines: u64, size: (u64, u64)) {
+        let (cost, budget) = size;
+        let per_row = |s: &Shard| s.bytes + cost / rows.max(1) * s.rows;
+        match self.shards.last_mut() {
+            Some(s) if per_row(s) + bytes + cost <= budget => {
+                s.bytes += bytes;
+                s.rows += rows;
+            }
+            _ => self.shards.push(Shard {
+                offset,
+                bytes,
+                first_row: self.rows,
+                rows,
+                newlines_before: newlines,
+            }),
+        }
+        self.rows += rows;
+    }
+
+    /// The parse plan for an epoch: class labels are known by now.
+    fn epoch_plan(&self) -> Plan {
+        let mut plan = Plan::training(
+            self.cols,
+            &self.fcols,
+            &self.tcols,
+            Some(self.schema.task),
+            0,
+        );
+        if self.schema.task == Task::Classification {
+            plan.labels = Labels::Known(
+                self.schema
+                    .classes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.clone(), i as u32))
+                    .collect(),
+            );
+        }
+        plan
+    }
+
+    /// The order shards are read in epoch `epoch` (1-based): seeded, except for gzip.
+    pub fn shard_order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.shards.len()).collect();
+        if !self.gz {
+            Rng::derive(self.seed ^ 0x5eed_0000, epoch as u64).shuffle(&mut order);
+        }
+        order
+    }
+
+    /// Call `f` with every shard's training rows of epoch `epoch`, shuffled and standardized;
+    /// `val` instead gives the validation rows, in file order.
+    pub fn epoch(
+        &self,
+        epoch: usize,
+        val: bool,
+        mut f: impl FnMut(ShardRows) -> Result<()>,
+    ) -> Result<()> {
+        let plan = self.epoch_plan();
+        let mut text = Vec::new();
+        let mut gz = if self.gz { Some(self.open_gz()?) } else { None };
+        let mut at = 0u64;
+        let order = if val {
+            (0..self.shards.len()).collect()
+        } else {
+            self.shard_order(epoch)
+        };
+        for k in order {
+            let s = &self.shards[k];
+            text.clear();
+            match &mut gz {
+                Some(r) => {
+                    // Gzip reads on: skip to the shard (shards come in file order).
+                    let skip = s.offset - at;
+                    std::io::copy(&mut r.by_ref().take(skip), &mut std::io::sink())
+                        .map_err(|e| Error::io(&self.path, e))?;
+                    r.by_ref()
+                        .take(s.bytes)
+                        .read_to_end(&mut text)
+                        .map_err(|e| Error::io(&self.path, e))?;
+                    at = s.offset + s.bytes;
+                }
+                None => {
+                    let mut file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+                    file.seek(SeekFrom::Start(s.offset))
+                        .and_then(|_| file.by_ref().take(s.bytes).read_to_end(&mut text))
+                        .map_err(|e| Error::io(&self.path, e))?;
+                }
+            }
+            let rows = self.shard_rows(&plan, k, epoch, &text, val)?;
+            f(rows)?;
+        }
+        Ok(())
+    }
+
+    fn open_gz(&self) -> Result<Box<dyn Read>> {
+        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(
+            std::io::BufReader::new(file),
+        )))
+    }
+
+    /// Parse shard `k`'s text, keep its training (or validation) rows, shuffle, standardize.
+    fn shard_rows(
+        &self,
+        plan: &Plan,
+        k: usize,
+        epoch: usize,
+        text: &[u8],
+        val: bool,
+    ) -> Result<ShardRows> {
+        let s = &self.shards[k];
+        let c = plan.parse_chunk(text);
+        if let Some(e) = c.error(&self.table, s.newlines_before, Some(self.schema.task)) {
+            return Err(e);
+        }
+        let (nf, ny) = (self.fcols.len(), self.schema.target_cols());
+        let mut keep: Vec<usize> = (0..c.lines.len())
+            .filter(|&r| is_val_row(self.seed, s.first_row + r as u64, self.val_frac) == val)
+            .collect();
+        if !val {
+            let mix = self.seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            Rng::derive(mix, 1000 + epoch as u64).shuffle(&mut keep);
+        }
+        let classify = self.schema.task == Task::Classification;
+        let mut x = Vec::with_capacity(keep.len() * nf);
+        let mut y = Vec::with_capacity(keep.len() * ny);
+        let mut lines = Vec::with_capacity(keep.len());
+        for &r in &keep {
+            x.extend_from_slice(&c.x[r * nf..(r + 1) * nf]);
+            if classify {
+                y.push(c.ids[r] as f32);
+            } else {
+                y.extend_from_slice(&c.y[r * ny..(r + 1) * ny]);
+            }
+            lines.push(s.newlines_before + c.lines[r] + 1);
+        }
+        self.features.apply(&mut x);
+        if !classify {
+            self.targets.apply(&mut y);
+        }
+        Ok(ShardRows {
+            index: k,
+            rows: keep.len(),
+            x,
+            y,
+            lines,
+        })
+    }
+}
