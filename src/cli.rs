@@ -185,7 +185,8 @@ fn at_least<const MIN: u64>() -> RangedU64ValueParser<usize> {
 
 #[derive(Args, Debug, Clone)]
 pub struct DeviceArgs {
-    /// auto: a hardware GPU if there is one, else the CPU; gpu: any adapter (software too); cpu.
+    /// auto: a hardware GPU if there is one, else the CPU (train times both and keeps the
+    /// faster); gpu: any adapter (software too); cpu.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
     /// Adapter name (substring) or index from `wgtrain devices`.

@@ -301,7 +301,7 @@ multiversion! {
             }
             match act {
                 Activation::Identity => {}
-                // NaN passes through, as in cpu::act_forward: a ReLU must not hide a diverged network.
+                // As cpu::act_forward: a NaN passes through (a ReLU must not hide divergence).
                 Activation::Relu => row.iter_mut().for_each(|v| *v = if *v < 0.0 { 0.0 } else { *v }),
                 Activation::Sigmoid => row.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
             }

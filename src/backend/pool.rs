@@ -14,8 +14,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long an idle worker spins for the next job before it parks.
-const SPIN: Duration = Duration::from_micros(50);
+/// How long an idle worker spins for the next job before it parks: longer than the serial
+/// stretch between two split ops of a step, short enough not to burn a shared machine.
+const SPIN: Duration = Duration::from_micros(20);
 
 /// A job's closure with its lifetime erased: `run` keeps the borrow alive until no worker is
 /// registered on the job any more (see `Shared::active`).
@@ -175,11 +176,14 @@ fn worker(s: &Shared) {
     let mut seen = 0u64;
     loop {
         let start = Instant::now();
+        let mut spins = 0u32;
         while s.epoch.load(Ordering::Acquire) == seen {
             if s.shutdown.load(Ordering::Relaxed) {
                 return;
             }
-            if start.elapsed() < SPIN {
+            spins = spins.wrapping_add(1);
+            // Reading the clock costs more than a spin: look at it every 32 spins only.
+            if !spins.is_multiple_of(32) || start.elapsed() < SPIN {
                 std::hint::spin_loop();
                 continue;
             }
