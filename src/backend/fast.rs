@@ -301,7 +301,7 @@ multiversion! {
             }
             match act {
                 Activation::Identity => {}
-                Activation::Relu => row.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
+                Activation::Relu => row.iter_mut().for_each(|v| *v = if *v < 0.0 { 0.0 } else { *v }),
                 Activation::Sigmoid => row.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
             }
         }
