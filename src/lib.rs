@@ -8,9 +8,12 @@ pub mod backend;
 pub mod bench;
 pub mod data;
 pub mod error;
+pub mod grid;
 pub mod model;
 pub mod plot;
+pub mod report;
 pub mod rng;
+pub mod runs;
 pub mod spec;
 pub mod train;
 

@@ -16,7 +16,9 @@
 //! asked for on the command line are [`crate::Error::Flag`].
 
 mod dataset;
+pub mod folds;
 mod normalize;
+pub mod select;
 mod split;
 mod table;
 mod window;
