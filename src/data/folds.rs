@@ -13,8 +13,58 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use super::dataset::Dataset;
+use super::table::Table;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
+use crate::spec::Task;
+
+/// The group of every record of `t`: records with equal text in all of `cols` share one.
+pub fn group_keys(t: &Table, cols: &[usize]) -> Vec<usize> {
+    group_ids(t.records.iter().map(|rec| {
+        cols.iter()
+            .map(|&c| rec.get(c).unwrap_or(""))
+            .collect::<Vec<_>>()
+    }))
+}
+
+/// How the validation rows of one training run are chosen.
+#[derive(Clone, Copy, Debug)]
+pub struct Holdout<'a> {
+    /// `--val-split`: a seeded random fraction (whole groups with `groups`).
+    pub val_split: f64,
+    /// `--val-last`: the last fraction of the rows (of each group's rows with `groups`).
+    pub val_last: Option<f64>,
+    /// `--group`: a group id per row.
+    pub groups: Option<&'a [usize]>,
+    pub seed: u64,
+    /// Series mode: `--val-split` takes the last rows instead of a random sample.
+    pub chronological: bool,
+}
+
+/// `(train, val)` rows of `ds` as `h` asks; `val` is empty when `--val-split 0` and nothing
+/// else asks for validation rows.
+pub fn holdout(ds: &Dataset, h: &Holdout) -> Result<(Vec<usize>, Vec<usize>)> {
+    match (h.val_last, h.groups) {
+        (Some(f), g) => val_last(ds.rows, f, g),
+        (None, Some(_)) if h.val_split == 0.0 => Ok(((0..ds.rows).collect(), Vec::new())),
+        (None, Some(g)) => group_split(g, h.val_split, h.seed),
+        (None, None) => super::split_indices(ds, h.val_split, h.seed, h.chronological),
+    }
+}
+
+/// The `--cv` fold of every row of `ds`: grouped with `groups`, else stratified for classes,
+/// else shuffled rows.
+pub fn cv_folds(ds: &Dataset, k: usize, seed: u64, groups: Option<&[usize]>) -> Result<Vec<usize>> {
+    if let Some(g) = groups {
+        return kfold(ds.rows, k, seed, FoldBy::Groups(g));
+    }
+    if ds.task == Task::Classification && ds.y.len() == ds.rows {
+        let y: Vec<usize> = ds.y.iter().map(|&c| c as usize).collect();
+        return kfold(ds.rows, k, seed, FoldBy::Classes(&y));
+    }
+    kfold(ds.rows, k, seed, FoldBy::Rows)
+}
 
 /// A group id per row (0, 1, … in order of first appearance) from a key per row.
 pub fn group_ids<K: Eq + Hash>(keys: impl IntoIterator<Item = K>) -> Vec<usize> {
@@ -334,5 +384,93 @@ mod tests {
         assert!(e.contains("--group found 13"), "{e}");
         assert!(kfold(5, 1, 1, FoldBy::Rows).is_err());
         assert!(kfold(5, 6, 1, FoldBy::Rows).is_err());
+    }
+
+    fn dataset(task: Task, y: Vec<f32>) -> Dataset {
+        let rows = y.len();
+        Dataset {
+            features: vec!["x".into()],
+            targets: vec!["y".into()],
+            task,
+            classes: if task == Task::Classification {
+                vec!["a".into(), "b".into()]
+            } else {
+                vec![]
+            },
+            x: (0..rows).map(|i| i as f32 * 0.25).collect(),
+            y,
+            rows,
+            lines: (2..rows as u64 + 2).collect(),
+        }
+    }
+
+    #[test]
+    fn holdout_follows_the_flags() {
+        let ds = dataset(Task::Regression, (0..20).map(|i| i as f32).collect());
+        let g: Vec<usize> = (0..20).map(|i| i % 4).collect();
+        let base = Holdout {
+            val_split: 0.25,
+            val_last: None,
+            groups: None,
+            seed: 3,
+            chronological: false,
+        };
+        let (_, val) = holdout(
+            &ds,
+            &Holdout {
+                val_last: Some(0.2),
+                ..base
+            },
+        )
+        .unwrap();
+        assert_eq!(val, [16, 17, 18, 19]);
+        let (_, val) = holdout(
+            &ds,
+            &Holdout {
+                val_last: Some(0.2),
+                groups: Some(&g),
+                ..base
+            },
+        )
+        .unwrap();
+        assert_eq!(val, [16, 17, 18, 19], "the last of each of 4 groups of 5");
+        let (_, val) = holdout(
+            &ds,
+            &Holdout {
+                groups: Some(&g),
+                ..base
+            },
+        )
+        .unwrap();
+        assert_eq!(val.len(), 5, "one whole group (of 4) of 5 rows");
+        assert!(val.iter().all(|&i| g[i] == g[val[0]]));
+        let (train, val) = holdout(
+            &ds,
+            &Holdout {
+                val_split: 0.0,
+                groups: Some(&g),
+                ..base
+            },
+        )
+        .unwrap();
+        assert_eq!((train.len(), val.len()), (20, 0));
+        let (_, val) = holdout(&ds, &base).unwrap();
+        assert_eq!(val.len(), 5);
+    }
+
+    #[test]
+    fn cv_folds_stratify_classes_and_respect_groups() {
+        let y: Vec<f32> = (0..12).map(|i| if i < 8 { 0.0 } else { 1.0 }).collect();
+        let ds = dataset(Task::Classification, y.clone());
+        let fold = cv_folds(&ds, 4, 0, None).unwrap();
+        for f in 0..4 {
+            let ones = (0..12).filter(|&i| fold[i] == f && y[i] == 1.0).count();
+            assert_eq!(ones, 1, "fold {f} keeps the 2:1 class mix");
+        }
+        let g: Vec<usize> = (0..12).map(|i| i / 3).collect();
+        let fold = cv_folds(&ds, 2, 0, Some(&g)).unwrap();
+        for i in 0..12 {
+            assert_eq!(fold[i], fold[g[i] * 3], "row {i} left its group");
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! A pattern that matches nothing is an error naming the flag and the closest column names,
 //! since a silently empty selection trains on the wrong inputs.
 
+use super::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::spec::Task;
 
@@ -154,6 +155,56 @@ pub fn close_matches(header: &[String], name: &str, n: usize) -> Vec<String> {
         .take(n)
         .map(|(_, i)| header[i].clone())
         .collect()
+}
+
+/// `ds` with only the feature columns `keep` (indices into `ds.features`, kept in that order).
+pub fn keep_features(ds: &Dataset, keep: &[usize]) -> Dataset {
+    let nf = ds.features.len();
+    let mut x = Vec::with_capacity(ds.rows * keep.len());
+    for row in ds.x.chunks(nf.max(1)).take(ds.rows) {
+        x.extend(keep.iter().map(|&j| row[j]));
+    }
+    Dataset {
+        features: keep.iter().map(|&j| ds.features[j].clone()).collect(),
+        x,
+        ..ds.clone()
+    }
+}
+
+/// `--select-k K`: the `K` features of `ds` that score best on the training rows `rows`
+/// (indices into `ds.features`, in file order) and every feature's score.
+pub fn select_k(ds: &Dataset, rows: &[usize], k: usize) -> Result<(Vec<usize>, Vec<f64>)> {
+    let nf = ds.features.len();
+    if k == 0 {
+        return Err(Error::flag("--select-k", "must be at least 1"));
+    }
+    if k > nf {
+        return Err(Error::flag(
+            "--select-k",
+            format!("{k} is more than the {nf} feature columns"),
+        ));
+    }
+    if ds.task == Task::Regression && ds.targets.len() != 1 {
+        return Err(Error::flag(
+            "--select-k",
+            format!(
+                "ranks features against one target; {} are given ({})",
+                ds.targets.len(),
+                ds.targets.join(", ")
+            ),
+        ));
+    }
+    if rows.len() < 3 {
+        return Err(Error::flag(
+            "--select-k",
+            format!(
+                "needs at least 3 training rows to rank features, got {}",
+                rows.len()
+            ),
+        ));
+    }
+    let scores = univariate_scores(&ds.x, nf, &ds.y, rows, ds.task, ds.classes.len());
+    Ok((top_k(&scores, k), scores))
 }
 
 /// Per-feature scores as scikit-learn's `f_regression` (regression, one target) or
@@ -381,5 +432,44 @@ mod tests {
         assert_eq!(top_k(&[1.0, 3.0, 3.0, f64::NAN], 1), [2]);
         assert_eq!(top_k(&[f64::NAN, 0.5, f64::NAN], 2), [1, 2]);
         assert_eq!(top_k(&[2.0, 1.0], 0), Vec::<usize>::new());
+    }
+
+    fn regression_ds() -> Dataset {
+        // y = 2·b − c/4; a is noise, d constant.
+        let rows = 12;
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..rows {
+            let (a, b, c) = (((i * 5) % 7) as f32, i as f32 * 0.5, ((i * i) % 11) as f32);
+            x.extend_from_slice(&[a, b, c, 3.0]);
+            y.push(2.0 * b - c / 4.0);
+        }
+        Dataset {
+            features: h(&["a", "b", "c", "d"]),
+            targets: h(&["y"]),
+            task: Task::Regression,
+            classes: vec![],
+            x,
+            y,
+            rows,
+            lines: (2..14).collect(),
+        }
+    }
+
+    #[test]
+    fn select_k_keeps_the_related_columns_in_file_order() {
+        let ds = regression_ds();
+        let rows: Vec<usize> = (0..ds.rows).collect();
+        let (keep, scores) = select_k(&ds, &rows, 2).unwrap();
+        assert_eq!(scores.len(), 4);
+        assert_eq!(keep, [1, 2], "{scores:?}");
+        let sub = keep_features(&ds, &keep);
+        assert_eq!(sub.features, ["b", "c"]);
+        assert_eq!(&sub.x[..4], &[0.0, 0.0, 0.5, 1.0]);
+        assert_eq!(sub.y, ds.y);
+        let e = select_k(&ds, &rows, 5).unwrap_err().to_string();
+        assert!(e.starts_with("--select-k: 5 is more than the 4"), "{e}");
+        assert!(select_k(&ds, &rows, 0).is_err());
+        assert!(select_k(&ds, &rows[..2], 1).is_err());
     }
 }
