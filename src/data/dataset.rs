@@ -39,6 +39,12 @@ impl Dataset {
     /// The training view of a table: `spec.targets` are the targets, every other column that is
     /// not dropped is a numeric feature.
     pub fn from_table(t: &Table, spec: &DataSpec) -> Result<Dataset> {
+        Dataset::from_table_features(t, spec, &[])
+    }
+
+    /// [`Dataset::from_table`] with `--features`: only the columns those patterns name
+    /// (names, globs, ranges) are inputs, never a target; empty means every column.
+    pub fn from_table_features(t: &Table, spec: &DataSpec, features: &[String]) -> Result<Dataset> {
         if spec.targets.is_empty() {
             return Err(Error::flag("--target", "no target column given"));
         }
@@ -54,15 +60,25 @@ impl Dataset {
                 ));
             }
         }
-        let dcols = resolve(t, "--drop", spec.drop)?;
+        let dcols = super::select::select_columns(&t.header, "--drop", spec.drop)?;
         if let Some(name) = spec.drop.iter().find(|d| spec.targets.contains(d)) {
             return Err(Error::flag(
                 "--drop",
                 format!("'{name}' is a target column; it cannot also be dropped"),
             ));
         }
+        // --features keeps only the columns it names; a pattern never makes a target a feature.
+        let wanted = match features {
+            [] => None,
+            pats => Some(super::select::select_columns(
+                &t.header,
+                "--features",
+                pats,
+            )?),
+        };
         let fcols: Vec<usize> = (0..t.header.len())
             .filter(|c| !tcols.contains(c) && !dcols.contains(c))
+            .filter(|c| wanted.as_ref().is_none_or(|w| w.contains(c)))
             .collect();
 
         if let Some(n) = spec.window {
@@ -76,6 +92,7 @@ impl Dataset {
             Some(task) => task,
             None => match first_non_numeric(t, &tcols) {
                 Some(_) => Task::Classification,
+                None if few_whole_values(t, &tcols) => Task::Classification,
                 None => Task::Regression,
             },
         };
@@ -418,6 +435,29 @@ fn first_non_numeric(t: &Table, cols: &[usize]) -> Option<(usize, usize)> {
     None
 }
 
+/// A single target whose values are all whole numbers, with 2 to 20 distinct values, each
+/// seen twice on average: digit or rating labels, read as classes (`--task` overrides).
+pub(crate) fn few_whole_values(t: &Table, cols: &[usize]) -> bool {
+    const MAX_CLASSES: usize = 20;
+    let [col] = cols else { return false };
+    let mut seen: Vec<i64> = Vec::new();
+    for rec in &t.records {
+        let Some(v) = rec.get(*col).and_then(|s| s.parse::<f64>().ok()) else {
+            return false;
+        };
+        if !(v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15) {
+            return false;
+        }
+        if !seen.contains(&(v as i64)) {
+            if seen.len() == MAX_CLASSES {
+                return false;
+            }
+            seen.push(v as i64);
+        }
+    }
+    seen.len() >= 2 && seen.len() * 2 <= t.records.len()
+}
+
 /// The distinct labels of column `col`: numerically sorted when all are numbers (so "2" comes
 /// before "10"), else sorted as strings. At least two, and none missing.
 fn class_labels(t: &Table, col: usize) -> Result<Vec<String>> {
@@ -583,5 +623,71 @@ mod tests {
         let d = Dataset::from_table(&t, &spec).unwrap();
         assert_eq!(d.classes, ["2", "9", "10"]);
         assert_eq!(d.y, [2.0, 0.0, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn feature_patterns_never_take_the_target() {
+        let t = table("id,AL,AK,cli,cli.1,y,note\n1,1,0,0.5,0.7,3.5,x\n2,0,1,0.6,0.8,4.5,y\n");
+        let targets = s(&["y"]);
+        let spec = DataSpec {
+            targets: &targets,
+            drop: &[],
+            task: None,
+            window: None,
+        };
+        // The text column 'note' is never parsed when --features leaves it out.
+        let d = Dataset::from_table_features(&t, &spec, &s(&["AL:AK", "cli*", "y"])).unwrap();
+        assert_eq!(d.features, ["AL", "AK", "cli", "cli.1"]);
+        assert_eq!(&d.x[..4], [1.0, 0.0, 0.5, 0.7]);
+        let drop = s(&["cli*", "note"]);
+        let spec = DataSpec {
+            drop: &drop,
+            ..spec
+        };
+        let d = Dataset::from_table(&t, &spec).unwrap();
+        assert_eq!(d.features, ["id", "AL", "AK"]);
+        let e = Dataset::from_table_features(&t, &spec, &s(&["nope"])).unwrap_err();
+        assert!(
+            e.to_string().starts_with("--features: no column 'nope'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn few_whole_numbers_are_classes_unless_told() {
+        let mut text = String::from("a,y\n");
+        for i in 0..30 {
+            text += &format!("{}.5,{}\n", i, [3, 7, 1][i % 3]);
+        }
+        let t = table(&text);
+        let targets = s(&["y"]);
+        let spec = DataSpec {
+            targets: &targets,
+            drop: &[],
+            task: None,
+            window: None,
+        };
+        let d = Dataset::from_table(&t, &spec).unwrap();
+        assert_eq!(d.task, Task::Classification);
+        assert_eq!(d.classes, ["1", "3", "7"]);
+        let told = DataSpec {
+            task: Some(Task::Regression),
+            ..spec
+        };
+        assert_eq!(
+            Dataset::from_table(&t, &told).unwrap().task,
+            Task::Regression
+        );
+        // All distinct (a count per row), or fractional: numbers.
+        let t = table("a,y\n1,10\n2,20\n3,30\n4,40\n");
+        assert_eq!(
+            Dataset::from_table(&t, &spec).unwrap().task,
+            Task::Regression
+        );
+        let t = table("a,y\n1,1.5\n2,1.5\n3,2\n4,2\n");
+        assert_eq!(
+            Dataset::from_table(&t, &spec).unwrap().task,
+            Task::Regression
+        );
     }
 }
