@@ -2,13 +2,18 @@
 //!
 //! CSV → [`data::Dataset`] → [`data::Normalizer`] → [`model::Model`] → a [`backend::Backend`]
 //! running forward, backward and the optimizer → metrics per epoch → a safetensors model file.
+//!
+//! Layers, top down: `cli` (flags) → `cmd` (one module per command) → `train`, `model`,
+//! `data`, `metrics`, `plot`, `io` → `backend`. Nothing imports a layer above itself.
 
-pub mod app;
 pub mod backend;
-pub mod bench;
+pub mod cli;
+pub mod cmd;
 pub mod data;
 pub mod error;
 pub mod grid;
+pub mod io;
+pub mod metrics;
 pub mod model;
 pub mod plot;
 pub mod report;

@@ -2,8 +2,8 @@ use clap::Parser;
 
 fn main() {
     quiet_wayland_probe();
-    let cli = wgtrain::app::Cli::parse();
-    if let Err(e) = wgtrain::app::run(cli) {
+    let cli = wgtrain::cli::Cli::parse();
+    if let Err(e) = wgtrain::cli::run(cli) {
         eprintln!("wgtrain: error: {e}");
         // 2 for a command line that makes no sense (as clap does), 1 for everything else.
         let code = if matches!(e, wgtrain::Error::Flag { .. }) {

@@ -2,8 +2,7 @@
 //! (PyTorch `nn.Linear` names and shapes; see `../shared/DESIGN.md`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
@@ -52,12 +51,14 @@ pub fn layer_sizes(inputs: usize, hidden: &[usize], outputs: usize) -> Vec<usize
 }
 
 /// How the weights start (`--init`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Init {
     /// Xavier/Glorot uniform ±√(6/(in+out)) for every layer: what scikit-learn's MLP does,
     /// and what matched it best on iris and friedman1 (bench/RESULTS.md).
+    #[value(alias = "glorot")]
     Xavier,
     /// He-normal (std √(2/in)) for layers followed by ReLU, Xavier for the others.
+    #[value(alias = "kaiming")]
     He,
 }
 
@@ -136,29 +137,7 @@ impl Model {
     /// Writes the model to a temporary file beside `path`, then renames it into place, so an
     /// interrupted or failed run never harms an existing file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = self.to_bytes()?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path.file_name().ok_or_else(|| {
-            Error::flag("--out", format!("'{}' is not a file name", path.display()))
-        })?;
-        let tmp = dir.join(format!(
-            ".{}.tmp{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()
-        };
-        if let Err(e) = write().and_then(|_| std::fs::rename(&tmp, path)) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(Error::io(path, e));
-        }
-        Ok(())
+        crate::io::write_atomically(path, &self.to_bytes()?)
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {

@@ -11,9 +11,9 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::app::write_atomically;
 use crate::error::{Error, Result};
-use crate::train::EpochMetrics;
+use crate::io::write_atomically;
+use crate::metrics::EpochMetrics;
 
 /// DejaVu Sans 2.37 (upstream release), licence in `assets/fonts/DejaVuSans-LICENSE`.
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
@@ -168,90 +168,8 @@ pub fn predictions(path: &Path, real: &[f32], predicted: &[f32], title: &str) ->
     render(path, format, &plot)
 }
 
-/// Reads a `--metrics` CSV back: `epoch,train_loss,val_loss,<val metric>,seconds`, with the
-/// validation columns empty when training had no validation rows.
-pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
-    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8(text)
-        .map_err(|e| Error::data(path, 0, 0, format!("not UTF-8 text: {e}")))?;
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i as u64 + 1, l.trim_end_matches('\r')))
-        .filter(|(_, l)| !l.trim().is_empty());
-    let Some((hline, header)) = lines.next() else {
-        return Err(Error::data(
-            path,
-            1,
-            0,
-            "empty file: expected the header epoch,train_loss,val_loss,<metric>,seconds",
-        ));
-    };
-    let names: Vec<&str> = header.split(',').map(str::trim).collect();
-    let expect = ["epoch", "train_loss", "val_loss"];
-    if names.len() != 5 || names[..3] != expect || names[4] != "seconds" {
-        return Err(Error::data(
-            path,
-            hline,
-            0,
-            format!(
-                "header '{header}' is not a wgtrain metrics header \
-                 (epoch,train_loss,val_loss,val_accuracy|val_rmse,seconds)"
-            ),
-        ));
-    }
-    let mut out = Vec::new();
-    for (line, l) in lines {
-        let cells: Vec<&str> = l.split(',').map(str::trim).collect();
-        if cells.len() != 5 {
-            return Err(Error::data(
-                path,
-                line,
-                0,
-                format!("expected 5 fields, found {}", cells.len()),
-            ));
-        }
-        let num = |col: usize, required: bool| -> Result<Option<f64>> {
-            let c = cells[col];
-            if c.is_empty() && !required {
-                return Ok(None);
-            }
-            match c.parse::<f64>() {
-                Ok(v) => Ok(Some(v)),
-                Err(_) => Err(Error::data(
-                    path,
-                    line,
-                    col as u64 + 1,
-                    format!("{}: '{c}' is not a number", names[col]),
-                )),
-            }
-        };
-        let epoch = cells[0].parse::<usize>().map_err(|_| {
-            Error::data(
-                path,
-                line,
-                1,
-                format!("epoch: '{}' is not an epoch number", cells[0]),
-            )
-        })?;
-        out.push(EpochMetrics {
-            epoch,
-            train_loss: num(1, true)?.unwrap_or(f64::NAN),
-            val_loss: num(2, false)?,
-            val_metric: num(3, false)?,
-            seconds: num(4, false)?.unwrap_or(0.0),
-        });
-    }
-    if out.is_empty() {
-        return Err(Error::data(
-            path,
-            hline + 1,
-            0,
-            "no epochs after the header",
-        ));
-    }
-    Ok(out)
-}
+/// Reads a `--metrics` CSV back (the reader lives beside the writer in `metrics`).
+pub use crate::metrics::read as read_metrics;
 
 struct Series {
     label: &'static str,

@@ -2,15 +2,17 @@
 
 use crate::error::{Error, Result};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Task {
     Regression,
     Classification,
 }
 
 /// Activation of the hidden layers. `Identity` is what the output layer uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Activation {
+    // Accepted on the command line only to explain that `--hidden none` is the linear model.
+    #[value(hide = true, alias = "linear")]
     Identity,
     Relu,
     Sigmoid,
@@ -30,7 +32,7 @@ pub enum Loss {
     SoftmaxMse,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Optimizer {
     Sgd,
     Momentum,

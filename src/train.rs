@@ -68,16 +68,7 @@ pub struct TrainConfig {
     pub progress: bool,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpochMetrics {
-    pub epoch: usize,
-    /// Mean loss over the epoch's batches, weighted by rows, in the target's own units.
-    pub train_loss: f64,
-    pub val_loss: Option<f64>,
-    /// Accuracy for classification, RMSE (target units) for regression.
-    pub val_metric: Option<f64>,
-    pub seconds: f64,
-}
+pub use crate::metrics::EpochMetrics;
 
 /// Metrics over a set of rows, in the target's own units.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -11,6 +11,20 @@ pub mod gpu;
 use crate::error::Result;
 use crate::spec::{Activation, Loss, Optimizer};
 
+/// The backend `--device` asks for: `Cpu`, a GPU adapter (`--adapter` picks one by index or
+/// name), or for `Auto` a hardware GPU when there is one and else the CPU, saying so on stderr.
+pub fn open(choice: gpu::DeviceChoice, adapter: Option<&str>) -> Result<Box<dyn Backend>> {
+    match gpu::device::select_adapter(choice, adapter)? {
+        Some(a) => Ok(Box::new(gpu::GpuBackend::new(a)?)),
+        None => {
+            if choice == gpu::DeviceChoice::Auto {
+                eprintln!("wgtrain: no hardware GPU adapter found; running on the CPU");
+            }
+            Ok(Box::new(cpu::CpuBackend::new()))
+        }
+    }
+}
+
 /// A handle to a backend buffer of `len` 32-bit elements (f32, or u32 for index buffers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Buf {

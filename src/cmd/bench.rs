@@ -13,21 +13,18 @@
 
 use std::time::Instant;
 
-use crate::app::{BenchArgs, open_backend};
 use crate::backend::Backend;
+use crate::cli::BenchArgs;
 use crate::error::{Error, Result};
 use crate::model::{Model, init_layers};
 use crate::rng::Rng;
-use crate::spec::{Activation, Loss, Optimizer, Task};
+use crate::spec::{Activation, Loss, Task};
 use crate::train::{Rows, TrainConfig, Trainer};
 
 pub fn run(a: &BenchArgs) -> Result<()> {
-    if a.repeats == 0 {
-        return Err(Error::flag("--repeats", "must be at least 1"));
-    }
     match (a.matmul, &a.layers) {
         (Some(size), None) => bench_matmul(a, size),
-        (None, Some(layers)) => bench_train(a, layers),
+        (None, Some(layers)) => bench_train(a, &layers.0),
         (Some(_), Some(_)) => Err(Error::flag(
             "--matmul",
             "times a matmul alone; leave out --layers",
@@ -37,27 +34,6 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             "give the network (e.g. --layers 56,100,100,100,1) or --matmul N",
         )),
     }
-}
-
-/// `56,100,1` → [56, 100, 1]: inputs, hidden widths, outputs.
-fn parse_layers(s: &str) -> Result<Vec<usize>> {
-    let sizes: Vec<usize> = s
-        .split(',')
-        .map(|w| w.trim().parse::<usize>().ok().filter(|&n| n > 0))
-        .collect::<Option<_>>()
-        .ok_or_else(|| {
-            Error::flag(
-                "--layers",
-                format!("'{s}' is not a list of widths like 56,100,1"),
-            )
-        })?;
-    if sizes.len() < 2 {
-        return Err(Error::flag(
-            "--layers",
-            "give at least the inputs and the outputs",
-        ));
-    }
-    Ok(sizes)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -71,12 +47,11 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-fn bench_train(a: &BenchArgs, layers: &str) -> Result<()> {
-    let sizes = parse_layers(layers)?;
+fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
     let (d, n_out) = (sizes[0], sizes[sizes.len() - 1]);
     // One output is a regression, several are classes, unless --task says otherwise.
-    let task = match a.task.as_deref() {
-        Some(t) => Task::parse(t)?,
+    let task = match a.task {
+        Some(t) => t,
         None if n_out == 1 => Task::Regression,
         None => Task::Classification,
     };
@@ -86,25 +61,11 @@ fn bench_train(a: &BenchArgs, layers: &str) -> Result<()> {
             "classification needs 2 or more outputs",
         ));
     }
-    let optimizer = Optimizer::parse(&a.optimizer)?;
-    if a.batch == 0 || a.batches == 0 {
-        return Err(Error::flag(
-            "--batch",
-            "batch and batches must be at least 1",
-        ));
-    }
+    let optimizer = a.optimizer;
     let (steps, warmup) = (a.steps.unwrap_or(200).max(1), a.warmup.unwrap_or(20));
 
-    // Random rows: features ~ N(0, 1); targets ~ N(0, 1) or uniform class indices.
-    let rows = a.batch * a.batches;
-    let mut rng = Rng::new(a.seed);
-    let x: Vec<f32> = (0..rows * d).map(|_| rng.normal() as f32).collect();
-    let y: Vec<f32> = match task {
-        Task::Regression => (0..rows * n_out).map(|_| rng.normal() as f32).collect(),
-        Task::Classification => (0..rows).map(|_| rng.below(n_out) as f32).collect(),
-    };
-    let data = Rows { x, y, rows };
-    let model = random_model(&sizes, task, a.seed)?;
+    let data = random_rows(a.batch * a.batches, d, n_out, task, a.seed);
+    let model = random_model(sizes, task, a.seed)?;
     let cfg = TrainConfig {
         optimizer,
         lr: a.lr as f32,
@@ -118,7 +79,7 @@ fn bench_train(a: &BenchArgs, layers: &str) -> Result<()> {
         progress: false,
     };
 
-    let mut be = open_backend(&a.dev)?;
+    let mut be = a.dev.open()?;
     let device = be.describe();
     let be = be.as_mut();
     let mut tr = Trainer::new(be, &model, &data, &cfg)?;
@@ -183,6 +144,17 @@ fn bench_train(a: &BenchArgs, layers: &str) -> Result<()> {
     Ok(())
 }
 
+/// Seeded random rows: features ~ N(0, 1); targets ~ N(0, 1) or uniform class indices.
+fn random_rows(rows: usize, d: usize, n_out: usize, task: Task, seed: u64) -> Rows {
+    let mut rng = Rng::new(seed);
+    let x: Vec<f32> = (0..rows * d).map(|_| rng.normal() as f32).collect();
+    let y: Vec<f32> = match task {
+        Task::Regression => (0..rows * n_out).map(|_| rng.normal() as f32).collect(),
+        Task::Classification => (0..rows).map(|_| rng.below(n_out) as f32).collect(),
+    };
+    Rows { x, y, rows }
+}
+
 /// A model with seeded He/Xavier weights, as `wgtrain train` would start from.
 fn random_model(sizes: &[usize], task: Task, seed: u64) -> Result<Model> {
     let n_out = sizes[sizes.len() - 1];
@@ -213,16 +185,13 @@ fn random_model(sizes: &[usize], task: Task, seed: u64) -> Result<Model> {
 }
 
 fn bench_matmul(a: &BenchArgs, size: usize) -> Result<()> {
-    if size == 0 {
-        return Err(Error::flag("--matmul", "must be at least 1"));
-    }
     let (m, n, k) = (size, size, size);
     let (iters, warmup) = (a.steps.unwrap_or(10).max(1), a.warmup.unwrap_or(3));
     let mut rng = Rng::new(a.seed);
     let mut rand = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.normal() as f32).collect() };
     let (xh, wh) = (rand(m * k), rand(n * k));
 
-    let mut be = open_backend(&a.dev)?;
+    let mut be = a.dev.open()?;
     let device = be.describe();
     let be = be.as_mut();
     let x = be.upload(&xh)?;
@@ -280,11 +249,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn layers_parse_and_median_takes_the_middle() {
-        assert_eq!(parse_layers("56, 100,1").unwrap(), vec![56, 100, 1]);
-        assert!(parse_layers("56").is_err());
-        assert!(parse_layers("56,0,1").is_err());
-        assert!(parse_layers("a,b").is_err());
+    fn median_takes_the_middle() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
     }

@@ -1,0 +1,71 @@
+//! One module per command. Each takes its parsed arguments from `cli` and does the work
+//! through the library below (data, model, train, backend, metrics, plot, io).
+
+pub mod bench;
+pub mod check;
+pub mod devices;
+pub mod eval;
+pub mod plot;
+pub mod predict;
+pub mod train;
+
+use std::path::Path;
+
+use crate::data::{Dataset, Normalizer, Table, read_table};
+use crate::error::Result;
+use crate::model::Model;
+use crate::spec::Task;
+use crate::train::Rows;
+
+/// Features standardized with the model's normalizer (a copy).
+fn model_inputs(model: &Model, ds: &Dataset) -> Vec<f32> {
+    let mut x = ds.x.clone();
+    Normalizer {
+        mean: model.feature_mean.clone(),
+        std: model.feature_std.clone(),
+    }
+    .apply(&mut x);
+    x
+}
+
+/// Targets in the network's units: standardized for regression, indices for classes.
+fn model_targets(model: &Model, ds: &Dataset) -> Vec<f32> {
+    let mut y = ds.y.clone();
+    if model.task == Task::Regression {
+        Normalizer {
+            mean: model.target_mean.clone(),
+            std: model.target_std.clone(),
+        }
+        .apply(&mut y);
+    }
+    y
+}
+
+/// A data set's rows as the network sees them.
+fn model_rows(model: &Model, ds: &Dataset) -> Rows {
+    Rows {
+        x: model_inputs(model, ds),
+        y: model_targets(model, ds),
+        rows: ds.rows,
+    }
+}
+
+/// A model file and a CSV file read for it (the model's columns, window and classes).
+fn load_for_data(
+    model_path: &Path,
+    data: &Path,
+    need_targets: bool,
+) -> Result<(Model, Table, Dataset, bool)> {
+    let model = Model::load(model_path)?;
+    let table = read_table(data)?;
+    let (ds, has_targets) = Dataset::for_model(
+        &table,
+        &model.features,
+        &model.targets,
+        model.task,
+        &model.classes,
+        model.window,
+        need_targets,
+    )?;
+    Ok((model, table, ds, has_targets))
+}

@@ -1,0 +1,104 @@
+//! `wgtrain predict MODEL DATA.csv`: one output row per sample, with `--keep` columns copied
+//! through, to standard output or atomically to `--out`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use crate::cli::PredictArgs;
+use crate::data::Table;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::spec::Task;
+use crate::train;
+
+pub fn run(a: &PredictArgs) -> Result<()> {
+    let (model, table, ds, _) = super::load_for_data(&a.model, &a.data, false)?;
+    let keep_cols = keep_columns(a, &table)?;
+    let header = header(a, &model)?;
+    let mut be = a.dev.open()?;
+    let out = train::predict(
+        be.as_mut(),
+        &model,
+        &super::model_inputs(&model, &ds),
+        ds.rows,
+    )?;
+
+    // The record each sample came from (windows skip the first rows), for --keep.
+    let record_of: HashMap<u64, usize> = table
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (l, i))
+        .collect();
+    let csv_err = |e: csv::Error| Error::internal(format!("writing predictions: {e}"));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&header).map_err(csv_err)?;
+    let n = model.outputs();
+    for r in 0..ds.rows {
+        let mut rec: Vec<String> = Vec::with_capacity(header.len());
+        let src = record_of.get(&ds.lines[r]).map(|&i| &table.records[i]);
+        for &c in &keep_cols {
+            rec.push(src.and_then(|s| s.get(c)).unwrap_or("").to_string());
+        }
+        let o = &out[r * n..(r + 1) * n];
+        if model.task == Task::Classification {
+            let best = (0..n).fold(0, |b, j| if o[j] > o[b] { j } else { b });
+            rec.push(model.classes[best].clone());
+            rec.extend(o.iter().map(|p| format!("{p:.6}")));
+        } else {
+            rec.extend(o.iter().map(|v| format!("{v}")));
+        }
+        w.write_record(&rec).map_err(csv_err)?;
+    }
+    let buf = w
+        .into_inner()
+        .map_err(|e| Error::internal(format!("writing predictions: {e}")))?;
+    match &a.out {
+        Some(path) => crate::io::write_atomically(path, &buf),
+        None => std::io::stdout()
+            .write_all(&buf)
+            .map_err(|e| Error::io(Path::new("<stdout>"), e)),
+    }
+}
+
+/// The input columns `--keep` names, by index.
+fn keep_columns(a: &PredictArgs, table: &Table) -> Result<Vec<usize>> {
+    a.keep
+        .iter()
+        .map(|k| {
+            table.header.iter().position(|h| h == k).ok_or_else(|| {
+                Error::flag(
+                    "--keep",
+                    format!(
+                        "no column '{k}' in {}; columns are: {}",
+                        a.data.display(),
+                        table.header.join(", ")
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// `--keep` columns, one column per target (named by `--names` or the model), and for classes
+/// one probability column per class.
+fn header(a: &PredictArgs, model: &Model) -> Result<Vec<String>> {
+    let names = if a.names.is_empty() {
+        model.targets.clone()
+    } else {
+        a.names.clone()
+    };
+    if names.len() != model.targets.len() {
+        return Err(Error::flag(
+            "--names",
+            format!("give {} name(s), one per target", model.targets.len()),
+        ));
+    }
+    let mut header: Vec<String> = a.keep.clone();
+    header.extend(names);
+    if model.task == Task::Classification {
+        header.extend(model.classes.iter().map(|c| format!("prob_{c}")));
+    }
+    Ok(header)
+}
