@@ -5,6 +5,7 @@ pub mod bench;
 pub mod check;
 pub mod devices;
 pub mod eval;
+pub mod fit;
 pub mod plot;
 pub mod predict;
 pub mod train;

@@ -4,16 +4,17 @@ use std::path::Path;
 
 use crate::backend::Backend;
 use crate::cli::{ScheduleKind, TrainArgs};
-use crate::data::{DataSpec, Dataset, Normalizer, read_table};
+use crate::data::{Dataset, Normalizer, read_table};
 use crate::error::{Error, Result};
-use crate::metrics::{EpochMetrics, MetricsLog};
+use crate::metrics::EpochMetrics;
 use crate::model::{Model, init_layers_with, layer_sizes};
 use crate::spec::{Activation, Loss, Task};
 use crate::train::{self, History, Rows, Schedule, TrainConfig};
 
 pub struct TrainOutcome {
-    pub model: Model,
-    pub history: History,
+    /// None after `--cv --no-refit`.
+    pub model: Option<Model>,
+    pub history: Option<History>,
 }
 
 pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
@@ -21,48 +22,29 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
     if let Some(path) = &a.plot {
         crate::plot::format_of(path)?;
     }
-    let (train_ds, val_ds, loss) = read_data(a)?;
-    let mut model = new_model(a, &train_ds, loss);
-    let train_rows = super::model_rows(&model, &train_ds);
-    let val_rows = val_ds.as_ref().map(|v| super::model_rows(&model, v));
-
+    let table = read_table(&a.data)?;
+    let data = super::fit::load(a, &table)?;
     let mut be = a.dev.open()?;
-    if !a.quiet {
-        announce(a, &model, be.as_ref(), &train_rows, val_rows.as_ref());
+    // The run folder is made once the data and the device are known to work.
+    let out = super::fit::Outputs::plan(a, None)?;
+    let o = super::fit::run(a, &cfg, &data, be.as_mut(), &out, &train_argv())?;
+    if a.json {
+        println!("{}", o.summary);
     }
-    let metric_name = metric_name(model.task);
-    let mut log = match &a.metrics {
-        Some(path) => Some(MetricsLog::create(path, metric_name)?),
-        None => None,
-    };
-    let mut log_err = None;
-    let history = train::train(
-        be.as_mut(),
-        &mut model,
-        &train_rows,
-        val_rows.as_ref(),
-        &cfg,
-        |m| {
-            if !a.quiet {
-                println!("{}", epoch_line(m, metric_name));
-            }
-            if let Some(l) = log.as_mut()
-                && let Err(e) = l.write(m)
-            {
-                log_err.get_or_insert(e);
-            }
-        },
-    )?;
-    if let Some(e) = log_err {
-        return Err(e);
+    Ok(TrainOutcome {
+        model: o.model,
+        history: o.history,
+    })
+}
+
+/// This process's arguments from `train` on (`train` standing in for the program name), for
+/// run.json; empty when the process was not started as `wgtrain train` (a test, say).
+fn train_argv() -> Vec<std::ffi::OsString> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match args.iter().position(|s| s == "train") {
+        Some(i) => args[i..].to_vec(),
+        None => Vec::new(),
     }
-    model.save(&a.out)?;
-    report(a, &history, metric_name);
-    if let Some(path) = &a.plot {
-        let val = val_ds.as_ref().zip(val_rows.as_ref());
-        draw_train_plots(a, path, be.as_mut(), &model, &history, val)?;
-    }
-    Ok(TrainOutcome { model, history })
 }
 
 /// The training hyper-parameters; clap has checked each flag alone, this checks them together.
@@ -101,56 +83,8 @@ fn config(a: &TrainArgs) -> Result<TrainConfig> {
     })
 }
 
-/// The training rows, the validation rows (`--val`, `--val-every` or `--val-split`), and the
-/// loss the task takes.
-fn read_data(a: &TrainArgs) -> Result<(Dataset, Option<Dataset>, Loss)> {
-    let table = read_table(&a.data)?;
-    let spec = DataSpec {
-        targets: &a.target,
-        drop: &a.drop,
-        task: a.task,
-        window: a.window,
-    };
-    let ds = Dataset::from_table(&table, &spec)?;
-    if ds.task == Task::Regression && a.task.is_none() && !a.quiet && looks_like_labels(&ds) {
-        eprintln!(
-            "wgtrain: note: '{}' holds a few integer values, read as numbers (regression); \
-             add --task classification to treat them as classes",
-            ds.targets[0]
-        );
-    }
-    let loss = Loss::for_task(ds.task, a.loss.map(|l| l.as_str()))?;
-    let (train_ds, val_ds) = match (&a.val, a.val_every) {
-        (Some(path), _) => {
-            let vt = read_table(path)?;
-            let (v, _) = Dataset::for_model(
-                &vt,
-                &ds.features,
-                &ds.targets,
-                ds.task,
-                &ds.classes,
-                a.window,
-                true,
-            )?;
-            (ds, Some(v))
-        }
-        (None, Some(n)) => {
-            let (tr, va) = crate::data::every_nth(ds.rows, n);
-            (ds.subset(&tr), Some(ds.subset(&va)))
-        }
-        (None, None) => {
-            // A series validates on its last rows, as the lecture trains on 2017–2020 and tests on 2021.
-            let (tr, va) =
-                crate::data::split_indices(&ds, a.val_split, a.seed, a.window.is_some())?;
-            let val = (!va.is_empty()).then(|| ds.subset(&va));
-            (ds.subset(&tr), val)
-        }
-    };
-    Ok((train_ds, val_ds, loss))
-}
-
 /// A freshly initialized model whose normalizers are fitted on the training rows.
-fn new_model(a: &TrainArgs, train_ds: &Dataset, loss: Loss) -> Model {
+pub(super) fn new_model(a: &TrainArgs, train_ds: &Dataset, loss: Loss) -> Model {
     let d = train_ds.n_features();
     let n_out = train_ds.n_outputs();
     let standardize = !a.no_standardize;
@@ -186,7 +120,13 @@ fn new_model(a: &TrainArgs, train_ds: &Dataset, loss: Loss) -> Model {
 }
 
 /// The one line on stderr that says what is about to be trained, on what.
-fn announce(a: &TrainArgs, model: &Model, be: &dyn Backend, tr: &Rows, val: Option<&Rows>) {
+pub(super) fn announce(
+    a: &TrainArgs,
+    model: &Model,
+    be: &dyn Backend,
+    tr: &Rows,
+    val: Option<&Rows>,
+) {
     let d = model.layers.first().map_or(0, |l| l.inputs);
     let shape: Vec<String> = model
         .layers
@@ -213,42 +153,56 @@ fn announce(a: &TrainArgs, model: &Model, be: &dyn Backend, tr: &Rows, val: Opti
     );
 }
 
-fn metric_name(task: Task) -> &'static str {
+pub(super) fn metric_name(task: Task) -> &'static str {
     match task {
         Task::Classification => "val_accuracy",
         Task::Regression => "val_rmse",
     }
 }
 
-/// The closing lines on stderr: early stop, and the epoch whose weights were written.
-fn report(a: &TrainArgs, history: &History, metric_name: &str) {
+/// The closing lines on stderr: early stop (unless `-q`), and the summary line, always: the
+/// epoch whose weights were written and where. Returns the summary line.
+pub(super) fn report(
+    a: &TrainArgs,
+    out: &super::fit::Outputs,
+    history: &History,
+    metric_name: &str,
+    extra: &str,
+) -> String {
     let (ran, best) = (history.epochs.len(), history.best_epoch);
-    if history.stopped_early {
+    if history.stopped_early && !a.quiet {
         eprintln!(
             "wgtrain: stopped early at epoch {ran}: val_loss has not improved for {} epochs since epoch {best}",
             a.patience.unwrap_or(0)
         );
     }
-    if let Some(m) = history.epochs.get(best.wrapping_sub(1)) {
-        let val = match (m.val_loss, m.val_metric) {
-            (Some(l), Some(v)) => format!(", val_loss {l:.6}, {metric_name} {v:.4}"),
-            _ => String::new(),
-        };
-        let which = if best == ran {
-            String::new()
-        } else {
-            format!(" (weights of epoch {best})")
-        };
-        eprintln!(
-            "wgtrain: wrote {} after {ran} epochs{which}: train_loss {:.6}{val}",
-            a.out.display(),
-            m.train_loss
-        );
-    }
+    let Some(m) = history.epochs.get(best.wrapping_sub(1)) else {
+        return String::new();
+    };
+    let val = match (m.val_loss, m.val_metric) {
+        (Some(l), Some(v)) => format!(", val_loss {l:.6}, {metric_name} {v:.4}"),
+        _ => String::new(),
+    };
+    let which = if best == ran {
+        String::new()
+    } else {
+        format!(" (weights of epoch {best})")
+    };
+    let wrote = match (&out.dir, &out.model) {
+        (Some(dir), _) => format!("run folder {}/", dir.display()),
+        (None, Some(model)) => model.display().to_string(),
+        (None, None) => "nothing".to_string(),
+    };
+    let line = format!(
+        "wgtrain: wrote {wrote} after {ran} epochs{which}: train_loss {:.6}{val}{extra}",
+        m.train_loss
+    );
+    eprintln!("{line}");
+    line
 }
 
 /// `train --plot`: the loss curves, and for regression with validation rows, predicted vs real.
-fn draw_train_plots(
+pub(super) fn draw_train_plots(
     a: &TrainArgs,
     path: &Path,
     be: &mut dyn Backend,
@@ -268,7 +222,9 @@ fn draw_train_plots(
     };
     let title = format!("{data_name}: {loss} loss per epoch");
     crate::plot::loss_curves(path, &history.epochs, &format!("{loss} loss"), &title)?;
-    eprintln!("wgtrain: loss curves in {}", path.display());
+    if !a.quiet {
+        eprintln!("wgtrain: loss curves in {}", path.display());
+    }
     if let (Task::Regression, Some((ds, rows))) = (model.task, val)
         && rows.rows > 0
     {
@@ -280,21 +236,12 @@ fn draw_train_plots(
             let title =
                 format!("{data_name}: {name}, real (blue) and predicted (red) on validation rows");
             crate::plot::predictions(&out, &column(&ds.y), &column(&pred), &title)?;
-            eprintln!("wgtrain: predictions vs real values in {}", out.display());
+            if !a.quiet {
+                eprintln!("wgtrain: predictions vs real values in {}", out.display());
+            }
         }
     }
     Ok(())
-}
-
-/// A single numeric target with few distinct whole values (digit labels, say): probably classes.
-fn looks_like_labels(ds: &Dataset) -> bool {
-    if ds.targets.len() != 1 || ds.rows < 20 || ds.y.iter().any(|v| v.fract() != 0.0) {
-        return false;
-    }
-    let mut distinct: Vec<i64> = ds.y.iter().map(|&v| v as i64).collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    distinct.len() <= 20
 }
 
 pub fn epoch_line(m: &EpochMetrics, metric_name: &str) -> String {
