@@ -41,6 +41,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Draw the loss curves of a `--metrics` CSV file as PNG or SVG.
     Plot(PlotArgs),
+    /// Train every combination of --grid values (data read once; CPU runs in parallel), each
+    /// in its own run folder, ranked by validation loss into leaderboard.csv.
+    Sweep(SweepArgs),
 }
 
 /// Runs the command the user asked for.
@@ -54,6 +57,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check(a) => cmd::check::run(&a),
         Command::Plot(a) => cmd::plot::run(&a),
         Command::Bench(a) => cmd::bench::run(&a),
+        Command::Sweep(a) => cmd::sweep::run(&a),
     }
 }
 
@@ -328,6 +332,31 @@ pub struct TrainArgs {
     /// Where run folders go when there is no --out.
     #[arg(long, default_value = "runs")]
     pub runs: PathBuf,
+}
+
+/// `wgtrain sweep DATA --target COL [train flags] --grid FLAG=V1|V2|… [--grid …]`
+#[derive(Args, Debug, Clone)]
+#[command(after_help = "Sweep flags, anywhere among the train flags:\n  \
+    --grid FLAG=V1|V2|…  values to try for a train flag (repeatable; values may hold commas: \
+    'hidden=64|128,64')\n  \
+    --top N              leaderboard rows to print (default 10)\n  \
+    --jobs N             CPU configurations at a time (default: the cores)")]
+pub struct SweepArgs {
+    /// The training data and every train flag (--target included), plus the sweep flags.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, num_args = 1..)]
+    pub args: Vec<String>,
+}
+
+/// Train flags (the data file first) parsed as `wgtrain train` parses them.
+pub fn parse_train_args(args: &[String]) -> std::result::Result<TrainArgs, clap::Error> {
+    #[derive(Parser)]
+    #[command(name = "wgtrain train")]
+    struct One {
+        #[command(flatten)]
+        a: TrainArgs,
+    }
+    let argv = std::iter::once("wgtrain train".to_string()).chain(args.iter().cloned());
+    One::try_parse_from(argv).map(|o| o.a)
 }
 
 #[derive(Args, Debug, Clone)]

@@ -17,11 +17,15 @@ pub const MODEL_FILE: &str = "model.safetensors";
 /// there (1 for the first). `create_dir` is the claim, so two runs started at once never
 /// share a folder: the loser takes the next number.
 pub fn create_run_dir(root: &Path, data: &Path) -> Result<PathBuf> {
+    create_numbered_dir(root, &data_stem(data))
+}
+
+/// Creates the next free `root/<N>-<name>/` (see [`create_run_dir`]).
+pub fn create_numbered_dir(root: &Path, name: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-    let stem = data_stem(data);
     let mut n = last_run_number(root)? + 1;
     loop {
-        let dir = root.join(format!("{n}-{stem}"));
+        let dir = root.join(format!("{n}-{name}"));
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,

@@ -157,7 +157,7 @@ pub struct Outcome {
     pub history: Option<History>,
     /// The `train --json` object.
     pub summary: Value,
-    /// The one line `-q` still prints.
+    /// The one line `-q` still prints (the caller prints it).
     pub line: String,
 }
 
@@ -518,13 +518,13 @@ fn cross_validate(
     let (m, s) = mean_std(&metrics);
     let (lm, ls) = mean_std(&losses);
     let cv_line = format!("cv {k} folds: {name} {m:.4} ± {s:.4}, val_loss {lm:.6} ± {ls:.6}");
+    let epoch_mean = epochs.iter().sum::<usize>() as f64 / k as f64;
     let cv = json!({
         "k": k, "metric": name, "folds": records, "mean": m, "std": s,
-        "val_loss_mean": lm, "val_loss_std": ls,
+        "val_loss_mean": lm, "val_loss_std": ls, "epoch_mean": epoch_mean,
     });
     if a.no_refit {
         let line = format!("wgtrain: {cv_line} (no refit)");
-        eprintln!("{line}");
         let summary = json!({ "task": data.ds.task.as_str(), "cv": cv });
         return Ok(Outcome {
             model: None,

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod fit;
 pub mod plot;
 pub mod predict;
+pub mod sweep;
 pub mod train;
 
 use std::path::Path;

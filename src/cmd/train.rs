@@ -28,6 +28,7 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
     // The run folder is made once the data and the device are known to work.
     let out = super::fit::Outputs::plan(a, None)?;
     let o = super::fit::run(a, &cfg, &data, be.as_mut(), &out, &train_argv())?;
+    eprintln!("{}", o.line);
     if a.json {
         println!("{}", o.summary);
     }
@@ -48,7 +49,7 @@ fn train_argv() -> Vec<std::ffi::OsString> {
 }
 
 /// The training hyper-parameters; clap has checked each flag alone, this checks them together.
-fn config(a: &TrainArgs) -> Result<TrainConfig> {
+pub(super) fn config(a: &TrainArgs) -> Result<TrainConfig> {
     if a.activation == Activation::Identity {
         return Err(Error::flag(
             "--activation",
@@ -160,8 +161,8 @@ pub(super) fn metric_name(task: Task) -> &'static str {
     }
 }
 
-/// The closing lines on stderr: early stop (unless `-q`), and the summary line, always: the
-/// epoch whose weights were written and where. Returns the summary line.
+/// The early-stop line on stderr (unless `-q`), and the summary line to print: the epoch
+/// whose weights were written and where.
 pub(super) fn report(
     a: &TrainArgs,
     out: &super::fit::Outputs,
@@ -193,12 +194,10 @@ pub(super) fn report(
         (None, Some(model)) => model.display().to_string(),
         (None, None) => "nothing".to_string(),
     };
-    let line = format!(
+    format!(
         "wgtrain: wrote {wrote} after {ran} epochs{which}: train_loss {:.6}{val}{extra}",
         m.train_loss
-    );
-    eprintln!("{line}");
-    line
+    )
 }
 
 /// `train --plot`: the loss curves, and for regression with validation rows, predicted vs real.
