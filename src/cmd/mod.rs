@@ -58,7 +58,8 @@ fn load_for_data(
     data: &Path,
     need_targets: bool,
 ) -> Result<(Model, Table, Dataset, bool)> {
-    let model = Model::load(model_path)?;
+    // A run folder stands for the model in it.
+    let model = Model::load(&crate::runs::resolve_model(model_path)?)?;
     let table = read_table(data)?;
     let (ds, has_targets) = Dataset::for_model(
         &table,

@@ -96,7 +96,14 @@ fn header(a: &PredictArgs, model: &Model) -> Result<Vec<String>> {
         ));
     }
     let mut header: Vec<String> = a.keep.clone();
-    header.extend(names);
+    // A kept column may be the target itself (to compare): the prediction is then <name>_pred.
+    header.extend(names.into_iter().map(|n| {
+        if a.keep.contains(&n) {
+            format!("{n}_pred")
+        } else {
+            n
+        }
+    }));
     if model.task == Task::Classification {
         header.extend(model.classes.iter().map(|c| format!("prob_{c}")));
     }

@@ -27,7 +27,16 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
     let mut be = a.dev.open()?;
     // The run folder is made once the data and the device are known to work.
     let out = super::fit::Outputs::plan(a, None)?;
-    let o = super::fit::run(a, &cfg, &data, be.as_mut(), &out, &train_argv())?;
+    let o = match super::fit::run(a, &cfg, &data, be.as_mut(), &out, &train_argv()) {
+        Ok(o) => o,
+        Err(e) => {
+            // A failed run leaves no half-filled run folder behind to be mistaken for a result.
+            if let Some(dir) = &out.dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(e);
+        }
+    };
     eprintln!("{}", o.line);
     if a.json {
         println!("{}", o.summary);
