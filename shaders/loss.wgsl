@@ -6,31 +6,41 @@
 struct Params {
     m: u32,
     n: u32,
-    code: u32,      // loss code
-    slot: u32,      // where the sums go in `stats`
+    code: u32,      // loss_grad: loss code; eval_stats: 1 for classes
     has_scale: u32, // 1 when `scale` holds real data
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
-    _f0: vec4<f32>,
-    _p3: vec4<u32>,
+    out_off: u32,
+    tgt_off: u32,
+    scale_off: u32,
+    grad_off: u32,
+    stats_at: u32,  // where the sums go (slot included)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read_write> tgt: array<f32>;
-@group(0) @binding(3) var<storage, read_write> scale: array<f32>;
+@group(0) @binding(1) var<storage, read> out: array<f32>;
+@group(0) @binding(2) var<storage, read> tgt: array<f32>;
+@group(0) @binding(3) var<storage, read> scale: array<f32>;
 @group(0) @binding(4) var<storage, read_write> stats: array<f32>;
-@group(0) @binding(5) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(5) var<storage, read_write> fault: array<atomic<u32>>;
+@group(0) @binding(6) var<storage, read_write> grad: array<f32>;
 
-const WG: u32 = 256u;
 var<workgroup> red: array<vec3<f32>, 256>;
 
 fn scale_of(j: u32) -> f32 {
     if (p.has_scale != 0u) {
-        return scale[j];
+        return scale[p.scale_off + j];
     }
     return 1.0;
+}
+
+// The class of row r; anything but 0 <= t < n raises FAULT_CLASS_INDEX (the result is then
+// garbage, and the next read returns the fault).
+fn class_of(r: u32, n: u32) -> u32 {
+    let t = tgt[p.tgt_off + r];
+    if (!(t >= 0.0 && t < f32(n))) {
+        atomicOr(&fault[0], FAULT_CLASS_INDEX);
+        return 0u;
+    }
+    return u32(t);
 }
 
 fn row_max(base: u32, n: u32) -> f32 {
@@ -69,39 +79,41 @@ fn reduce3(lid: u32, v: vec3<f32>) -> vec3<f32> {
 // Row error eₙ in reported units, and grad = ∂L/∂out with L = 1/m Σ eₙ (unscaled).
 fn loss_row(r: u32) -> f32 {
     let n = p.n;
-    let base = r * n;
+    let base = p.out_off + r * n;
+    let tb = p.tgt_off + r * n;
+    let gb = p.grad_off + r * n;
     let inv_m = 1.0 / f32(p.m);
     switch p.code {
-        case 0u: { // mse
+        case LOSS_MSE: {
             var e = 0.0;
             for (var j = 0u; j < n; j++) {
-                let d = out[base + j] - tgt[base + j];
+                let d = out[base + j] - tgt[tb + j];
                 let sd = scale_of(j) * d;
                 e += sd * sd;
-                grad[base + j] = 2.0 * d / f32(n) * inv_m;
+                grad[gb + j] = 2.0 * d / f32(n) * inv_m;
             }
             return e / f32(n);
         }
-        case 1u: { // mae
+        case LOSS_MAE: {
             var e = 0.0;
             for (var j = 0u; j < n; j++) {
-                let d = out[base + j] - tgt[base + j];
+                let d = out[base + j] - tgt[tb + j];
                 e += abs(scale_of(j) * d);
-                grad[base + j] = sign(d) / f32(n) * inv_m;
+                grad[gb + j] = sign(d) / f32(n) * inv_m;
             }
             return e / f32(n);
         }
-        case 2u: { // softmax + cross-entropy, through log-sum-exp
-            let y = u32(tgt[r]);
+        case LOSS_CROSS_ENTROPY: { // softmax + cross-entropy, through log-sum-exp
+            let y = class_of(r, n);
             let mx = row_max(base, n);
             let lse = mx + log(row_sum_exp(base, n, mx));
             for (var j = 0u; j < n; j++) {
-                grad[base + j] = (exp(out[base + j] - lse) - onehot(j, y)) * inv_m;
+                grad[gb + j] = (exp(out[base + j] - lse) - onehot(j, y)) * inv_m;
             }
-            return lse - out[base + min(y, n - 1u)];
+            return lse - out[base + y];
         }
         default: { // softmax + squared error against the one-hot tgt
-            let y = u32(tgt[r]);
+            let y = class_of(r, n);
             let mx = row_max(base, n);
             let lse = mx + log(row_sum_exp(base, n, mx));
             // e = Σ_c (p_c − t_c)²;  ∂e/∂o_j = 2 p_j ((p_j − t_j) − Σ_c (p_c − t_c) p_c)
@@ -115,7 +127,7 @@ fn loss_row(r: u32) -> f32 {
             }
             for (var j = 0u; j < n; j++) {
                 let pj = exp(out[base + j] - lse);
-                grad[base + j] = 2.0 * pj * ((pj - onehot(j, y)) - dot) * inv_m;
+                grad[gb + j] = 2.0 * pj * ((pj - onehot(j, y)) - dot) * inv_m;
             }
             return e;
         }
@@ -130,7 +142,7 @@ fn loss_grad(@builtin(local_invocation_index) lid: u32) {
     }
     let total = reduce3(lid, vec3<f32>(sum, 0.0, 0.0));
     if (lid == 0u) {
-        stats[p.slot] = total.x;
+        stats[p.stats_at] = total.x;
     }
 }
 
@@ -138,18 +150,19 @@ fn loss_grad(@builtin(local_invocation_index) lid: u32) {
 // [Σ −log p_y, Σ_c (p_c − onehot_c)², correct predictions] for classes (code 1).
 fn eval_row(r: u32) -> vec3<f32> {
     let n = p.n;
-    let base = r * n;
+    let base = p.out_off + r * n;
+    let tb = p.tgt_off + r * n;
     if (p.code == 0u) {
         var sq = 0.0;
         var ab = 0.0;
         for (var j = 0u; j < n; j++) {
-            let d = scale_of(j) * (out[base + j] - tgt[base + j]);
+            let d = scale_of(j) * (out[base + j] - tgt[tb + j]);
             sq += d * d;
             ab += abs(d);
         }
         return vec3<f32>(sq / f32(n), ab / f32(n), 0.0);
     }
-    let y = u32(tgt[r]);
+    let y = class_of(r, n);
     // First index of the largest logit, like the CPU's argmax.
     var best = 0u;
     var mx = out[base];
@@ -167,7 +180,7 @@ fn eval_row(r: u32) -> vec3<f32> {
         let d = exp(out[base + j] - lse) - onehot(j, y);
         sq += d * d;
     }
-    return vec3<f32>(lse - out[base + min(y, n - 1u)], sq, select(0.0, 1.0, best == y));
+    return vec3<f32>(lse - out[base + y], sq, select(0.0, 1.0, best == y));
 }
 
 @compute @workgroup_size(256)
@@ -178,7 +191,7 @@ fn eval_stats(@builtin(local_invocation_index) lid: u32) {
     }
     let total = reduce3(lid, sum);
     if (lid == 0u) {
-        let o = p.slot * 4u;
+        let o = p.stats_at;
         stats[o] = total.x;
         stats[o + 1u] = total.y;
         stats[o + 2u] = total.z;

@@ -1,5 +1,6 @@
 // Tiled matrix products for the three layouts of a linear layer (see `Backend` in
-// src/backend/mod.rs). One workgroup computes a TILE×TILE output tile; each thread owns a 4×4
+// src/backend/mod.rs), with their fused epilogues: bias + activation (nt), the activation
+// backward (nn), the bias gradient (tn). One workgroup computes a TILE×TILE output tile; each thread owns a 4×4
 // block (256 threads for TILE = 64). A and B are staged through workgroup memory 16 reduction
 // steps at a time (2 × 4 KiB), and the transposed layouts are handled by the addressing in the
 // tile loads. The host also builds this file with TILE = 32 (64 threads) for products whose
@@ -10,20 +11,24 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    act: u32,       // activation code (matmul_nt epilogue)
-    has_bias: u32,  // matmul_nt: 1 when `bias` holds real data
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
-    _f0: vec4<f32>,
-    _p3: vec4<u32>,
+    act: u32,     // nt: the activation applied; nn: the activation differentiated
+    a_off: u32,   // element offsets of the views in their bound buffers
+    b_off: u32,
+    epi_off: u32,
+    c_off: u32,
+    db_off: u32,
+    has_epi: u32, // nt: bias bound; nn: the layer output y bound
+    has_db: u32,  // tn: 1 db bound, 2 db lies in c's buffer (at db_off)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> a: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(4) var<storage, read_write> bias: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+// The epilogue's input: bias[n] (nt), or the previous layer's output y[m, k] (nn).
+@group(0) @binding(3) var<storage, read> epi: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+// tn only: the bias gradient db[n] = Σ_r dy[r, n].
+@group(0) @binding(5) var<storage, read_write> db: array<f32>;
 
 const TILE: u32 = 64u;
 const TM: u32 = TILE;
@@ -47,9 +52,9 @@ fn load_a(lay: u32, i: u32, r: u32, rows: u32, depth: u32) -> f32 {
         return 0.0;
     }
     switch lay {
-        case 0u: { return a[i * p.k + r]; }
-        case 1u: { return a[i * p.n + r]; }
-        default: { return a[r * p.n + i]; }
+        case 0u: { return a[p.a_off + i * p.k + r]; }
+        case 1u: { return a[p.a_off + i * p.n + r]; }
+        default: { return a[p.a_off + r * p.n + i]; }
     }
 }
 
@@ -58,16 +63,8 @@ fn load_b(lay: u32, r: u32, j: u32, cols: u32, depth: u32) -> f32 {
         return 0.0;
     }
     switch lay {
-        case 0u: { return b[j * p.k + r]; }
-        default: { return b[r * p.k + j]; }
-    }
-}
-
-fn activate(v: f32, act: u32) -> f32 {
-    switch act {
-        case 1u: { return max(v, 0.0); }
-        case 2u: { return 1.0 / (1.0 + exp(-v)); }
-        default: { return v; }
+        case 0u: { return b[p.b_off + j * p.k + r]; }
+        default: { return b[p.b_off + r * p.k + j]; }
     }
 }
 
@@ -89,6 +86,9 @@ fn mm(lay: u32, wid: vec3<u32>, lid: u32) {
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    // tn: Σ_r A(i, r) = Σ_r dy[r, i] for this thread's 4 rows, summed r = 0, 1, … in order
+    // (the CPU's bias_grad order); zero padding past the depth adds nothing.
+    var bsum = vec4<f32>(0.0);
 
     let tiles = (depth + TK - 1u) / TK;
     for (var t = 0u; t < tiles; t++) {
@@ -125,8 +125,25 @@ fn mm(lay: u32, wid: vec3<u32>, lid: u32) {
             acc1 += av.y * bv;
             acc2 += av.z * bv;
             acc3 += av.w * bv;
+            if (lay == LAYOUT_TN) {
+                bsum += av;
+            }
         }
         workgroupBarrier();
+    }
+
+    if (lay == LAYOUT_TN && p.has_db != 0u && wid.x == 0u && tx == 0u) {
+        for (var ii = 0u; ii < 4u; ii++) {
+            let i = row0 + ty * 4u + ii;
+            if (i < rows) {
+                // has_db 2: db is a view of the buffer bound as c (one gradient slab).
+                if (p.has_db == 2u) {
+                    c[p.db_off + i] = bsum[ii];
+                } else {
+                    db[p.db_off + i] = bsum[ii];
+                }
+            }
+        }
     }
 
     var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
@@ -143,12 +160,15 @@ fn mm(lay: u32, wid: vec3<u32>, lid: u32) {
             var v = accs[ii][jj];
             if (lay == LAYOUT_NT) {
                 // The forward epilogue: bias and activation fused, no extra pass.
-                if (p.has_bias != 0u) {
-                    v += bias[j];
+                if (p.has_epi != 0u) {
+                    v += epi[p.epi_off + j];
                 }
                 v = activate(v, p.act);
+            } else if (lay == LAYOUT_NN && p.has_epi != 0u) {
+                // The backward epilogue: through the previous layer's activation.
+                v *= act_deriv(epi[p.epi_off + i * cols + j], p.act);
             }
-            c[i * cols + j] = v;
+            c[p.c_off + i * cols + j] = v;
         }
     }
 }

@@ -1,13 +1,19 @@
-// optimizer_step, one entry point per optimizer, in place and element by element.
-// The formulas are the ones in `Backend::optimizer_step`; the constants (momentum, Adam's
-// β₁, β₂, ε) come from src/spec.rs through the params so that both backends share them.
+// optimizer_step: one dispatch updates a whole parameter slab in place, one entry point per
+// optimizer. The formulas are the ones in `Backend::optimizer_step`; the constants (momentum,
+// Adam's β₁, β₂, ε) come from src/spec.rs through the params so that both backends share them.
+// Weight decay applies to elements below decay_len (the weights; the biases follow them in
+// the slab). With clipping, each workgroup first adds the partial squared norms in index order
+// (every workgroup gets the same bits) and scales g by the common factor.
 
 struct Params {
     len: u32,
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
-    _p3: vec4<u32>,
+    decay_len: u32,
+    p_off: u32,
+    g_off: u32,
+    m_off: u32,
+    v_off: u32,
+    parts: u32, // partial squared norms to add (0: no clipping)
+    parts_off: u32,
     lr: f32,
     wd: f32,
     c1: f32, // Adam bias corrections 1/(1 − β₁ᵗ), 1/(1 − β₂ᵗ)
@@ -15,17 +21,34 @@ struct Params {
     beta1: f32, // also the momentum coefficient
     beta2: f32,
     eps: f32,
-    _f0: f32,
+    max_norm: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> param: array<f32>;
-@group(0) @binding(2) var<storage, read_write> grad: array<f32>;
-@group(0) @binding(3) var<storage, read_write> s0: array<f32>;
-@group(0) @binding(4) var<storage, read_write> s1: array<f32>;
+@group(0) @binding(2) var<storage, read> grad: array<f32>;
+@group(0) @binding(3) var<storage, read> parts: array<f32>;
 
-fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * nwg.x + wid.x) * 256u + lid;
+var<workgroup> clip_factor: f32;
+
+// The clip factor for this workgroup (1 without clipping); call in uniform control flow.
+fn clip_scale(lid: u32) -> f32 {
+    if (lid == 0u) {
+        var f = 1.0;
+        if (p.parts > 0u) {
+            var total = 0.0;
+            for (var j = 0u; j < p.parts; j++) {
+                total += parts[p.parts_off + j];
+            }
+            f = min(1.0, p.max_norm / (sqrt(total) + 1e-6));
+        }
+        clip_factor = f;
+    }
+    return workgroupUniformLoad(&clip_factor);
+}
+
+fn decay(i: u32) -> f32 {
+    return select(0.0, p.wd, i < p.decay_len);
 }
 
 @compute @workgroup_size(256)
@@ -34,14 +57,18 @@ fn optimizer_step_sgd(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = index(wid, nwg, lid);
+    let f = clip_scale(lid);
+    let i = linear_index(wid, nwg, lid);
     if (i >= p.len) {
         return;
     }
-    let w = param[i];
-    let g = grad[i] + p.wd * w;
-    param[i] = w - p.lr * g;
+    let w = param[p.p_off + i];
+    let g = grad[p.g_off + i] * f + decay(i) * w;
+    param[p.p_off + i] = w - p.lr * g;
 }
+// The momentum and Adam entry points bind their state after the shared three.
+@group(0) @binding(4) var<storage, read_write> m: array<f32>;
+@group(0) @binding(5) var<storage, read_write> v: array<f32>;
 
 @compute @workgroup_size(256)
 fn optimizer_step_momentum(
@@ -49,15 +76,16 @@ fn optimizer_step_momentum(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = index(wid, nwg, lid);
+    let f = clip_scale(lid);
+    let i = linear_index(wid, nwg, lid);
     if (i >= p.len) {
         return;
     }
-    let w = param[i];
+    let w = param[p.p_off + i];
     // Summed in the CPU reference's order: μ·v + g + wd·p.
-    let v = p.beta1 * s0[i] + grad[i] + p.wd * w;
-    s0[i] = v;
-    param[i] = w - p.lr * v;
+    let vel = p.beta1 * m[p.m_off + i] + grad[p.g_off + i] * f + decay(i) * w;
+    m[p.m_off + i] = vel;
+    param[p.p_off + i] = w - p.lr * vel;
 }
 
 @compute @workgroup_size(256)
@@ -66,15 +94,16 @@ fn optimizer_step_adam(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = index(wid, nwg, lid);
+    let f = clip_scale(lid);
+    let i = linear_index(wid, nwg, lid);
     if (i >= p.len) {
         return;
     }
-    let w = param[i];
-    let g = grad[i];
-    let m = p.beta1 * s0[i] + (1.0 - p.beta1) * g;
-    let v = p.beta2 * s1[i] + (1.0 - p.beta2) * g * g;
-    s0[i] = m;
-    s1[i] = v;
-    param[i] = w - p.lr * (m * p.c1 / (sqrt(v * p.c2) + p.eps) + p.wd * w);
+    let w = param[p.p_off + i];
+    let g = grad[p.g_off + i] * f;
+    let m1 = p.beta1 * m[p.m_off + i] + (1.0 - p.beta1) * g;
+    let v1 = p.beta2 * v[p.v_off + i] + (1.0 - p.beta2) * g * g;
+    m[p.m_off + i] = m1;
+    v[p.v_off + i] = v1;
+    param[p.p_off + i] = w - p.lr * (m1 * p.c1 / (sqrt(v1 * p.c2) + p.eps) + decay(i) * w);
 }

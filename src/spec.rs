@@ -167,3 +167,76 @@ impl Optimizer {
         }
     }
 }
+
+impl Activation {
+    pub const ALL: [Activation; 3] = [Activation::Identity, Activation::Relu, Activation::Sigmoid];
+}
+
+impl Loss {
+    pub const ALL: [Loss; 4] = [Loss::Mse, Loss::Mae, Loss::CrossEntropy, Loss::SoftmaxMse];
+    /// The name of its WGSL constant (`LOSS_MSE`, …).
+    fn wgsl_name(self) -> &'static str {
+        match self {
+            Loss::Mse => "MSE",
+            Loss::Mae => "MAE",
+            Loss::CrossEntropy => "CROSS_ENTROPY",
+            Loss::SoftmaxMse => "SOFTMAX_MSE",
+        }
+    }
+}
+
+/// The WGSL prelude every shader is compiled with: the activation, loss and fault codes
+/// generated from this file (so Rust and WGSL cannot disagree), the optimizer constants, and
+/// the helpers every kernel family shares.
+pub fn wgsl_prelude() -> String {
+    use std::fmt::Write;
+    let mut s = String::from("// ---- generated from src/spec.rs: do not edit ----\n");
+    for a in Activation::ALL {
+        let _ = writeln!(
+            s,
+            "const ACT_{}: u32 = {}u;",
+            a.as_str().to_uppercase(),
+            a.code()
+        );
+    }
+    for l in Loss::ALL {
+        let _ = writeln!(s, "const LOSS_{}: u32 = {}u;", l.wgsl_name(), l.code());
+    }
+    for (name, f) in [
+        ("ROW_INDEX", crate::backend::Fault::RowIndex),
+        ("CLASS_INDEX", crate::backend::Fault::ClassIndex),
+    ] {
+        let _ = writeln!(s, "const FAULT_{name}: u32 = {}u;", f.bit());
+    }
+    s.push_str(PRELUDE_HELPERS);
+    s.push_str("// ---- end of prelude ----\n");
+    s
+}
+
+const PRELUDE_HELPERS: &str = r#"
+// Threads per workgroup of the 1-D kernels.
+const WG: u32 = 256u;
+
+// Large 1-D work is dispatched as a 2-D grid (at most 65535 workgroups per dimension);
+// this flattens it back.
+fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * nwg.x + wid.x) * WG + lid;
+}
+
+fn activate(v: f32, act: u32) -> f32 {
+    switch act {
+        case ACT_RELU: { return max(v, 0.0); }
+        case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-v)); }
+        default: { return v; }
+    }
+}
+
+// act'(z) written through the output y = act(z).
+fn act_deriv(y: f32, act: u32) -> f32 {
+    switch act {
+        case ACT_RELU: { return select(0.0, 1.0, y > 0.0); }
+        case ACT_SIGMOID: { return y * (1.0 - y); }
+        default: { return 1.0; }
+    }
+}
+"#;

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::backend::{Backend, Buf, STATS_WIDTH, StepParams};
+use crate::backend::{Backend, Buf, Clip, Gather, ParamLayout, STATS_WIDTH, StepParams};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::rng::Rng;
@@ -102,10 +102,13 @@ impl Metrics {
     }
 }
 
-/// The network's buffers on a backend: parameters and the activations of one batch.
+/// The network's buffers on a backend: the parameter slab (every weight, then every bias:
+/// `ParamLayout`) with a view per layer, and the activations of one batch.
 struct Net {
     sizes: Vec<usize>,
     act: Activation,
+    layout: ParamLayout,
+    params: Buf,
     w: Vec<Buf>,
     b: Vec<Buf>,
     /// a[0] is the input batch [batch, sizes[0]]; a[l + 1] the output of layer l.
@@ -113,15 +116,40 @@ struct Net {
     batch: usize,
 }
 
+/// One view per layer of a slab laid out by `layout`: (weights, biases).
+fn layer_views(slab: Buf, layout: &ParamLayout) -> Result<(Vec<Buf>, Vec<Buf>)> {
+    let w = layout
+        .w
+        .iter()
+        .map(|&(o, l)| slab.view(o, l))
+        .collect::<Result<_>>()?;
+    let b = layout
+        .b
+        .iter()
+        .map(|&(o, l)| slab.view(o, l))
+        .collect::<Result<_>>()?;
+    Ok((w, b))
+}
+
 impl Net {
     fn new<B: Backend + ?Sized>(be: &mut B, model: &Model, batch: usize) -> Result<Net> {
         let sizes = model.sizes();
-        let mut w = Vec::new();
-        let mut b = Vec::new();
-        for l in &model.layers {
-            w.push(be.upload(&l.weight)?);
-            b.push(be.upload(&l.bias)?);
+        let layout = ParamLayout::new(&sizes);
+        let mut host = vec![0f32; layout.len];
+        for (l, layer) in model.layers.iter().enumerate() {
+            let ((wo, wl), (bo, bl)) = (layout.w[l], layout.b[l]);
+            if layer.weight.len() != wl || layer.bias.len() != bl {
+                return Err(Error::internal(format!(
+                    "layer {l} holds {} weights and {} biases, its sizes say {wl} and {bl}",
+                    layer.weight.len(),
+                    layer.bias.len()
+                )));
+            }
+            host[wo..wo + wl].copy_from_slice(&layer.weight);
+            host[bo..bo + bl].copy_from_slice(&layer.bias);
         }
+        let params = be.upload(&host)?;
+        let (w, b) = layer_views(params, &layout)?;
         let a = sizes
             .iter()
             .map(|&s| be.alloc(batch * s))
@@ -129,6 +157,8 @@ impl Net {
         Ok(Net {
             sizes,
             act: model.activation,
+            layout,
+            params,
             w,
             b,
             a,
@@ -166,11 +196,22 @@ impl Net {
         self.a[self.a.len() - 1]
     }
 
-    /// Copies the parameters back into the model.
+    /// Copies the parameters back into the model (one read of the slab).
     fn download<B: Backend + ?Sized>(&self, be: &mut B, model: &mut Model) -> Result<()> {
+        let host = be.read(self.params)?;
         for (i, l) in model.layers.iter_mut().enumerate() {
-            l.weight = be.read(self.w[i])?;
-            l.bias = be.read(self.b[i])?;
+            let ((wo, wl), (bo, bl)) = (self.layout.w[i], self.layout.b[i]);
+            l.weight = host[wo..wo + wl].to_vec();
+            l.bias = host[bo..bo + bl].to_vec();
+        }
+        Ok(())
+    }
+
+    /// Releases the network's buffers (after `predict`/`evaluate` on a long-lived backend).
+    fn free<B: Backend + ?Sized>(self, be: &mut B) -> Result<()> {
+        be.free(self.params)?;
+        for a in self.a {
+            be.free(a)?;
         }
         Ok(())
     }
@@ -178,75 +219,74 @@ impl Net {
 
 /// The gradients and optimizer state that training adds to a `Net`.
 struct Grads {
-    /// g[l] = ∂L/∂a[l] for l ≥ 1 (g[0] is unused).
-    g: Vec<Buf>,
+    /// g[l] = ∂L/∂a[l] for l ≥ 1 (`None` for the input).
+    g: Vec<Option<Buf>>,
+    /// The gradient slab, laid out like the parameters, and its per-layer views.
+    grad: Buf,
     dw: Vec<Buf>,
     db: Vec<Buf>,
-    state_w: Vec<Vec<Buf>>,
-    state_b: Vec<Vec<Buf>>,
+    /// One slab per optimizer state (velocity; Adam's m and v), laid out like the parameters.
+    state: Vec<Buf>,
 }
 
 impl Grads {
     fn new<B: Backend + ?Sized>(be: &mut B, net: &Net, opt: Optimizer) -> Result<Grads> {
-        let mut g = vec![net.a[0]];
+        let mut g = vec![None];
         for &s in &net.sizes[1..] {
-            g.push(be.alloc(net.batch * s)?);
+            g.push(Some(be.alloc(net.batch * s)?));
         }
-        let (mut dw, mut db, mut state_w, mut state_b) = (vec![], vec![], vec![], vec![]);
-        for (&wb, &bb) in net.w.iter().zip(&net.b) {
-            dw.push(be.alloc(wb.len)?);
-            db.push(be.alloc(bb.len)?);
-            state_w.push(
-                (0..opt.state_slots())
-                    .map(|_| be.alloc(wb.len))
-                    .collect::<Result<_>>()?,
-            );
-            state_b.push(
-                (0..opt.state_slots())
-                    .map(|_| be.alloc(bb.len))
-                    .collect::<Result<_>>()?,
-            );
-        }
+        let grad = be.alloc(net.layout.len)?;
+        let (dw, db) = layer_views(grad, &net.layout)?;
+        let state = (0..opt.state_slots())
+            .map(|_| be.alloc(net.layout.len))
+            .collect::<Result<_>>()?;
         Ok(Grads {
             g,
+            grad,
             dw,
             db,
-            state_w,
-            state_b,
+            state,
         })
+    }
+
+    fn g(&self, l: usize) -> Result<Buf> {
+        self.g[l].ok_or_else(|| Error::internal("no gradient buffer for the input layer"))
     }
 }
 
-/// Backpropagation from g[last] (already holding ∂L/∂output) down to every dw, db.
+/// Backpropagation from g[last] (already holding ∂L/∂output) down to every dw, db: per layer
+/// one product for dw with db fused, and one for the gradient of the layer below with its
+/// activation's derivative fused.
 fn backward<B: Backend + ?Sized>(be: &mut B, net: &Net, gr: &Grads, m: usize) -> Result<()> {
     for l in (0..net.w.len()).rev() {
         let (k, n) = (net.sizes[l], net.sizes[l + 1]);
-        be.matmul_tn(gr.g[l + 1], net.a[l], gr.dw[l], m, n, k)?;
-        be.bias_grad(gr.g[l + 1], gr.db[l], m, n)?;
+        let dy = gr.g(l + 1)?;
+        be.matmul_tn(dy, net.a[l], gr.dw[l], Some(gr.db[l]), m, n, k)?;
         if l > 0 {
-            be.matmul_nn(gr.g[l + 1], net.w[l], gr.g[l], m, n, k)?;
-            be.act_backward(net.layer_act(l - 1), net.a[l], gr.g[l], m * k)?;
+            let act = net.layer_act(l - 1);
+            be.matmul_nn(dy, net.w[l], act, Some(net.a[l]), gr.g(l)?, m, n, k)?;
         }
     }
     Ok(())
 }
 
-/// Scales every gradient by min(1, max_norm / ‖g‖), ‖g‖ the norm of all of them together,
-/// computed on the device (one squared norm per buffer, then the factor in every kernel).
+/// Partial sums for the norm of every gradient together (`--clip`): a fixed partition, so
+/// a fixed order of additions.
+const CLIP_PARTS: usize = 64;
+
+/// The squared norm of all gradients in `CLIP_PARTS` partial sums; the optimizer step adds
+/// them up and scales the gradient by min(1, max_norm / ‖g‖) without a read-back.
 fn clip_gradients<B: Backend + ?Sized>(
     be: &mut B,
     gr: &Grads,
     parts: Buf,
     max_norm: f32,
-) -> Result<()> {
-    let grads: Vec<Buf> = gr.dw.iter().chain(&gr.db).copied().collect();
-    for (slot, g) in grads.iter().enumerate() {
-        be.sum_squares(*g, g.len, parts, slot)?;
-    }
-    for g in &grads {
-        be.clip_scale(*g, g.len, parts, grads.len(), max_norm)?;
-    }
-    Ok(())
+) -> Result<Clip> {
+    be.sum_squares(gr.grad, parts)?;
+    Ok(Clip {
+        partials: parts,
+        max_norm,
+    })
 }
 
 /// The data set's rows on the backend, with an index buffer to gather batches through.
@@ -256,6 +296,39 @@ struct Uploaded {
     idx: Buf,
     rows: usize,
     y_cols: usize,
+}
+
+impl Uploaded {
+    /// Rows start..start + count (in the index buffer's order): features into `x`, and
+    /// targets into `y` when given, in one op.
+    fn gather<B: Backend + ?Sized>(
+        &self,
+        be: &mut B,
+        start: usize,
+        count: usize,
+        x: Buf,
+        y: Option<Buf>,
+    ) -> Result<()> {
+        let cols = self.x.len.checked_div(self.rows).unwrap_or(0);
+        let gx = Gather {
+            src: self.x,
+            cols,
+            dst: x,
+        };
+        let gy = y.map(|dst| Gather {
+            src: self.y,
+            cols: self.y_cols,
+            dst,
+        });
+        be.gather(self.idx, start, count, gx, gy)
+    }
+
+    fn free<B: Backend + ?Sized>(self, be: &mut B) -> Result<()> {
+        for b in [self.x, self.y, self.idx] {
+            be.free(b)?;
+        }
+        Ok(())
+    }
 }
 
 fn upload<B: Backend + ?Sized>(be: &mut B, r: &Rows, y_cols: usize) -> Result<Uploaded> {
@@ -289,6 +362,7 @@ fn scale_buf<B: Backend + ?Sized>(be: &mut B, model: &Model) -> Result<Option<Bu
 
 /// Records the forward pass and `eval_stats` over all rows of `data`, in chunks of the net's
 /// batch size, into stats slots starting at `first_slot`. Returns the number of slots used.
+#[allow(clippy::too_many_arguments)]
 fn record_eval<B: Backend + ?Sized>(
     be: &mut B,
     net: &Net,
@@ -299,13 +373,11 @@ fn record_eval<B: Backend + ?Sized>(
     stats: Buf,
     first_slot: usize,
 ) -> Result<usize> {
-    let d = net.sizes[0];
     let n = *net.sizes.last().unwrap_or(&1);
     let mut slot = first_slot;
     for start in (0..data.rows).step_by(net.batch) {
         let m = net.batch.min(data.rows - start);
-        be.gather_rows(data.x, d, data.idx, start, m, net.a[0])?;
-        be.gather_rows(data.y, data.y_cols, data.idx, start, m, y_batch)?;
+        data.gather(be, start, m, net.a[0], Some(y_batch))?;
         net.forward(be, m)?;
         be.eval_stats(classes, net.output(), y_batch, scale, m, n, stats, slot)?;
         slot += 1;
@@ -362,7 +434,7 @@ struct Stepper {
     optimizer: Optimizer,
     weight_decay: f32,
     clip: Option<f32>,
-    /// One squared norm per gradient buffer, for `--clip`.
+    /// Partial squared norms of the gradient slab, for `--clip`.
     clip_parts: Buf,
     /// Optimizer steps taken so far (Adam's t).
     step: u64,
@@ -388,13 +460,14 @@ impl Stepper {
             optimizer: cfg.optimizer,
             weight_decay: cfg.weight_decay,
             clip: cfg.clip,
-            clip_parts: be.alloc(2 * model.layers.len())?,
+            clip_parts: be.alloc(CLIP_PARTS)?,
             step: 0,
         })
     }
 
     /// Records one step on rows start..start + m of `data` (in its index buffer's order):
     /// gather, forward, loss (its sum into stats[slot]), backward, optimizer update.
+    #[allow(clippy::too_many_arguments)]
     fn step<B: Backend + ?Sized>(
         &mut self,
         be: &mut B,
@@ -407,50 +480,36 @@ impl Stepper {
     ) -> Result<()> {
         let (net, gr) = (&self.net, &self.gr);
         let n_out = *net.sizes.last().unwrap_or(&1);
-        be.gather_rows(data.x, net.sizes[0], data.idx, start, m, net.a[0])?;
-        be.gather_rows(data.y, data.y_cols, data.idx, start, m, self.y_batch)?;
+        data.gather(be, start, m, net.a[0], Some(self.y_batch))?;
         net.forward(be, m)?;
         be.loss_grad(
             self.loss,
             net.output(),
             self.y_batch,
             self.scale,
-            gr.g[net.w.len()],
+            gr.g(net.w.len())?,
             m,
             n_out,
             stats,
             slot,
         )?;
         backward(be, net, gr, m)?;
-        if let Some(max_norm) = self.clip {
-            clip_gradients(be, gr, self.clip_parts, max_norm)?;
-        }
+        let clip = match self.clip {
+            Some(max_norm) => Some(clip_gradients(be, gr, self.clip_parts, max_norm)?),
+            None => None,
+        };
         self.step += 1;
         let hp = StepParams::new(lr, self.weight_decay, self.step);
-        for l in 0..net.w.len() {
-            be.optimizer_step(
-                self.optimizer,
-                net.w[l],
-                gr.dw[l],
-                &gr.state_w[l],
-                net.w[l].len,
-                hp,
-            )?;
-            // No weight decay on biases, as is usual.
-            let hb = StepParams {
-                weight_decay: 0.0,
-                ..hp
-            };
-            be.optimizer_step(
-                self.optimizer,
-                net.b[l],
-                gr.db[l],
-                &gr.state_b[l],
-                net.b[l].len,
-                hb,
-            )?;
-        }
-        Ok(())
+        // One update of the whole slab; no weight decay on the biases, as is usual.
+        be.optimizer_step(
+            self.optimizer,
+            net.params,
+            gr.grad,
+            &gr.state,
+            net.layout.weights_len,
+            hp,
+            clip,
+        )
     }
 }
 
@@ -684,13 +743,21 @@ pub fn predict<B: Backend + ?Sized>(
     let mut out = Vec::with_capacity(rows * n);
     for start in (0..rows).step_by(batch) {
         let m = batch.min(rows - start);
-        be.gather_rows(data, net.sizes[0], idx, start, m, net.a[0])?;
+        let x = Gather {
+            src: data,
+            cols: net.sizes[0],
+            dst: net.a[0],
+        };
+        be.gather(idx, start, m, x, None)?;
         net.forward(be, m)?;
         if model.task == Task::Classification {
             be.softmax(net.output(), m, n)?;
         }
         out.extend_from_slice(&be.read(net.output())?[..m * n]);
     }
+    be.free(data)?;
+    be.free(idx)?;
+    net.free(be)?;
     if model.task == Task::Regression {
         for row in out.chunks_exact_mut(n) {
             for (j, v) in row.iter_mut().enumerate() {
@@ -713,6 +780,11 @@ pub fn evaluate<B: Backend + ?Sized>(be: &mut B, model: &Model, data: &Rows) -> 
     let classes = model.task == Task::Classification;
     record_eval(be, &net, &up, y_batch, scale, classes, stats, 0)?;
     let s = be.read(stats)?;
+    for b in [y_batch, stats].into_iter().chain(scale) {
+        be.free(b)?;
+    }
+    up.free(be)?;
+    net.free(be)?;
     Ok(classification_metrics(
         sum_stats(&s, 0, slots, data.rows),
         model.task,

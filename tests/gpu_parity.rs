@@ -54,7 +54,7 @@ fn assert_all(lines: wgtrain::Result<Vec<CheckLine>>) {
 }
 
 #[test]
-fn gather_rows_matches_cpu_including_chunked_data_sets() {
+fn gather_of_features_and_targets_matches_cpu_including_chunked_data_sets() {
     let Some(mut g) = gpu() else { return };
     assert_all(check::gather_cases(
         &mut g,
@@ -64,6 +64,8 @@ fn gather_rows_matches_cpu_including_chunked_data_sets() {
 }
 
 #[test]
+/// Includes the fused epilogues: bias + activation (nt), the activation backward (nn), the
+/// bias gradient (tn, in its own buffer and as a view of one gradient slab).
 fn matmuls_match_cpu_on_ragged_shapes_with_both_tile_sizes() {
     let Some(mut g) = gpu() else { return };
     assert_all(check::matmul_tile_cases(
@@ -74,7 +76,7 @@ fn matmuls_match_cpu_on_ragged_shapes_with_both_tile_sizes() {
 }
 
 #[test]
-fn act_backward_bias_grad_softmax_match_cpu() {
+fn softmax_matches_cpu() {
     let Some(mut g) = gpu() else { return };
     assert_all(check::elementwise_cases(
         &mut g,
@@ -91,6 +93,12 @@ fn losses_and_eval_stats_match_cpu() {
         &mut CpuBackend::new(),
         &mut Rng::new(14),
     ));
+}
+
+#[test]
+fn both_backends_refuse_misuse_and_bad_indices_alike() {
+    let Some(mut g) = gpu() else { return };
+    assert_all(check::refusal_cases(&mut g, &mut CpuBackend::new()));
 }
 
 #[test]
@@ -128,7 +136,7 @@ fn chunked_buffers_gather_and_other_ops_refuse() {
     // 1000 bytes per binding: a 300x17 data set takes 21 chunks and rows straddle them.
     let mut g = GpuBackend::with_max_binding(a, 1000).expect("backend");
     let mut rng = Rng::new(17);
-    assert_all(check::gather_rows_chunked(&mut g, &mut rng, (300, 17, 14), 1000).map(|l| vec![l]));
+    assert_all(check::gather_chunked(&mut g, &mut rng, (300, 17, 14), 1000).map(|l| vec![l]));
     let data: Vec<f32> = (0..1000).map(|i| i as f32 * 0.25 - 3.0).collect();
     let big = g.upload(&data).expect("upload");
     let err = g
@@ -182,8 +190,12 @@ fn mnist_sized_data_set_gathers_across_the_real_binding_limit() {
     let ib = g.upload_u32(&idx).expect("upload idx");
     let dst = g.alloc(count * cols).expect("alloc");
     g.write(dst, &vec![f32::NAN; count * cols]).expect("poison");
-    g.gather_rows(data, cols, ib, 0, count, dst)
-        .expect("gather");
+    let x = wgtrain::backend::Gather {
+        src: data,
+        cols,
+        dst,
+    };
+    g.gather(ib, 0, count, x, None).expect("gather");
     let got = g.read(dst).expect("read");
     for (r, &i) in idx.iter().enumerate() {
         let want = &src[i as usize * cols..(i as usize + 1) * cols];

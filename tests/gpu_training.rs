@@ -414,3 +414,40 @@ fn windows_early_stopping_and_schedules_match_through_the_cli() {
         }
     }
 }
+
+/// The fused step: one gather, a product per layer forward, the loss, two products per layer
+/// backward (one for the first), one optimizer update: 3L + 2 dispatches for L layers (14 at
+/// the lecture's 4 layers), one more with --clip. Counted by both backends alike.
+#[test]
+fn a_step_records_3l_plus_2_dispatches() {
+    use wgtrain::backend::Backend;
+    use wgtrain::train::Trainer;
+    let data = problem(Task::Regression, 64, 4);
+    for hidden in [&[][..], &[9][..], &[33, 17, 5][..]] {
+        let layers = hidden.len() + 1;
+        for clip in [None, Some(1.0)] {
+            let mut c = cfg(Optimizer::Adam, 0.01, 16, 1);
+            c.clip = clip;
+            let m = model(Task::Regression, Loss::Mse, Activation::Relu, hidden);
+            let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new())];
+            if let Some(g) = gpu() {
+                backends.push(Box::new(g));
+            }
+            for be in backends.iter_mut() {
+                let be = be.as_mut();
+                let mut tr = Trainer::new(be, &m, &data, &c).expect("trainer");
+                tr.step(be).expect("warm-up step");
+                let before = be.dispatches();
+                tr.step(be).expect("step");
+                let per_step = be.dispatches() - before;
+                let want = 3 * layers as u64 + 2 + clip.is_some() as u64;
+                println!(
+                    "{}: {layers} layers, clip {clip:?}: {per_step}",
+                    be.describe()
+                );
+                assert_eq!(per_step, want, "{} with {layers} layers", be.describe());
+                assert!(tr.batch_loss(be).expect("loss").is_finite());
+            }
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //! (strides express the transposed layouts, so no copies); `*_naive` keeps the textbook loops
 //! as the reference that the fast path is tested against.
 
-use super::{Backend, Buf, STATS_WIDTH, StepParams};
+use super::{Backend, Buf, Clip, DType, Fault, Gather, STATS_WIDTH, StepParams};
 use crate::error::{Error, Result};
 use crate::spec::{ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Activation, Loss, MOMENTUM, Optimizer};
 
@@ -477,10 +477,19 @@ pub fn optimizer_step<F: Real>(
 
 // ---- the backend -------------------------------------------------------------------------
 
-/// The CPU backend: buffers are plain vectors in an arena; every op runs at once.
+/// True when `t` names a class of 0..n, the test `class_of` asserts.
+fn is_class(t: f32, n: usize) -> bool {
+    t >= 0.0 && (t as usize) < n
+}
+
+/// The CPU backend: buffers are plain vectors in an arena; every op runs at once. The
+/// `*_impl` methods run after the trait's checks, so views lie inside live buffers and no
+/// output shares its backing buffer with another operand.
 #[derive(Default)]
 pub struct CpuBackend {
-    bufs: Vec<Vec<f32>>,
+    /// Indexed by `Buf::id`; `None` once freed (ids are never reused).
+    bufs: Vec<Option<(Vec<f32>, DType)>>,
+    ops: u64,
 }
 
 impl CpuBackend {
@@ -488,23 +497,48 @@ impl CpuBackend {
         Self::default()
     }
     fn get(&self, b: Buf) -> &[f32] {
-        &self.bufs[b.id as usize]
+        match &self.bufs[b.id as usize] {
+            Some((v, _)) => &v[b.offset..b.end()],
+            None => &[],
+        }
     }
-    /// Runs `f` with the output buffer taken out of the arena, so inputs can be borrowed.
+    fn take(&mut self, b: Buf) -> Vec<f32> {
+        match &mut self.bufs[b.id as usize] {
+            Some((v, _)) => std::mem::take(v),
+            None => Vec::new(),
+        }
+    }
+    fn put(&mut self, b: Buf, v: Vec<f32>) {
+        if let Some((slot, _)) = &mut self.bufs[b.id as usize] {
+            *slot = v;
+        }
+    }
+    /// Runs `f` with the output view taken out of the arena, so inputs can be borrowed.
     fn with_out<R>(&mut self, out: Buf, f: impl FnOnce(&Self, &mut [f32]) -> R) -> R {
-        let mut o = std::mem::take(&mut self.bufs[out.id as usize]);
-        let r = f(self, &mut o);
-        self.bufs[out.id as usize] = o;
+        self.ops += 1;
+        let mut o = self.take(out);
+        let r = f(self, &mut o[out.offset..out.end()]);
+        self.put(out, o);
         r
     }
-    fn check(&self, b: Buf, need: usize, what: &str) -> Result<()> {
-        if b.id as usize >= self.bufs.len() || self.bufs[b.id as usize].len() < need {
-            return Err(Error::internal(format!(
-                "cpu backend: {what} buffer holds {} of {need} elements",
-                b.len
-            )));
+    fn push(&mut self, v: Vec<f32>, dtype: DType) -> Result<Buf> {
+        let id = u32::try_from(self.bufs.len())
+            .map_err(|_| Error::internal("cpu backend: too many buffers"))?;
+        let len = v.len();
+        self.bufs.push(Some((v, dtype)));
+        Ok(Buf {
+            id,
+            offset: 0,
+            len,
+            dtype,
+        })
+    }
+    fn classes_ok(&self, target: Buf, m: usize, n: usize) -> Result<()> {
+        if self.get(target)[..m].iter().all(|&t| is_class(t, n)) {
+            Ok(())
+        } else {
+            Err(Fault::error(Fault::ClassIndex.bit()))
         }
-        Ok(())
     }
 }
 
@@ -519,79 +553,72 @@ impl Backend for CpuBackend {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         )
     }
+    fn dispatches(&self) -> u64 {
+        self.ops
+    }
     fn alloc(&mut self, len: usize) -> Result<Buf> {
-        self.bufs.push(vec![0.0; len]);
-        Ok(Buf {
-            id: (self.bufs.len() - 1) as u32,
-            len,
-        })
+        self.push(vec![0.0; len], DType::F32)
     }
     fn upload(&mut self, data: &[f32]) -> Result<Buf> {
-        self.bufs.push(data.to_vec());
-        Ok(Buf {
-            id: (self.bufs.len() - 1) as u32,
-            len: data.len(),
-        })
+        self.push(data.to_vec(), DType::F32)
     }
     fn upload_u32(&mut self, data: &[u32]) -> Result<Buf> {
-        // Indices are kept bit-cast in the f32 arena; only gather_rows reads them.
-        self.bufs
-            .push(data.iter().map(|&u| f32::from_bits(u)).collect());
-        Ok(Buf {
-            id: (self.bufs.len() - 1) as u32,
-            len: data.len(),
-        })
+        // Indices are kept bit-cast in the f32 arena.
+        self.push(
+            data.iter().map(|&u| f32::from_bits(u)).collect(),
+            DType::U32,
+        )
     }
-    fn write(&mut self, buf: Buf, data: &[f32]) -> Result<()> {
-        self.check(buf, data.len(), "write")?;
-        self.bufs[buf.id as usize][..data.len()].copy_from_slice(data);
-        Ok(())
-    }
-    fn write_u32(&mut self, buf: Buf, data: &[u32]) -> Result<()> {
-        self.check(buf, data.len(), "write")?;
-        for (d, &u) in self.bufs[buf.id as usize].iter_mut().zip(data) {
-            *d = f32::from_bits(u);
+    fn backing(&self, id: u32) -> Option<(usize, DType)> {
+        match self.bufs.get(id as usize) {
+            Some(Some((v, t))) => Some((v.len(), *t)),
+            _ => None,
         }
-        Ok(())
-    }
-    fn read(&mut self, buf: Buf) -> Result<Vec<f32>> {
-        Ok(self.get(buf).to_vec())
     }
     fn flush(&mut self) -> Result<()> {
         Ok(())
     }
+    fn free_impl(&mut self, buf: Buf) -> Result<()> {
+        self.bufs[buf.id as usize] = None;
+        Ok(())
+    }
+    fn write_impl(&mut self, buf: Buf, data: &[u32]) -> Result<()> {
+        let mut v = self.take(buf);
+        for (d, &u) in v[buf.offset..buf.end()].iter_mut().zip(data) {
+            *d = f32::from_bits(u);
+        }
+        self.put(buf, v);
+        Ok(())
+    }
+    fn read_impl(&mut self, buf: Buf) -> Result<Vec<f32>> {
+        Ok(self.get(buf).to_vec())
+    }
 
-    fn gather_rows(
+    fn gather_impl(
         &mut self,
-        src: Buf,
-        cols: usize,
         idx: Buf,
         start: usize,
         count: usize,
-        dst: Buf,
+        x: Gather,
+        y: Option<Gather>,
     ) -> Result<()> {
-        self.check(idx, start + count, "gather index")?;
-        self.check(dst, count * cols, "gather destination")?;
-        let rows = self.get(src).len() / cols.max(1);
-        if let Some(&bad) = self.get(idx)[start..start + count]
-            .iter()
-            .find(|&&i| idx_of(i) >= rows)
-        {
-            return Err(Error::internal(format!(
-                "gather_rows: row {} out of range 0..{rows}",
-                idx_of(bad)
-            )));
-        }
-        self.with_out(dst, |s, d| {
-            let (src, idx) = (s.get(src), &s.get(idx)[start..start + count]);
-            for (r, &i) in idx.iter().enumerate() {
-                let i = idx_of(i);
-                d[r * cols..(r + 1) * cols].copy_from_slice(&src[i * cols..(i + 1) * cols]);
+        let positions = &self.get(idx)[start..start + count];
+        for g in std::iter::once(&x).chain(y.as_ref()) {
+            let rows = g.src.len / g.cols;
+            if positions.iter().any(|&i| idx_of(i) >= rows) {
+                return Err(Fault::error(Fault::RowIndex.bit()));
             }
-        });
+        }
+        for g in std::iter::once(x).chain(y) {
+            self.with_out(g.dst, |s, d| {
+                let (src, idx) = (s.get(g.src), &s.get(idx)[start..start + count]);
+                gather_rows(src, g.cols, idx.iter().map(|&i| idx_of(i)), d);
+            });
+        }
+        self.ops -= y.is_some() as u64; // one op, however many sources
         Ok(())
     }
-    fn matmul_nt(
+    fn matmul_nt_impl(
         &mut self,
         x: Buf,
         w: Buf,
@@ -602,35 +629,52 @@ impl Backend for CpuBackend {
         n: usize,
         k: usize,
     ) -> Result<()> {
-        self.check(y, m * n, "matmul_nt output")?;
         self.with_out(y, |s, y| {
             matmul_nt(s.get(x), s.get(w), b.map(|b| s.get(b)), act, y, m, n, k)
         });
         Ok(())
     }
-    fn matmul_nn(&mut self, dy: Buf, w: Buf, dx: Buf, m: usize, n: usize, k: usize) -> Result<()> {
-        self.check(dx, m * k, "matmul_nn output")?;
-        self.with_out(dx, |s, dx| matmul_nn(s.get(dy), s.get(w), dx, m, n, k));
+    fn matmul_nn_impl(
+        &mut self,
+        dy: Buf,
+        w: Buf,
+        act: Activation,
+        y: Option<Buf>,
+        dx: Buf,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<()> {
+        self.with_out(dx, |s, dx| {
+            matmul_nn(s.get(dy), s.get(w), dx, m, n, k);
+            if let Some(y) = y.filter(|_| act != Activation::Identity) {
+                act_backward(act, &s.get(y)[..m * k], &mut dx[..m * k]);
+            }
+        });
         Ok(())
     }
-    fn matmul_tn(&mut self, dy: Buf, x: Buf, dw: Buf, m: usize, n: usize, k: usize) -> Result<()> {
-        self.check(dw, n * k, "matmul_tn output")?;
+    fn matmul_tn_impl(
+        &mut self,
+        dy: Buf,
+        x: Buf,
+        dw: Buf,
+        db: Option<Buf>,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<()> {
         self.with_out(dw, |s, dw| matmul_tn(s.get(dy), s.get(x), dw, m, n, k));
+        if let Some(db) = db {
+            self.with_out(db, |s, db| bias_grad(s.get(dy), db, m, n));
+            self.ops -= 1; // fused into the product: one op
+        }
         Ok(())
     }
-    fn act_backward(&mut self, act: Activation, y: Buf, g: Buf, len: usize) -> Result<()> {
-        self.with_out(g, |s, g| act_backward(act, &s.get(y)[..len], &mut g[..len]));
+    fn softmax_impl(&mut self, x: Buf, m: usize, n: usize) -> Result<()> {
+        self.with_out(x, |_, x| softmax(x, m, n));
         Ok(())
     }
-    fn bias_grad(&mut self, dz: Buf, db: Buf, m: usize, n: usize) -> Result<()> {
-        self.with_out(db, |s, db| bias_grad(s.get(dz), db, m, n));
-        Ok(())
-    }
-    fn softmax(&mut self, x: Buf, m: usize, n: usize) -> Result<()> {
-        softmax(&mut self.bufs[x.id as usize], m, n);
-        Ok(())
-    }
-    fn loss_grad(
+    fn loss_grad_impl(
         &mut self,
         loss: Loss,
         out: Buf,
@@ -642,7 +686,9 @@ impl Backend for CpuBackend {
         stats: Buf,
         slot: usize,
     ) -> Result<()> {
-        self.check(stats, slot + 1, "stats")?;
+        if loss.task() == crate::spec::Task::Classification {
+            self.classes_ok(target, m, n)?;
+        }
         let sum = self.with_out(grad, |s, g| {
             loss_grad(
                 loss,
@@ -654,10 +700,11 @@ impl Backend for CpuBackend {
                 n,
             )
         });
-        self.bufs[stats.id as usize][slot] = sum;
+        self.with_out(stats, |_, st| st[slot] = sum);
+        self.ops -= 1;
         Ok(())
     }
-    fn eval_stats(
+    fn eval_stats_impl(
         &mut self,
         classes: bool,
         out: Buf,
@@ -668,69 +715,107 @@ impl Backend for CpuBackend {
         stats: Buf,
         slot: usize,
     ) -> Result<()> {
-        self.check(stats, (slot + 1) * STATS_WIDTH, "stats")?;
-        let acc = eval_stats(
-            classes,
-            self.get(out),
-            self.get(target),
-            scale.map(|b| self.get(b)),
-            m,
-            n,
-        );
-        self.bufs[stats.id as usize][slot * STATS_WIDTH..(slot + 1) * STATS_WIDTH]
-            .copy_from_slice(&acc);
-        Ok(())
-    }
-    fn sum_squares(&mut self, x: Buf, len: usize, out: Buf, slot: usize) -> Result<()> {
-        self.check(out, slot + 1, "sum_squares output")?;
-        let v = sum_squares(&self.get(x)[..len]);
-        self.bufs[out.id as usize][slot] = v;
-        Ok(())
-    }
-    fn clip_scale(
-        &mut self,
-        x: Buf,
-        len: usize,
-        partials: Buf,
-        count: usize,
-        max_norm: f32,
-    ) -> Result<()> {
-        self.check(partials, count, "clip partials")?;
-        self.with_out(x, |s, x| {
-            clip_scale(&mut x[..len], &s.get(partials)[..count], max_norm)
+        if classes {
+            self.classes_ok(target, m, n)?;
+        }
+        self.with_out(stats, |s, st| {
+            let acc = eval_stats(
+                classes,
+                s.get(out),
+                s.get(target),
+                scale.map(|b| s.get(b)),
+                m,
+                n,
+            );
+            st[slot * STATS_WIDTH..(slot + 1) * STATS_WIDTH].copy_from_slice(&acc);
         });
         Ok(())
     }
-    fn optimizer_step(
+    fn sum_squares_impl(&mut self, x: Buf, partials: Buf) -> Result<()> {
+        self.with_out(partials, |s, parts| sum_squares_blocks(s.get(x), parts));
+        Ok(())
+    }
+    fn optimizer_step_impl(
         &mut self,
         opt: Optimizer,
         param: Buf,
         grad: Buf,
         state: &[Buf],
-        len: usize,
-        p: StepParams,
+        decay_len: usize,
+        hp: StepParams,
+        clip: Option<Clip>,
     ) -> Result<()> {
-        if state.len() != opt.state_slots() {
-            return Err(Error::internal(format!(
-                "{} needs {} state buffers, got {}",
-                opt.as_str(),
-                opt.state_slots(),
-                state.len()
-            )));
-        }
-        let mut taken: Vec<Vec<f32>> = state
-            .iter()
-            .map(|b| std::mem::take(&mut self.bufs[b.id as usize]))
-            .collect();
+        let mut taken: Vec<Vec<f32>> = state.iter().map(|&b| self.take(b)).collect();
         self.with_out(param, |s, pv| {
-            let mut views: Vec<&mut [f32]> = taken.iter_mut().map(|v| &mut v[..len]).collect();
-            optimizer_step(opt, &mut pv[..len], &s.get(grad)[..len], &mut views, p)
+            let factor = clip.map(|c| clip_factor(s.get(c.partials), c.max_norm));
+            let scaled: Vec<f32>;
+            let g = match factor {
+                Some(f) => {
+                    scaled = s.get(grad).iter().map(|&v| v * f).collect();
+                    &scaled[..]
+                }
+                None => s.get(grad),
+            };
+            let mut views: Vec<&mut [f32]> = taken
+                .iter_mut()
+                .zip(state)
+                .map(|(v, b)| &mut v[b.offset..b.end()])
+                .collect();
+            optimizer_step_slab(opt, pv, g, &mut views, decay_len, hp);
         });
-        for (b, v) in state.iter().zip(taken) {
-            self.bufs[b.id as usize] = v;
+        for (&b, v) in state.iter().zip(taken) {
+            self.put(b, v);
         }
         Ok(())
     }
+}
+
+/// dst[r, :] = src[i_r, :] for the row indices i_r (already checked against src's rows).
+pub fn gather_rows<F: Real>(
+    src: &[F],
+    cols: usize,
+    idx: impl Iterator<Item = usize>,
+    dst: &mut [F],
+) {
+    for (r, i) in idx.enumerate() {
+        dst[r * cols..(r + 1) * cols].copy_from_slice(&src[i * cols..(i + 1) * cols]);
+    }
+}
+
+/// parts[p] = Σ x² over block p of ⌈len / P⌉ elements (P = parts.len()), in index order.
+pub fn sum_squares_blocks<F: Real>(x: &[F], parts: &mut [F]) {
+    let block = x.len().div_ceil(parts.len().max(1)).max(1);
+    for (p, out) in parts.iter_mut().enumerate() {
+        let lo = (p * block).min(x.len());
+        let hi = (lo + block).min(x.len());
+        *out = sum_squares(&x[lo..hi]);
+    }
+}
+
+/// One update of a whole slab: weight decay on 0..decay_len, none on the rest (the biases).
+pub fn optimizer_step_slab<F: Real>(
+    opt: Optimizer,
+    p: &mut [F],
+    g: &[F],
+    state: &mut [&mut [F]],
+    decay_len: usize,
+    hp: StepParams,
+) {
+    let (p_lo, p_hi) = p.split_at_mut(decay_len);
+    let (g_lo, g_hi) = g.split_at(decay_len);
+    let mut lo: Vec<&mut [F]> = Vec::new();
+    let mut hi: Vec<&mut [F]> = Vec::new();
+    for s in state.iter_mut() {
+        let (a, b) = s.split_at_mut(decay_len);
+        lo.push(a);
+        hi.push(b);
+    }
+    optimizer_step(opt, p_lo, g_lo, &mut lo, hp);
+    let no_decay = StepParams {
+        weight_decay: 0.0,
+        ..hp
+    };
+    optimizer_step(opt, p_hi, g_hi, &mut hi, no_decay);
 }
 
 #[cfg(test)]
@@ -815,10 +900,11 @@ mod tests {
         let src = b.upload(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
         let idx = b.upload_u32(&[9, 2, 0]).unwrap();
         let dst = b.alloc(4).unwrap();
-        b.gather_rows(src, 2, idx, 1, 2, dst).unwrap();
+        let x = Gather { src, cols: 2, dst };
+        b.gather(idx, 1, 2, x, None).unwrap();
         assert_eq!(b.read(dst).unwrap(), vec![5.0, 6.0, 1.0, 2.0]);
         assert!(
-            b.gather_rows(src, 2, idx, 0, 2, dst).is_err(),
+            b.gather(idx, 0, 2, x, None).is_err(),
             "row 9 is out of range"
         );
     }

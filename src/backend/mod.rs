@@ -2,13 +2,21 @@
 //! the GPU (`gpu/`, kernels in `shaders/*.wgsl` with entry points of the same names).
 //!
 //! Buffers live inside the backend and are named by `Buf` handles, so the training loop is
-//! written once and never touches device memory. All matrices are row-major. Every op only
-//! *records* work on the GPU; `read` (or `flush`) is where the host waits.
+//! written once and never touches device memory. A `Buf` is a view (offset + length) into a
+//! backing buffer; parameters, gradients and each optimizer state are one backing buffer each
+//! (a slab, see `ParamLayout`) and the layers are views into them. All matrices are row-major.
+//! Every op only *records* work on the GPU; `read` (or `flush`) is where the host waits.
+//!
+//! Each op is a provided method that checks shapes, ranges, element types and aliasing once,
+//! then calls the backend's `*_impl`: both backends refuse the same misuse with the same error.
+//! Checks that depend on buffer *contents* (a row index past the data set, a class index past
+//! the outputs) cannot run on the host without a read-back: the CPU returns them at once, the
+//! GPU raises a fault flag that the next `read` returns, with the same message (`Fault`).
 
 pub mod cpu;
 pub mod gpu;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::spec::{Activation, Loss, Optimizer};
 
 /// The backend `--device` asks for: `Cpu`, a GPU adapter (`--adapter` picks one by index or
@@ -25,11 +33,83 @@ pub fn open(choice: gpu::DeviceChoice, adapter: Option<&str>) -> Result<Box<dyn 
     }
 }
 
-/// A handle to a backend buffer of `len` 32-bit elements (f32, or u32 for index buffers).
+/// What the 32-bit elements of a buffer hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    /// Row indices (`gather`).
+    U32,
+}
+
+/// A view of `len` elements starting at element `offset` of the backing buffer `id`.
+/// `alloc`/`upload` return whole buffers (offset 0); `view` cuts parts out of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Buf {
     pub id: u32,
+    pub offset: usize,
     pub len: usize,
+    pub dtype: DType,
+}
+
+impl Buf {
+    /// Elements offset..offset + len of this view, as a view of the same backing buffer.
+    pub fn view(self, offset: usize, len: usize) -> Result<Buf> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => Ok(Buf {
+                offset: self.offset + offset,
+                len,
+                ..self
+            }),
+            _ => Err(Error::internal(format!(
+                "view {offset}..{offset}+{len} of a buffer of {} elements",
+                self.len
+            ))),
+        }
+    }
+    pub fn end(self) -> usize {
+        self.offset + self.len
+    }
+    fn overlaps(self, o: Buf) -> bool {
+        self.id == o.id && self.offset < o.end() && o.offset < self.end()
+    }
+}
+
+/// Where a network's parameters lie in its flat slab: every weight matrix in layer order
+/// (layer l's `[out, in]`, row-major), then every bias in layer order. Gradients and each
+/// optimizer state use the same layout. Weight decay applies to the first `weights_len`
+/// elements (the weights) and never to the biases.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamLayout {
+    /// (offset, len) of layer l's weights.
+    pub w: Vec<(usize, usize)>,
+    /// (offset, len) of layer l's biases.
+    pub b: Vec<(usize, usize)>,
+    pub weights_len: usize,
+    pub len: usize,
+}
+
+impl ParamLayout {
+    /// The layout for layer sizes [in, hidden…, out].
+    pub fn new(sizes: &[usize]) -> ParamLayout {
+        let mut w = Vec::new();
+        let mut at = 0;
+        for s in sizes.windows(2) {
+            w.push((at, s[0] * s[1]));
+            at += s[0] * s[1];
+        }
+        let weights_len = at;
+        let mut b = Vec::new();
+        for &s in sizes.iter().skip(1) {
+            b.push((at, s));
+            at += s;
+        }
+        ParamLayout {
+            w,
+            b,
+            weights_len,
+            len: at,
+        }
+    }
 }
 
 /// Hyper-parameters of one optimizer update. The host computes the Adam bias corrections
@@ -58,37 +138,217 @@ impl StepParams {
     }
 }
 
+/// Gradient clipping inside the optimizer step: the gradient is scaled by
+/// min(1, max_norm / (‖g‖ + 1e-6)) with ‖g‖² = Σ partials (written by `sum_squares`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Clip {
+    pub partials: Buf,
+    pub max_norm: f32,
+}
+
+/// One source of a `gather`: dst[r, :] = src[idx[start + r], :], src [_, cols], dst [count, cols].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gather {
+    pub src: Buf,
+    pub cols: usize,
+    pub dst: Buf,
+}
+
+/// Content checks a kernel makes as it runs (the GPU reports them at the next `read`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// A gather index past the rows of its source.
+    RowIndex = 1,
+    /// A class target that is not an integer in 0..outputs.
+    ClassIndex = 2,
+}
+
+impl Fault {
+    /// The bit the GPU kernels set in the fault word (generated into the WGSL prelude).
+    pub fn bit(self) -> u32 {
+        self as u32
+    }
+    /// The error both backends return; `bits` may hold several faults.
+    pub fn error(bits: u32) -> Error {
+        let mut what = Vec::new();
+        if bits & Fault::RowIndex.bit() != 0 {
+            what.push("a gather row index is past the end of its data");
+        }
+        if bits & Fault::ClassIndex.bit() != 0 {
+            what.push("a class target is not an integer in 0..outputs");
+        }
+        Error::internal(format!("backend fault: {}", what.join("; ")))
+    }
+}
+
 /// Number of f32 slots `eval_stats` writes per call.
 pub const STATS_WIDTH: usize = 4;
+
+fn bad(msg: String) -> Error {
+    Error::internal(msg)
+}
+
+fn need(b: Buf, n: usize, what: &str) -> Result<()> {
+    if b.dtype != DType::F32 {
+        return Err(bad(format!(
+            "{what}: expected f32 elements, got {:?}",
+            b.dtype
+        )));
+    }
+    if b.len < n {
+        return Err(bad(format!(
+            "{what} holds {} elements, the op needs {n}",
+            b.len
+        )));
+    }
+    Ok(())
+}
+
+fn mul(a: usize, b: usize, what: &str) -> Result<usize> {
+    a.checked_mul(b)
+        .ok_or_else(|| bad(format!("{what}: {a}·{b} elements overflow")))
+}
+
+/// No output may share its backing buffer with another operand: the GPU binds whole backing
+/// buffers, and a buffer written and read in one dispatch is a race (and a wgpu error).
+fn separate(outputs: &[Buf], inputs: &[Buf]) -> Result<()> {
+    for (i, o) in outputs.iter().enumerate() {
+        for x in inputs.iter().chain(&outputs[i + 1..]) {
+            if o.id == x.id {
+                return Err(bad(format!(
+                    "an op's output (elements {}..+{}) shares its backing buffer with another \
+                     operand (elements {}..+{})",
+                    o.offset, o.len, x.offset, x.len
+                )));
+            }
+        }
+    }
+    Ok(())
+}
 
 pub trait Backend {
     /// A one-line description for logs, e.g. "cpu (matrixmultiply sgemm)" or the adapter name.
     fn describe(&self) -> String;
 
+    /// Kernels dispatched (GPU) or ops run (CPU) so far: `bench` reports them per step.
+    fn dispatches(&self) -> u64;
+
     // ---- memory -------------------------------------------------------------------------
-    /// A new buffer of `len` elements, zero-filled.
+    /// A new f32 buffer of `len` elements, zero-filled.
     fn alloc(&mut self, len: usize) -> Result<Buf>;
     fn upload(&mut self, data: &[f32]) -> Result<Buf>;
     fn upload_u32(&mut self, data: &[u32]) -> Result<Buf>;
-    /// Overwrite the whole buffer (`data.len() == buf.len`), ordered after earlier ops.
-    fn write(&mut self, buf: Buf, data: &[f32]) -> Result<()>;
-    fn write_u32(&mut self, buf: Buf, data: &[u32]) -> Result<()>;
-    /// Wait for every recorded op, then copy the buffer to the host.
-    fn read(&mut self, buf: Buf) -> Result<Vec<f32>>;
+    /// (elements, type) of backing buffer `id`; `None` when it never existed or was freed.
+    fn backing(&self, id: u32) -> Option<(usize, DType)>;
     /// Submit recorded work without waiting (GPU); nothing on the CPU.
     fn flush(&mut self) -> Result<()>;
 
+    fn free_impl(&mut self, buf: Buf) -> Result<()>;
+    fn write_impl(&mut self, buf: Buf, data: &[u32]) -> Result<()>;
+    fn read_impl(&mut self, buf: Buf) -> Result<Vec<f32>>;
+
+    /// Checks that `b` names a live backing buffer of its type and lies inside it.
+    fn check_buf(&self, b: Buf, what: &str) -> Result<()> {
+        match self.backing(b.id) {
+            Some((len, dtype))
+                if dtype == b.dtype && b.offset.checked_add(b.len).is_some_and(|e| e <= len) =>
+            {
+                Ok(())
+            }
+            Some((len, dtype)) => Err(bad(format!(
+                "{what}: a {:?} view of elements {}..{}+{} does not fit its backing buffer \
+                 ({len} {dtype:?} elements)",
+                b.dtype, b.offset, b.offset, b.len
+            ))),
+            None => Err(bad(format!("{what}: unknown or freed buffer"))),
+        }
+    }
+
+    /// Releases a whole buffer (not a view); its views become invalid.
+    fn free(&mut self, buf: Buf) -> Result<()> {
+        self.check_buf(buf, "free")?;
+        if self.backing(buf.id).map(|(l, _)| l) != Some(buf.len) || buf.offset != 0 {
+            return Err(bad(format!(
+                "free of a view {buf:?}: free the whole buffer"
+            )));
+        }
+        self.free_impl(buf)
+    }
+    /// Overwrite the view (`data.len() == buf.len`), ordered after earlier ops.
+    fn write(&mut self, buf: Buf, data: &[f32]) -> Result<()> {
+        self.check_buf(buf, "write")?;
+        need(buf, 0, "write")?;
+        if data.len() != buf.len {
+            return Err(bad(format!(
+                "write of {} elements to a view of {}",
+                data.len(),
+                buf.len
+            )));
+        }
+        self.write_impl(buf, bytemuck::cast_slice(data))
+    }
+    fn write_u32(&mut self, buf: Buf, data: &[u32]) -> Result<()> {
+        self.check_buf(buf, "write")?;
+        if buf.dtype != DType::U32 || data.len() != buf.len {
+            return Err(bad(format!(
+                "write of {} u32 elements to {buf:?}",
+                data.len()
+            )));
+        }
+        self.write_impl(buf, data)
+    }
+    /// Wait for every recorded op, then copy the view to the host.
+    fn read(&mut self, buf: Buf) -> Result<Vec<f32>> {
+        self.check_buf(buf, "read")?;
+        self.read_impl(buf)
+    }
+    fn read_u32(&mut self, buf: Buf) -> Result<Vec<u32>> {
+        self.check_buf(buf, "read")?;
+        Ok(self.read_impl(buf)?.into_iter().map(f32::to_bits).collect())
+    }
+
     // ---- forward ------------------------------------------------------------------------
-    /// dst[r, :] = src[idx[start + r], :] for r in 0..count; src is [_, cols], dst [count, cols].
-    /// How a batch is taken from the data set uploaded once, through a shuffled index buffer.
-    fn gather_rows(
+    /// For `x` and, optionally, `y`: dst[r, :] = src[idx[start + r], :] for r in 0..count.
+    /// How a batch (features and targets together) is taken from the data set uploaded once,
+    /// through a shuffled index buffer. An index past src's rows is a `Fault::RowIndex`.
+    fn gather(
         &mut self,
-        src: Buf,
-        cols: usize,
         idx: Buf,
         start: usize,
         count: usize,
-        dst: Buf,
+        x: Gather,
+        y: Option<Gather>,
+    ) -> Result<()> {
+        self.check_buf(idx, "gather index")?;
+        if idx.dtype != DType::U32 || start.checked_add(count).is_none_or(|e| e > idx.len) {
+            return Err(bad(format!(
+                "gather: positions {start}..+{count} of index {idx:?}"
+            )));
+        }
+        for g in std::iter::once(&x).chain(y.as_ref()) {
+            self.check_buf(g.src, "gather source")?;
+            self.check_buf(g.dst, "gather destination")?;
+            need(g.src, 0, "gather source")?;
+            need(g.dst, mul(count, g.cols, "gather")?, "gather destination")?;
+            if g.cols == 0 || g.src.len % g.cols != 0 {
+                return Err(bad(format!(
+                    "gather: {} elements are not rows of {}",
+                    g.src.len, g.cols
+                )));
+            }
+        }
+        let dsts: Vec<Buf> = std::iter::once(x.dst).chain(y.map(|g| g.dst)).collect();
+        let srcs: Vec<Buf> = [idx, x.src].into_iter().chain(y.map(|g| g.src)).collect();
+        separate(&dsts, &srcs)?;
+        self.gather_impl(idx, start, count, x, y)
+    }
+    fn gather_impl(
+        &mut self,
+        idx: Buf,
+        start: usize,
+        count: usize,
+        x: Gather,
+        y: Option<Gather>,
     ) -> Result<()>;
 
     /// y[m, n] = act(x[m, k] · w[n, k]ᵀ + b[n]) — the forward product of a linear layer
@@ -104,34 +364,189 @@ pub trait Backend {
         m: usize,
         n: usize,
         k: usize,
+    ) -> Result<()> {
+        for (v, len, what) in [
+            (x, mul(m, k, "x")?, "matmul_nt x"),
+            (w, mul(n, k, "w")?, "matmul_nt w"),
+            (y, mul(m, n, "y")?, "matmul_nt y"),
+        ] {
+            self.check_buf(v, what)?;
+            need(v, len, what)?;
+        }
+        if let Some(b) = b {
+            self.check_buf(b, "matmul_nt bias")?;
+            need(b, n, "matmul_nt bias")?;
+        }
+        let ins: Vec<Buf> = [x, w].into_iter().chain(b).collect();
+        separate(&[y], &ins)?;
+        self.matmul_nt_impl(x, w, b, act, y, m, n, k)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_nt_impl(
+        &mut self,
+        x: Buf,
+        w: Buf,
+        b: Option<Buf>,
+        act: Activation,
+        y: Buf,
+        m: usize,
+        n: usize,
+        k: usize,
     ) -> Result<()>;
 
-    /// dx[m, k] = dy[m, n] · w[n, k] — the gradient flowing back to a layer's input.
-    fn matmul_nn(&mut self, dy: Buf, w: Buf, dx: Buf, m: usize, n: usize, k: usize) -> Result<()>;
+    /// dx[m, k] = (dy[m, n] · w[n, k]) ⊙ act'(y[m, k]) — the gradient flowing back to a
+    /// layer's input, through the previous layer's activation, written through that
+    /// activation's output `y` (relu: y > 0; sigmoid: y·(1 − y)). `y` may be `None` only for
+    /// the identity.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_nn(
+        &mut self,
+        dy: Buf,
+        w: Buf,
+        act: Activation,
+        y: Option<Buf>,
+        dx: Buf,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<()> {
+        for (v, len, what) in [
+            (dy, mul(m, n, "dy")?, "matmul_nn dy"),
+            (w, mul(n, k, "w")?, "matmul_nn w"),
+            (dx, mul(m, k, "dx")?, "matmul_nn dx"),
+        ] {
+            self.check_buf(v, what)?;
+            need(v, len, what)?;
+        }
+        match y {
+            Some(y) => {
+                self.check_buf(y, "matmul_nn y")?;
+                need(y, m * k, "matmul_nn y")?;
+            }
+            None if act != Activation::Identity => {
+                return Err(bad(format!(
+                    "matmul_nn: {} backward needs the layer output y",
+                    act.as_str()
+                )));
+            }
+            None => {}
+        }
+        let ins: Vec<Buf> = [dy, w].into_iter().chain(y).collect();
+        separate(&[dx], &ins)?;
+        self.matmul_nn_impl(dy, w, act, y, dx, m, n, k)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_nn_impl(
+        &mut self,
+        dy: Buf,
+        w: Buf,
+        act: Activation,
+        y: Option<Buf>,
+        dx: Buf,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<()>;
 
-    /// dw[n, k] = dy[m, n]ᵀ · x[m, k] — the weight gradient (sum over the batch).
-    fn matmul_tn(&mut self, dy: Buf, x: Buf, dw: Buf, m: usize, n: usize, k: usize) -> Result<()>;
-
-    /// In place: g[i] *= act'(·), written through the activation's *output* y
-    /// (relu: y > 0; sigmoid: y·(1 − y); identity: 1). `len` elements.
-    fn act_backward(&mut self, act: Activation, y: Buf, g: Buf, len: usize) -> Result<()>;
-
-    /// db[n] = Σ_r dz[r, n] over m rows, in a fixed order.
-    fn bias_grad(&mut self, dz: Buf, db: Buf, m: usize, n: usize) -> Result<()>;
+    /// dw[n, k] = dy[m, n]ᵀ · x[m, k] — the weight gradient (sum over the batch), and when
+    /// `db` is given the bias gradient db[n] = Σ_r dy[r, n], summed over r = 0, 1, … in order.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_tn(
+        &mut self,
+        dy: Buf,
+        x: Buf,
+        dw: Buf,
+        db: Option<Buf>,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<()> {
+        for (v, len, what) in [
+            (dy, mul(m, n, "dy")?, "matmul_tn dy"),
+            (x, mul(m, k, "x")?, "matmul_tn x"),
+            (dw, mul(n, k, "dw")?, "matmul_tn dw"),
+        ] {
+            self.check_buf(v, what)?;
+            need(v, len, what)?;
+        }
+        if let Some(db) = db {
+            self.check_buf(db, "matmul_tn db")?;
+            need(db, n, "matmul_tn db")?;
+            if db.overlaps(dw) {
+                return Err(bad(format!("matmul_tn: db {db:?} overlaps dw {dw:?}")));
+            }
+        }
+        // dw and db may be views of one gradient slab; neither may share one with an input.
+        separate(&[dw], &[dy, x])?;
+        if let Some(db) = db {
+            separate(&[db], &[dy, x])?;
+        }
+        self.matmul_tn_impl(dy, x, dw, db, m, n, k)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_tn_impl(
+        &mut self,
+        dy: Buf,
+        x: Buf,
+        dw: Buf,
+        db: Option<Buf>,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<()>;
 
     /// In place, row by row: x[r, :] = softmax(x[r, :]) for x [m, n].
-    fn softmax(&mut self, x: Buf, m: usize, n: usize) -> Result<()>;
+    fn softmax(&mut self, x: Buf, m: usize, n: usize) -> Result<()> {
+        self.check_buf(x, "softmax x")?;
+        need(x, mul(m, n, "softmax")?, "softmax x")?;
+        self.softmax_impl(x, m, n)
+    }
+    fn softmax_impl(&mut self, x: Buf, m: usize, n: usize) -> Result<()>;
 
     // ---- losses -------------------------------------------------------------------------
     /// The loss of a batch of m rows and its gradient.
     /// `out` [m, n] is the network's raw output (logits for classification).
     /// `target` is [m, n] for regression (standardized units), [m] class indices (as f32)
-    /// for classification. `scale` [n] (regression only, optional = 1) converts an error to
+    /// for classification (anything but an integer in 0..n is a `Fault::ClassIndex`).
+    /// `scale` [n] (regression only, optional = 1) converts an error to
     /// the target's own units for the *reported* loss; the gradient is of the unscaled loss.
     /// Writes grad[m, n] = ∂L/∂out with L = 1/m Σ eₙ (see `Loss`), and
     /// stats[slot] = Σ eₙ over the m rows in reported units, summed in a fixed order.
     #[allow(clippy::too_many_arguments)]
     fn loss_grad(
+        &mut self,
+        loss: Loss,
+        out: Buf,
+        target: Buf,
+        scale: Option<Buf>,
+        grad: Buf,
+        m: usize,
+        n: usize,
+        stats: Buf,
+        slot: usize,
+    ) -> Result<()> {
+        let classes = loss.task() == crate::spec::Task::Classification;
+        self.check_loss_inputs("loss_grad", classes, out, target, scale, m, n)?;
+        self.check_buf(grad, "loss gradient")?;
+        need(grad, m * n, "loss gradient")?;
+        self.check_buf(stats, "loss stats")?;
+        need(stats, slot + 1, "loss stats")?;
+        let ins: Vec<Buf> = [out, target].into_iter().chain(scale).collect();
+        separate(&[grad, stats], &ins)?;
+        self.loss_grad_impl(
+            loss,
+            out,
+            target,
+            scale.filter(|_| !classes),
+            grad,
+            m,
+            n,
+            stats,
+            slot,
+        )
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn loss_grad_impl(
         &mut self,
         loss: Loss,
         out: Buf,
@@ -159,38 +574,174 @@ pub trait Backend {
         n: usize,
         stats: Buf,
         slot: usize,
+    ) -> Result<()> {
+        self.check_loss_inputs("eval_stats", classes, out, target, scale, m, n)?;
+        self.check_buf(stats, "eval stats")?;
+        need(stats, (slot + 1) * STATS_WIDTH, "eval stats")?;
+        let ins: Vec<Buf> = [out, target].into_iter().chain(scale).collect();
+        separate(&[stats], &ins)?;
+        self.eval_stats_impl(
+            classes,
+            out,
+            target,
+            scale.filter(|_| !classes),
+            m,
+            n,
+            stats,
+            slot,
+        )
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn eval_stats_impl(
+        &mut self,
+        classes: bool,
+        out: Buf,
+        target: Buf,
+        scale: Option<Buf>,
+        m: usize,
+        n: usize,
+        stats: Buf,
+        slot: usize,
     ) -> Result<()>;
+
+    #[allow(clippy::too_many_arguments)]
+    #[doc(hidden)]
+    fn check_loss_inputs(
+        &self,
+        op: &str,
+        classes: bool,
+        out: Buf,
+        target: Buf,
+        scale: Option<Buf>,
+        m: usize,
+        n: usize,
+    ) -> Result<()> {
+        if n == 0 && m > 0 {
+            return Err(bad(format!("{op} over zero outputs")));
+        }
+        self.check_buf(out, "loss output")?;
+        need(out, mul(m, n, op)?, "loss output")?;
+        self.check_buf(target, "loss target")?;
+        need(target, if classes { m } else { m * n }, "loss target")?;
+        if let Some(s) = scale {
+            self.check_buf(s, "loss scale")?;
+            need(s, n, "loss scale")?;
+        }
+        Ok(())
+    }
 
     // ---- gradient clipping ------------------------------------------------------------
-    /// out[slot] = Σ x[i]² over `len` elements, summed in a fixed order.
-    fn sum_squares(&mut self, x: Buf, len: usize, out: Buf, slot: usize) -> Result<()>;
-
-    /// In place: x[i] *= min(1, max_norm / (‖g‖ + 1e-6)) where ‖g‖² = Σ partials[0..count]
-    /// (the squared norms `sum_squares` wrote, summed in index order): clipping by the global
-    /// gradient norm without a read-back.
-    fn clip_scale(
-        &mut self,
-        x: Buf,
-        len: usize,
-        partials: Buf,
-        count: usize,
-        max_norm: f32,
-    ) -> Result<()>;
+    /// partials[p] = Σ x[i]² over block p of x (P = partials.len blocks of ⌈len/P⌉ elements,
+    /// the last one shorter), each summed in a fixed order: one multi-workgroup reduction whose
+    /// P values `optimizer_step` adds in index order to get ‖x‖².
+    fn sum_squares(&mut self, x: Buf, partials: Buf) -> Result<()> {
+        self.check_buf(x, "sum_squares x")?;
+        need(x, 0, "sum_squares x")?;
+        self.check_buf(partials, "sum_squares partials")?;
+        need(partials, 1, "sum_squares partials")?;
+        separate(&[partials], &[x])?;
+        self.sum_squares_impl(x, partials)
+    }
+    fn sum_squares_impl(&mut self, x: Buf, partials: Buf) -> Result<()>;
 
     // ---- optimizer ----------------------------------------------------------------------
-    /// In place update of `param` from `grad` (both `len`), with `state` holding
-    /// `opt.state_slots()` buffers of `len` (velocity; or Adam's m and v).
+    /// One update of every parameter of a slab, in place: `param`, `grad` and each of the
+    /// `opt.state_slots()` buffers in `state` (velocity; or Adam's m and v) have one length.
+    /// Weight decay applies to elements 0..decay_len only (the weights of a `ParamLayout`).
+    /// With `clip`, g is first scaled by min(1, max_norm / (‖g‖ + 1e-6)).
     /// sgd:      g' = g + wd·p;            p −= lr·g'
     /// momentum: g' = g + wd·p; v = 0.9·v + g';  p −= lr·v
     /// adam:     m = β₁m + (1−β₁)g; v = β₂v + (1−β₂)g²;
     ///           p −= lr·(m·c₁ / (√(v·c₂) + ε) + wd·p)
+    #[allow(clippy::too_many_arguments)]
     fn optimizer_step(
         &mut self,
         opt: Optimizer,
         param: Buf,
         grad: Buf,
         state: &[Buf],
-        len: usize,
-        p: StepParams,
+        decay_len: usize,
+        hp: StepParams,
+        clip: Option<Clip>,
+    ) -> Result<()> {
+        if state.len() != opt.state_slots() {
+            return Err(bad(format!(
+                "{} keeps {} state buffers, got {}",
+                opt.as_str(),
+                opt.state_slots(),
+                state.len()
+            )));
+        }
+        let len = param.len;
+        for (b, what) in [(param, "parameters"), (grad, "gradient")]
+            .into_iter()
+            .chain(state.iter().map(|&s| (s, "optimizer state")))
+        {
+            self.check_buf(b, what)?;
+            need(b, len, what)?;
+            if b.len != len {
+                return Err(bad(format!(
+                    "{what} holds {} elements, the parameters {len}",
+                    b.len
+                )));
+            }
+        }
+        if decay_len > len {
+            return Err(bad(format!(
+                "weight decay over {decay_len} of {len} parameters"
+            )));
+        }
+        let mut ins = vec![grad];
+        if let Some(c) = clip {
+            self.check_buf(c.partials, "clip partials")?;
+            need(c.partials, 1, "clip partials")?;
+            ins.push(c.partials);
+        }
+        let outs: Vec<Buf> = std::iter::once(param)
+            .chain(state.iter().copied())
+            .collect();
+        separate(&outs, &ins)?;
+        self.optimizer_step_impl(opt, param, grad, state, decay_len, hp, clip)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn optimizer_step_impl(
+        &mut self,
+        opt: Optimizer,
+        param: Buf,
+        grad: Buf,
+        state: &[Buf],
+        decay_len: usize,
+        hp: StepParams,
+        clip: Option<Clip>,
     ) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn param_layout_puts_weights_first_then_biases() {
+        let l = ParamLayout::new(&[3, 4, 2]);
+        assert_eq!(l.w, vec![(0, 12), (12, 8)]);
+        assert_eq!(l.b, vec![(20, 4), (24, 2)]);
+        assert_eq!((l.weights_len, l.len), (20, 26));
+    }
+
+    #[test]
+    fn views_stay_inside_their_buffer() {
+        let b = Buf {
+            id: 3,
+            offset: 0,
+            len: 10,
+            dtype: DType::F32,
+        };
+        let v = b.view(4, 6).expect("fits");
+        assert_eq!((v.offset, v.len, v.end()), (4, 6, 10));
+        let vv = v.view(1, 2).expect("fits");
+        assert_eq!(vv.offset, 5);
+        assert!(v.view(1, 6).is_err());
+        assert!(b.view(usize::MAX, 2).is_err());
+        assert!(v.overlaps(vv) && !vv.overlaps(b.view(0, 5).expect("fits")));
+    }
 }

@@ -90,6 +90,7 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
 
     let mut runs_ms = Vec::with_capacity(a.repeats);
     let mut loss = f64::NAN;
+    let dispatches0 = be.dispatches();
     for _ in 0..a.repeats {
         let t0 = Instant::now();
         for _ in 0..steps {
@@ -99,6 +100,8 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
         loss = tr.batch_loss(be)?;
         runs_ms.push(t0.elapsed().as_secs_f64() * 1e3 / steps as f64);
     }
+    let dispatches_per_step =
+        (be.dispatches() - dispatches0) as f64 / (steps * a.repeats.max(1)) as f64;
     let ms = median(&runs_ms);
     let steps_per_s = 1e3 / ms;
     let samples_per_s = steps_per_s * a.batch as f64;
@@ -120,6 +123,7 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
             "median_ms_per_step": ms,
             "runs": runs_ms,
             "last_batch_loss": loss,
+            "dispatches_per_step": dispatches_per_step,
         });
         println!("{j}");
     } else {
@@ -140,6 +144,7 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
         println!(
             "  median {ms:.3} ms/step = {steps_per_s:.1} steps/s = {samples_per_s:.0} samples/s (last batch loss {loss:.4})"
         );
+        println!("  {dispatches_per_step:.1} dispatches per step");
     }
     Ok(())
 }

@@ -8,7 +8,7 @@
 
 use super::GpuBackend;
 use crate::backend::cpu::CpuBackend;
-use crate::backend::{Backend, Buf, STATS_WIDTH, StepParams};
+use crate::backend::{Backend, Buf, Clip, Gather, STATS_WIDTH, StepParams};
 use crate::error::Result;
 use crate::rng::Rng;
 use crate::spec::{Activation, Loss, Optimizer};
@@ -160,20 +160,36 @@ type Op<'a> = &'a dyn Fn(&mut dyn Backend, &[Buf]) -> Result<()>;
 /// Every buffer of a run read back, indexed like the handles.
 type Reads = Vec<Vec<f32>>;
 
-/// Uploads `inputs`, allocates the `outputs` (lengths) poisoned with NaN, runs `op` with the
-/// input then output handles, and reads back every buffer (inputs too, for in-place ops).
+/// Elements around every operand: ops run on views at odd offsets inside larger buffers, so
+/// a kernel that ignores a view's offset, or writes past its end, fails.
+const PAD: usize = 3;
+
+/// Uploads `inputs` and allocates the `outputs` (lengths) poisoned with NaN, each as a view
+/// with `PAD` elements on both sides, runs `op` with the input then output views, and reads
+/// back every view (inputs too, for in-place ops). An output's padding must stay NaN.
 fn exec(b: &mut dyn Backend, inputs: &[Input], outputs: &[usize], op: Op) -> Result<Reads> {
     let mut bufs = Vec::new();
     for input in inputs {
-        bufs.push(match input {
-            Input::F(v) => b.upload(v)?,
-            Input::U(v) => b.upload_u32(v)?,
-        });
+        let whole = match input {
+            Input::F(v) => {
+                let mut padded = vec![-7.5f32; PAD];
+                padded.extend_from_slice(v);
+                padded.extend_from_slice(&[9.25; PAD]);
+                b.upload(&padded)?
+            }
+            Input::U(v) => {
+                let mut padded = vec![u32::MAX; PAD];
+                padded.extend_from_slice(v);
+                padded.extend_from_slice(&[u32::MAX; PAD]);
+                b.upload_u32(&padded)?
+            }
+        };
+        bufs.push(whole.view(PAD, whole.len - 2 * PAD)?);
     }
     for &len in outputs {
-        let buf = b.alloc(len)?;
-        b.write(buf, &vec![f32::NAN; len])?;
-        bufs.push(buf);
+        let whole = b.alloc(len + 2 * PAD)?;
+        b.write(whole, &vec![f32::NAN; len + 2 * PAD])?;
+        bufs.push(whole.view(PAD, len)?);
     }
     op(b, &bufs)?;
     let mut out = Vec::new();
@@ -184,6 +200,25 @@ fn exec(b: &mut dyn Backend, inputs: &[Input], outputs: &[usize], op: Op) -> Res
         } else {
             b.read(buf)?
         });
+        if i >= inputs.len() {
+            let whole = Buf {
+                offset: 0,
+                len: buf.len + 2 * PAD,
+                ..buf
+            };
+            let all = b.read(whole)?;
+            if let Some(j) = all[..PAD]
+                .iter()
+                .chain(&all[PAD + buf.len..])
+                .position(|v| !v.is_nan())
+            {
+                return Err(crate::error::Error::internal(format!(
+                    "{}: output {} was written outside its view (padding element {j})",
+                    b.describe(),
+                    i - inputs.len()
+                )));
+            }
+        }
     }
     Ok(out)
 }
@@ -226,37 +261,56 @@ pub const MATMUL_SHAPES: [(usize, usize, usize); 6] = [
     (1000, 17, 64),
 ];
 
-pub fn gather_rows(
+/// `gather` of features (cols wide) and, with `y_cols`, targets in the same op.
+pub fn gather(
     gpu: &mut dyn Backend,
     cpu: &mut dyn Backend,
     rng: &mut Rng,
-    rows: usize,
-    cols: usize,
-    count: usize,
+    (rows, cols, count): (usize, usize, usize),
+    y_cols: Option<usize>,
 ) -> Result<CheckLine> {
     let src = randn(rng, rows * cols);
+    let ys = randn(rng, rows * y_cols.unwrap_or(1));
     let start = rng.below(3);
     let idx: Vec<u32> = (0..start + count + 2)
         .map(|_| rng.below(rows) as u32)
         .collect();
-    let op = |b: &mut dyn Backend, v: &[Buf]| b.gather_rows(v[0], cols, v[1], start, count, v[2]);
+    let op = |b: &mut dyn Backend, v: &[Buf]| {
+        let x = Gather {
+            src: v[0],
+            cols,
+            dst: v[3],
+        };
+        let y = y_cols.map(|c| Gather {
+            src: v[2],
+            cols: c,
+            dst: v[4],
+        });
+        b.gather(v[1], start, count, x, y)
+    };
+    let yc = y_cols.unwrap_or(1);
     let (g, c) = both(
         gpu,
         cpu,
-        &[Input::F(src), Input::U(idx)],
-        &[count * cols],
+        &[Input::F(src), Input::U(idx), Input::F(ys)],
+        &[count * cols, count * yc],
         &op,
     )?;
+    let mut parts = vec![("x", compare(&g[3], &c[3], 0.0, 0.0))];
+    if y_cols.is_some() {
+        parts.push(("y", compare(&g[4], &c[4], 0.0, 0.0)));
+    }
+    let with_y = y_cols.map_or(String::new(), |c| format!(" + y {c}"));
     Ok(line(
-        "gather_rows",
-        format!("{rows}x{cols} take {count}"),
-        &[("dst", compare(&g[2], &c[2], 0.0, 0.0))],
+        "gather",
+        format!("{rows}x{cols} take {count}{with_y}"),
+        &parts,
     ))
 }
 
-/// `gather_rows` from a data set split into chunks of `chunk_bytes` (rows straddle chunks),
+/// `gather` from a data set split into chunks of `chunk_bytes` (rows straddle chunks),
 /// against a host-side gather: the path a data set beyond one storage binding takes.
-pub fn gather_rows_chunked(
+pub fn gather_chunked(
     gpu: &mut GpuBackend,
     rng: &mut Rng,
     (rows, cols, count): (usize, usize, usize),
@@ -269,11 +323,19 @@ pub fn gather_rows_chunked(
     let data = gpu.upload(&src);
     gpu.max_binding = saved;
     let data = data?;
-    let chunks = gpu.bufs[data.id as usize].chunks.len();
+    let chunks = match gpu.bufs.get(data.id as usize) {
+        Some(Some(s)) => s.chunks.len(),
+        _ => 0,
+    };
     let ib = gpu.upload_u32(&idx)?;
     let dst = gpu.alloc(count * cols)?;
     gpu.write(dst, &vec![f32::NAN; count * cols])?;
-    gpu.gather_rows(data, cols, ib, 0, count, dst)?;
+    let x = Gather {
+        src: data,
+        cols,
+        dst,
+    };
+    gpu.gather(ib, 0, count, x, None)?;
     let got = gpu.read(dst)?;
     let want: Vec<f32> = idx
         .iter()
@@ -284,7 +346,7 @@ pub fn gather_rows_chunked(
         })
         .collect();
     let mut l = line(
-        "gather_rows (chunked)",
+        "gather (chunked)",
         format!("{rows}x{cols} in {chunks} chunks"),
         &[("dst", compare(&got, &want, 0.0, 0.0))],
     );
@@ -332,6 +394,8 @@ pub fn matmul_nt(
     ))
 }
 
+/// dx = (dy·w) ⊙ act'(y), the activation backward fused into the product.
+#[allow(clippy::too_many_arguments)]
 pub fn matmul_nn(
     gpu: &mut dyn Backend,
     cpu: &mut dyn Backend,
@@ -339,19 +403,33 @@ pub fn matmul_nn(
     m: usize,
     n: usize,
     k: usize,
+    act: Activation,
 ) -> Result<CheckLine> {
     let dy = randn(rng, m * n);
     let w = randn(rng, n * k);
+    let y = act_output(rng, act, m * k);
     let atol = sum_atol(n, amax(&dy) * amax(&w));
-    let op = |b: &mut dyn Backend, v: &[Buf]| b.matmul_nn(v[0], v[1], v[2], m, n, k);
-    let (g, c) = both(gpu, cpu, &[Input::F(dy), Input::F(w)], &[m * k], &op)?;
+    let op = |b: &mut dyn Backend, v: &[Buf]| {
+        let y = (act != Activation::Identity).then_some(v[2]);
+        b.matmul_nn(v[0], v[1], act, y, v[3], m, n, k)
+    };
+    let (g, c) = both(
+        gpu,
+        cpu,
+        &[Input::F(dy), Input::F(w), Input::F(y)],
+        &[m * k],
+        &op,
+    )?;
     Ok(line(
         "matmul_nn",
-        format!("{m}x{n}x{k}"),
-        &[("dx", compare(&g[2], &c[2], atol, 1e-5))],
+        format!("{m}x{n}x{k} {}'", act.as_str()),
+        &[("dx", compare(&g[3], &c[3], atol, 1e-5))],
     ))
 }
 
+/// dw = dyᵀ·x with the bias gradient fused: db in its own buffer, or (`slab`) dw and db as
+/// views of one gradient buffer, as training lays them out.
+#[allow(clippy::too_many_arguments)]
 pub fn matmul_tn(
     gpu: &mut dyn Backend,
     cpu: &mut dyn Backend,
@@ -359,58 +437,49 @@ pub fn matmul_tn(
     m: usize,
     n: usize,
     k: usize,
+    db: Option<bool>,
 ) -> Result<CheckLine> {
     let dy = randn(rng, m * n);
     let x = randn(rng, m * k);
     let atol = sum_atol(m, amax(&dy) * amax(&x));
-    let op = |b: &mut dyn Backend, v: &[Buf]| b.matmul_tn(v[0], v[1], v[2], m, n, k);
-    let (g, c) = both(gpu, cpu, &[Input::F(dy), Input::F(x)], &[n * k], &op)?;
-    Ok(line(
-        "matmul_tn",
-        format!("{m}x{n}x{k}"),
-        &[("dw", compare(&g[2], &c[2], atol, 1e-5))],
-    ))
+    let op = |b: &mut dyn Backend, v: &[Buf]| match db {
+        None => b.matmul_tn(v[0], v[1], v[2], None, m, n, k),
+        Some(false) => b.matmul_tn(v[0], v[1], v[2], Some(v[3]), m, n, k),
+        Some(true) => {
+            let (dw, dbv) = (v[2].view(0, n * k)?, v[2].view(n * k, n)?);
+            b.matmul_tn(v[0], v[1], dw, Some(dbv), m, n, k)
+        }
+    };
+    let outs = match db {
+        None => vec![n * k],
+        Some(false) => vec![n * k, n],
+        Some(true) => vec![n * k + n],
+    };
+    let (g, c) = both(gpu, cpu, &[Input::F(dy), Input::F(x)], &outs, &op)?;
+    let mut parts = vec![("dw", compare(&g[2][..n * k], &c[2][..n * k], atol, 1e-5))];
+    let (gdb, cdb) = match db {
+        None => (None, None),
+        Some(false) => (Some(&g[3][..]), Some(&c[3][..])),
+        Some(true) => (Some(&g[2][n * k..]), Some(&c[2][n * k..])),
+    };
+    if let (Some(gd), Some(cd)) = (gdb, cdb) {
+        parts.push(("db", compare(gd, cd, sum_atol(m, amax(&c[0])), 1e-5)));
+    }
+    let what = match db {
+        None => "",
+        Some(false) => " +db",
+        Some(true) => " +db (one slab)",
+    };
+    Ok(line("matmul_tn", format!("{m}x{n}x{k}{what}"), &parts))
 }
 
-pub fn act_backward(
-    gpu: &mut dyn Backend,
-    cpu: &mut dyn Backend,
-    rng: &mut Rng,
-    act: Activation,
-    len: usize,
-) -> Result<CheckLine> {
-    // y is an activation's output: relu's has exact zeros, sigmoid's lies in (0, 1).
-    let y = match act {
+/// An activation's output: relu's has exact zeros, sigmoid's lies in (0, 1).
+fn act_output(rng: &mut Rng, act: Activation, len: usize) -> Vec<f32> {
+    match act {
         Activation::Relu => randn(rng, len).into_iter().map(|v| v.max(0.0)).collect(),
         Activation::Sigmoid => uniform(rng, len, 0.01, 0.99),
         Activation::Identity => randn(rng, len),
-    };
-    let gr = randn(rng, len);
-    let op = |b: &mut dyn Backend, v: &[Buf]| b.act_backward(act, v[0], v[1], len);
-    let (g, c) = both(gpu, cpu, &[Input::F(y), Input::F(gr)], &[], &op)?;
-    Ok(line(
-        "act_backward",
-        format!("{} {len}", act.as_str()),
-        &[("g", compare(&g[1], &c[1], 1e-7, 1e-6))],
-    ))
-}
-
-pub fn bias_grad(
-    gpu: &mut dyn Backend,
-    cpu: &mut dyn Backend,
-    rng: &mut Rng,
-    m: usize,
-    n: usize,
-) -> Result<CheckLine> {
-    let dz = randn(rng, m * n);
-    let atol = sum_atol(m, amax(&dz));
-    let op = |b: &mut dyn Backend, v: &[Buf]| b.bias_grad(v[0], v[1], m, n);
-    let (g, c) = both(gpu, cpu, &[Input::F(dz)], &[n], &op)?;
-    Ok(line(
-        "bias_grad",
-        format!("{m}x{n}"),
-        &[("db", compare(&g[1], &c[1], atol, 1e-5))],
-    ))
+    }
 }
 
 pub fn softmax(
@@ -552,6 +621,9 @@ pub fn eval_stats(
     ))
 }
 
+/// One update of a slab whose first `decay_len` elements take weight decay, optionally
+/// clipped by the partial squared norms `sum_squares` writes (over `parts` blocks).
+#[allow(clippy::too_many_arguments)]
 pub fn optimizer_step(
     gpu: &mut dyn Backend,
     cpu: &mut dyn Backend,
@@ -559,6 +631,7 @@ pub fn optimizer_step(
     opt: Optimizer,
     len: usize,
     weight_decay: f32,
+    clip: Option<(usize, f32)>,
 ) -> Result<CheckLine> {
     let param = randn(rng, len);
     let grad = randn(rng, len);
@@ -567,24 +640,42 @@ pub fn optimizer_step(
     let s1 = uniform(rng, len, 1e-4, 0.1);
     let sp = StepParams::new(0.01, weight_decay, 3);
     let slots = opt.state_slots();
+    let decay_len = len * 2 / 3;
     let op = |b: &mut dyn Backend, v: &[Buf]| {
-        b.optimizer_step(opt, v[0], v[1], &v[2..2 + slots], len, sp)
+        let clip = match clip {
+            Some((_, max_norm)) => {
+                b.sum_squares(v[1], v[4])?;
+                Some(Clip {
+                    partials: v[4],
+                    max_norm,
+                })
+            }
+            None => None,
+        };
+        b.optimizer_step(opt, v[0], v[1], &v[2..2 + slots], decay_len, sp, clip)
     };
-    let mut inputs = vec![Input::F(param), Input::F(grad), Input::F(s0), Input::F(s1)];
-    inputs.truncate(2 + slots);
-    let (g, c) = both(gpu, cpu, &inputs, &[], &op)?;
-    let mut parts = vec![("param", compare(&g[0], &c[0], 1e-6 * amax(&c[0]), 1e-5))];
+    let inputs = vec![Input::F(param), Input::F(grad), Input::F(s0), Input::F(s1)];
+    let parts = clip.map_or(1, |(p, _)| p);
+    let (g, c) = both(gpu, cpu, &inputs, &[parts], &op)?;
+    let mut out = vec![("param", compare(&g[0], &c[0], 1e-6 * amax(&c[0]), 1e-5))];
     for s in 0..slots {
-        parts.push((
+        out.push((
             if s == 0 { "state0" } else { "state1" },
             compare(&g[2 + s], &c[2 + s], 1e-6 * amax(&c[2 + s]), 1e-5),
         ));
     }
-    Ok(line(
-        "optimizer_step",
-        format!("{} {len} wd {weight_decay}", opt.as_str()),
-        &parts,
-    ))
+    let mut name = "optimizer_step";
+    let mut shape = format!("{} {len} wd {weight_decay} on {decay_len}", opt.as_str());
+    if let Some((p, max_norm)) = clip {
+        let block = len.div_ceil(p);
+        out.push((
+            "sum_squares",
+            compare(&g[4], &c[4], sum_atol(block, amax(&c[4])), 1e-5),
+        ));
+        name = "sum_squares+optimizer";
+        shape.push_str(&format!(" clip {max_norm} over {p} parts"));
+    }
+    Ok(line(name, shape, &out))
 }
 
 /// A forward + backward + Adam step of a small network, run twice on the same GPU: every
@@ -600,37 +691,35 @@ pub fn determinism(gpu: &mut GpuBackend, rng: &mut Rng) -> Result<CheckLine> {
     for _ in 0..2 {
         let g = &mut *gpu;
         let xb = g.upload(&x)?;
-        let w1b = g.upload(&w1)?;
-        let b1b = g.upload(&b1)?;
         let w2b = g.upload(&w2)?;
         let yb = g.upload(&labels)?;
         let a1 = g.alloc(m * h)?;
         let out = g.alloc(m * c)?;
         let dout = g.alloc(m * c)?;
         let da1 = g.alloc(m * h)?;
-        let dw1 = g.alloc(h * k)?;
-        let db1 = g.alloc(h)?;
+        let grads = g.alloc(h * k + h)?;
+        let (dw1, db1) = (grads.view(0, h * k)?, grads.view(h * k, h)?);
         let stats = g.alloc(8)?;
-        let (s0, s1) = (g.alloc(h * k)?, g.alloc(h * k)?);
+        let (s0, s1) = (g.alloc(h * k + h)?, g.alloc(h * k + h)?);
+        let params = g.upload(&[w1.clone(), b1.clone()].concat())?;
+        let parts = g.alloc(7)?;
+        let (w1b, b1b) = (params.view(0, h * k)?, params.view(h * k, h)?);
         g.matmul_nt(xb, w1b, Some(b1b), Activation::Sigmoid, a1, m, h, k)?;
         g.matmul_nt(a1, w2b, None, Activation::Identity, out, m, c, h)?;
         g.loss_grad(Loss::CrossEntropy, out, yb, None, dout, m, c, stats, 0)?;
         g.eval_stats(true, out, yb, None, m, c, stats, 1)?;
-        g.matmul_nn(dout, w2b, da1, m, c, h)?;
-        g.act_backward(Activation::Sigmoid, a1, da1, m * h)?;
-        g.matmul_tn(da1, xb, dw1, m, h, k)?;
-        g.bias_grad(da1, db1, m, h)?;
-        g.optimizer_step(
-            Optimizer::Adam,
-            w1b,
-            dw1,
-            &[s0, s1],
-            h * k,
-            StepParams::new(1e-3, 0.0, 1),
-        )?;
+        g.matmul_nn(dout, w2b, Activation::Sigmoid, Some(a1), da1, m, c, h)?;
+        g.matmul_tn(da1, xb, dw1, Some(db1), m, h, k)?;
+        g.sum_squares(grads, parts)?;
+        let clip = Some(Clip {
+            partials: parts,
+            max_norm: 0.5,
+        });
+        let hp = StepParams::new(1e-3, 0.01, 1);
+        g.optimizer_step(Optimizer::Adam, params, grads, &[s0, s1], h * k, hp, clip)?;
         g.softmax(out, m, c)?;
         let mut all = Vec::new();
-        for b in [out, dout, da1, dw1, db1, stats, w1b, s0, s1] {
+        for b in [out, dout, da1, grads, stats, params, parts, s0, s1] {
             all.extend(g.read(b)?.into_iter().map(f32::to_bits));
         }
         runs.push(all);
@@ -661,11 +750,15 @@ pub fn gather_cases(
     rng: &mut Rng,
 ) -> Result<Vec<CheckLine>> {
     let mut v = Vec::new();
-    for &(rows, cols, count) in &[(1, 1, 1), (50, 3, 17), (1000, 17, 257), (300, 65, 64)] {
-        v.push(gather_rows(gpu, cpu, rng, rows, cols, count)?);
+    for (i, &shape) in [(1, 1, 1), (50, 3, 17), (1000, 17, 257), (300, 65, 64)]
+        .iter()
+        .enumerate()
+    {
+        v.push(gather(gpu, cpu, rng, shape, None)?);
+        v.push(gather(gpu, cpu, rng, shape, Some(1 + 2 * i))?);
     }
     // Chunks of 1000 bytes: 250 floats, not a multiple of the 17-float rows.
-    v.push(gather_rows_chunked(gpu, rng, (300, 17, 257), 1000)?);
+    v.push(gather_chunked(gpu, rng, (300, 17, 257), 1000)?);
     Ok(v)
 }
 
@@ -676,16 +769,21 @@ pub fn matmul_cases(
 ) -> Result<Vec<CheckLine>> {
     let mut v = Vec::new();
     let acts = [Activation::Identity, Activation::Relu, Activation::Sigmoid];
+    let dbs = [None, Some(false), Some(true)];
     for (i, &(m, n, k)) in MATMUL_SHAPES.iter().enumerate() {
         v.push(matmul_nt(gpu, cpu, rng, m, n, k, acts[i % 3], i % 2 == 0)?);
-        v.push(matmul_nn(gpu, cpu, rng, m, n, k)?);
-        v.push(matmul_tn(gpu, cpu, rng, m, n, k)?);
+        v.push(matmul_nn(gpu, cpu, rng, m, n, k, acts[(i + 1) % 3])?);
+        v.push(matmul_tn(gpu, cpu, rng, m, n, k, dbs[i % 3])?);
     }
-    // Every activation with and without bias on one ragged shape.
+    // Every activation with and without bias on one ragged shape, and every fused epilogue.
     for act in acts {
         for bias in [false, true] {
             v.push(matmul_nt(gpu, cpu, rng, 65, 17, 63, act, bias)?);
         }
+        v.push(matmul_nn(gpu, cpu, rng, 65, 17, 63, act)?);
+    }
+    for db in dbs {
+        v.push(matmul_tn(gpu, cpu, rng, 65, 17, 63, db)?);
     }
     Ok(v)
 }
@@ -717,14 +815,6 @@ pub fn elementwise_cases(
     rng: &mut Rng,
 ) -> Result<Vec<CheckLine>> {
     let mut v = Vec::new();
-    for act in [Activation::Identity, Activation::Relu, Activation::Sigmoid] {
-        for len in [1, 1000, 65 * 1024 + 3] {
-            v.push(act_backward(gpu, cpu, rng, act, len)?);
-        }
-    }
-    for &(m, n) in &[(1, 1), (3, 17), (64, 65), (1000, 63), (257, 1000)] {
-        v.push(bias_grad(gpu, cpu, rng, m, n)?);
-    }
     for &(m, n) in &[(1, 1), (3, 17), (64, 10), (257, 1000), (1000, 3)] {
         v.push(softmax(gpu, cpu, rng, m, n)?);
     }
@@ -763,64 +853,104 @@ pub fn optimizer_cases(
     let mut v = Vec::new();
     for opt in [Optimizer::Sgd, Optimizer::Momentum, Optimizer::Adam] {
         for (len, wd) in [(1, 0.0), (1000, 0.01), (65 * 1024 + 3, 0.0)] {
-            v.push(optimizer_step(gpu, cpu, rng, opt, len, wd)?);
+            v.push(optimizer_step(gpu, cpu, rng, opt, len, wd, None)?);
         }
     }
     Ok(v)
 }
 
-/// Every op against the CPU reference, plus the determinism check: what `wgtrain check`
-/// prints, one line per case.
-/// Gradient clipping: the squared norms of three buffers, then each scaled by the common
-/// factor. `max_norm` small enough to clip, or large enough to leave the gradient alone.
-pub fn clip(
-    gpu: &mut dyn Backend,
-    cpu: &mut dyn Backend,
-    rng: &mut Rng,
-    lens: [usize; 3],
-    max_norm: f32,
-) -> Result<CheckLine> {
-    let xs: Vec<Vec<f32>> = lens.iter().map(|&l| randn(rng, l)).collect();
-    let inputs: Vec<Input> = xs.iter().cloned().map(Input::F).collect();
-    let op = |b: &mut dyn Backend, v: &[Buf]| {
-        for (i, l) in lens.iter().enumerate() {
-            b.sum_squares(v[i], *l, v[3], i)?;
-        }
-        for (i, l) in lens.iter().enumerate() {
-            b.clip_scale(v[i], *l, v[3], 3, max_norm)?;
-        }
-        Ok(())
-    };
-    let (g, c) = both(gpu, cpu, &inputs, &[3], &op)?;
-    let longest = *lens.iter().max().unwrap_or(&1);
-    let mut parts = vec![(
-        "sum_squares",
-        compare(&g[3], &c[3], sum_atol(longest, amax(&c[3])), 1e-5),
-    )];
-    for i in 0..3 {
-        parts.push((
-            "clip_scale",
-            compare(&g[i], &c[i], 1e-6 * amax(&c[i]), 1e-5),
-        ));
-    }
-    Ok(line(
-        "clip",
-        format!("{lens:?} max_norm {max_norm}"),
-        &parts,
-    ))
-}
-
+/// Gradient clipping: `sum_squares` over a slab in P parts, then the optimizer scaling by the
+/// common factor. `max_norm` small enough to clip, or large enough to leave the gradient alone.
 pub fn clip_cases(
     gpu: &mut dyn Backend,
     cpu: &mut dyn Backend,
     rng: &mut Rng,
 ) -> Result<Vec<CheckLine>> {
-    Ok(vec![
-        clip(gpu, cpu, rng, [1, 17, 3], 0.1)?,
-        clip(gpu, cpu, rng, [65 * 1024 + 3, 257, 1000], 5.0)?,
-        clip(gpu, cpu, rng, [63, 64, 65], 1e6)?,
-    ])
+    let mut v = Vec::new();
+    for (opt, len, parts, max_norm) in [
+        (Optimizer::Sgd, 21, 1, 0.1),
+        (Optimizer::Momentum, 65 * 1024 + 3, 64, 5.0),
+        (Optimizer::Adam, 1000, 7, 1e6),
+        (Optimizer::Adam, 3, 64, 0.01),
+    ] {
+        v.push(optimizer_step(
+            gpu,
+            cpu,
+            rng,
+            opt,
+            len,
+            0.01,
+            Some((parts, max_norm)),
+        )?);
+    }
+    Ok(v)
 }
+
+/// Content faults and misuse: both backends must refuse each case with the same message.
+pub fn refusal_cases(gpu: &mut dyn Backend, cpu: &mut dyn Backend) -> Result<Vec<CheckLine>> {
+    let mut v = Vec::new();
+    for (name, case) in REFUSALS {
+        let g = run_refusal(gpu, *case);
+        let c = run_refusal(cpu, *case);
+        let pass = matches!((&g, &c), (Err(a), Err(b)) if a == b);
+        v.push(CheckLine {
+            op: "refuses".to_string(),
+            shape: name.to_string(),
+            max_err: if pass { 0.0 } else { f32::INFINITY },
+            tol: 0.0,
+            pass,
+            detail: format!("gpu: {g:?}; cpu: {c:?}"),
+        });
+    }
+    Ok(v)
+}
+
+type Refusal = fn(&mut dyn Backend) -> Result<()>;
+
+/// Runs a refusal case and reads a buffer back (where the GPU reports content faults).
+fn run_refusal(b: &mut dyn Backend, case: Refusal) -> std::result::Result<(), String> {
+    let r = case(b).and_then(|_| b.alloc(1).and_then(|x| b.read(x)).map(|_| ()));
+    r.map_err(|e| e.to_string())
+}
+
+const REFUSALS: &[(&str, Refusal)] = &[
+    ("gather row past the data", |b| {
+        let src = b.upload(&[1.0, 2.0, 3.0, 4.0])?;
+        let idx = b.upload_u32(&[1, 2])?;
+        let dst = b.alloc(4)?;
+        b.gather(idx, 0, 2, Gather { src, cols: 2, dst }, None)
+    }),
+    ("class target past the outputs", |b| {
+        let out = b.upload(&[0.5, -0.5, 1.0, 2.0])?;
+        let (t, g, st) = (b.upload(&[1.0, 2.0])?, b.alloc(4)?, b.alloc(1)?);
+        b.loss_grad(Loss::CrossEntropy, out, t, None, g, 2, 2, st, 0)
+    }),
+    ("negative class in eval", |b| {
+        let out = b.upload(&[0.5, -0.5, 1.0, 2.0])?;
+        let (t, st) = (b.upload(&[-1.0, 0.0])?, b.alloc(4)?);
+        b.eval_stats(true, out, t, None, 2, 2, st, 0)
+    }),
+    ("view past the end", |b| {
+        let x = b.alloc(4)?;
+        let y = Buf { len: 5, ..x };
+        b.softmax(y, 1, 5)
+    }),
+    ("output aliasing an input", |b| {
+        let x = b.alloc(8)?;
+        let (a, c) = (x.view(0, 4)?, x.view(4, 4)?);
+        let w = b.alloc(4)?;
+        b.matmul_nt(a, w, None, Activation::Relu, c, 2, 2, 2)
+    }),
+    ("u32 buffer as f32", |b| {
+        let x = b.upload_u32(&[1, 2, 3, 4])?;
+        b.softmax(x, 2, 2)
+    }),
+    ("freed buffer", |b| {
+        let x = b.alloc(4)?;
+        b.free(x)?;
+        b.softmax(x, 2, 2)
+    }),
+];
 
 pub fn run_checks(gpu: &mut GpuBackend, seed: u64) -> Result<Vec<CheckLine>> {
     let mut cpu = CpuBackend::new();
@@ -831,6 +961,7 @@ pub fn run_checks(gpu: &mut GpuBackend, seed: u64) -> Result<Vec<CheckLine>> {
     v.extend(loss_cases(gpu, &mut cpu, &mut rng)?);
     v.extend(optimizer_cases(gpu, &mut cpu, &mut rng)?);
     v.extend(clip_cases(gpu, &mut cpu, &mut rng)?);
+    v.extend(refusal_cases(gpu, &mut cpu)?);
     v.push(determinism(gpu, &mut rng)?);
     Ok(v)
 }

@@ -1,10 +1,16 @@
-//! Shader modules and compute pipelines, built once when the backend is created.
+//! Shader modules, compute pipelines and the typed parameters of every kernel family, built
+//! once when the backend is created.
 //!
-//! Every kernel binds the op's parameters as a uniform at binding 0 (a slot of the params
-//! ring, chosen by a dynamic offset) and its buffers as read-write storage at bindings
-//! 1..=n, so one bind group layout per buffer count serves all kernels.
+//! Every kernel binds its parameters as a uniform at binding 0 (a slot of the params ring,
+//! chosen by a dynamic offset) and its buffers at bindings 1..=n, read-only where the kernel
+//! only reads (`Access`). Buffers are bound whole; views reach their elements through the
+//! `*_off` offsets in the parameters. Every shader is compiled after the generated prelude
+//! (`spec::wgsl_prelude`).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+
+use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 
@@ -13,20 +19,129 @@ use crate::error::{Error, Result};
 const TILE_64: &str = "const TILE: u32 = 64u;";
 const TILE_32: &str = "const TILE: u32 = 32u;";
 
-/// Bytes of one op's parameters: 16 words, the `Params` struct of every shader.
-pub const PARAMS_BYTES: u64 = 64;
+/// Bytes of one params ring slot: the largest parameter struct fits.
+pub const PARAMS_BYTES: u64 = 128;
+
+/// `gather`: x (and y) rows through one index buffer (gather.wgsl `Params`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct GatherParams {
+    pub count: u32,
+    /// idx offset + start: where this batch's positions begin in the index buffer.
+    pub idx_at: u32,
+    pub x_cols: u32,
+    pub x_rows: u32,
+    pub x_src_off: u32,
+    pub x_dst_off: u32,
+    /// Element range of the x chunk bound in this dispatch (in the whole backing buffer).
+    pub chunk_start: u32,
+    pub chunk_len: u32,
+    /// 0 when this dispatch gathers no y.
+    pub y_cols: u32,
+    pub y_rows: u32,
+    pub y_src_off: u32,
+    pub y_dst_off: u32,
+}
+
+/// The three matmul layouts (matmul.wgsl `Params`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct MatmulParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    /// matmul_nt: the activation applied; matmul_nn: the activation differentiated.
+    pub act: u32,
+    pub a_off: u32,
+    pub b_off: u32,
+    /// Epilogue input: the bias (nt) or the previous layer's output (nn).
+    pub epi_off: u32,
+    pub c_off: u32,
+    pub db_off: u32,
+    /// 1 when `epi` (nt, nn) or `db` (tn) is bound to real data.
+    pub has_epi: u32,
+    pub has_db: u32,
+}
+
+/// softmax (elementwise.wgsl `Params`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct SoftmaxParams {
+    pub m: u32,
+    pub n: u32,
+    pub x_off: u32,
+}
+
+/// loss_grad and eval_stats (loss.wgsl `Params`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct LossParams {
+    pub m: u32,
+    pub n: u32,
+    /// loss_grad: the loss code; eval_stats: 1 for classes.
+    pub code: u32,
+    pub has_scale: u32,
+    pub out_off: u32,
+    pub tgt_off: u32,
+    pub scale_off: u32,
+    pub grad_off: u32,
+    /// Where the sums go (slot included).
+    pub stats_at: u32,
+}
+
+/// sum_squares (clip.wgsl `Params`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct SumSquaresParams {
+    pub len: u32,
+    pub x_off: u32,
+    pub parts_off: u32,
+    /// Elements per partial sum.
+    pub block: u32,
+}
+
+/// optimizer_step_* (optim.wgsl `Params`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct OptimParams {
+    pub len: u32,
+    pub decay_len: u32,
+    pub p_off: u32,
+    pub g_off: u32,
+    pub m_off: u32,
+    pub v_off: u32,
+    /// Partial squared norms to add up for clipping (0 = no clipping).
+    pub parts: u32,
+    pub parts_off: u32,
+    pub lr: f32,
+    pub wd: f32,
+    /// Adam bias corrections 1/(1 − β₁ᵗ), 1/(1 − β₂ᵗ).
+    pub c1: f32,
+    pub c2: f32,
+    /// Also the momentum coefficient.
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub max_norm: f32,
+}
+
+/// How a kernel uses one of its storage bindings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    Read,
+    Write,
+}
+use Access::{Read as R, Write as W};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    GatherRows,
+    Gather,
     MatmulNt,
     MatmulNn,
     MatmulTn,
     MatmulNt32,
     MatmulNn32,
     MatmulTn32,
-    ActBackward,
-    BiasGrad,
     Softmax,
     LossGrad,
     EvalStats,
@@ -34,21 +149,20 @@ pub enum Kernel {
     MomentumStep,
     AdamStep,
     SumSquares,
-    ClipScale,
 }
+
+const MATMUL: &[Access] = &[R, R, R, W, W];
 
 impl Kernel {
     /// In declaration order, so that `kernel as usize` indexes the pipelines.
-    pub const ALL: [Kernel; 17] = [
-        Kernel::GatherRows,
+    pub const ALL: [Kernel; 14] = [
+        Kernel::Gather,
         Kernel::MatmulNt,
         Kernel::MatmulNn,
         Kernel::MatmulTn,
         Kernel::MatmulNt32,
         Kernel::MatmulNn32,
         Kernel::MatmulTn32,
-        Kernel::ActBackward,
-        Kernel::BiasGrad,
         Kernel::Softmax,
         Kernel::LossGrad,
         Kernel::EvalStats,
@@ -56,33 +170,35 @@ impl Kernel {
         Kernel::MomentumStep,
         Kernel::AdamStep,
         Kernel::SumSquares,
-        Kernel::ClipScale,
     ];
 
-    /// (shader file, entry point, storage buffers bound).
-    pub fn spec(self) -> (Shader, &'static str, usize) {
+    /// (shader file, entry point, storage bindings 1..=n in order).
+    pub fn spec(self) -> (Shader, &'static str, &'static [Access]) {
         match self {
-            Kernel::GatherRows => (Shader::Gather, "gather_rows", 3),
-            Kernel::MatmulNt => (Shader::Matmul, "matmul_nt", 4),
-            Kernel::MatmulNn => (Shader::Matmul, "matmul_nn", 4),
-            Kernel::MatmulTn => (Shader::Matmul, "matmul_tn", 4),
-            Kernel::MatmulNt32 => (Shader::Matmul32, "matmul_nt", 4),
-            Kernel::MatmulNn32 => (Shader::Matmul32, "matmul_nn", 4),
-            Kernel::MatmulTn32 => (Shader::Matmul32, "matmul_tn", 4),
-            Kernel::ActBackward => (Shader::Elementwise, "act_backward", 2),
-            Kernel::BiasGrad => (Shader::Reduce, "bias_grad", 2),
-            Kernel::Softmax => (Shader::Elementwise, "softmax", 1),
-            Kernel::LossGrad => (Shader::Loss, "loss_grad", 5),
-            Kernel::EvalStats => (Shader::Loss, "eval_stats", 4),
-            Kernel::SgdStep => (Shader::Optim, "optimizer_step_sgd", 2),
-            Kernel::MomentumStep => (Shader::Optim, "optimizer_step_momentum", 3),
-            Kernel::AdamStep => (Shader::Optim, "optimizer_step_adam", 4),
-            Kernel::SumSquares => (Shader::Clip, "sum_squares", 2),
-            Kernel::ClipScale => (Shader::Clip, "clip_scale", 2),
+            // x_src, idx, y_src, x_dst, y_dst, fault
+            Kernel::Gather => (Shader::Gather, "gather", &[R, R, R, W, W, W]),
+            // a, b, epi, c, db
+            Kernel::MatmulNt => (Shader::Matmul, "matmul_nt", MATMUL),
+            Kernel::MatmulNn => (Shader::Matmul, "matmul_nn", MATMUL),
+            Kernel::MatmulTn => (Shader::Matmul, "matmul_tn", MATMUL),
+            Kernel::MatmulNt32 => (Shader::Matmul32, "matmul_nt", MATMUL),
+            Kernel::MatmulNn32 => (Shader::Matmul32, "matmul_nn", MATMUL),
+            Kernel::MatmulTn32 => (Shader::Matmul32, "matmul_tn", MATMUL),
+            Kernel::Softmax => (Shader::Elementwise, "softmax", &[W]),
+            // out, tgt, scale, grad, stats, fault
+            Kernel::LossGrad => (Shader::Loss, "loss_grad", &[R, R, R, W, W, W]),
+            // out, tgt, scale, stats, fault
+            Kernel::EvalStats => (Shader::Loss, "eval_stats", &[R, R, R, W, W]),
+            // p, g, parts[, m[, v]]
+            Kernel::SgdStep => (Shader::Optim, "optimizer_step_sgd", &[W, R, R]),
+            Kernel::MomentumStep => (Shader::Optim, "optimizer_step_momentum", &[W, R, R, W]),
+            Kernel::AdamStep => (Shader::Optim, "optimizer_step_adam", &[W, R, R, W, W]),
+            // x, parts
+            Kernel::SumSquares => (Shader::Clip, "sum_squares", &[R, W]),
         }
     }
 
-    pub fn buffers(self) -> usize {
+    pub fn access(self) -> &'static [Access] {
         self.spec().2
     }
 }
@@ -95,20 +211,18 @@ pub enum Shader {
     Elementwise,
     Gather,
     Loss,
-    Reduce,
     Optim,
     Clip,
 }
 
 impl Shader {
     /// In declaration order, so that `shader as usize` indexes the modules.
-    const ALL: [Shader; 8] = [
+    const ALL: [Shader; 7] = [
         Shader::Matmul,
         Shader::Matmul32,
         Shader::Elementwise,
         Shader::Gather,
         Shader::Loss,
-        Shader::Reduce,
         Shader::Optim,
         Shader::Clip,
     ];
@@ -129,7 +243,6 @@ impl Shader {
             ),
             Shader::Gather => ("gather.wgsl", include_str!("../../../shaders/gather.wgsl")),
             Shader::Loss => ("loss.wgsl", include_str!("../../../shaders/loss.wgsl")),
-            Shader::Reduce => ("reduce.wgsl", include_str!("../../../shaders/reduce.wgsl")),
             Shader::Optim => ("optim.wgsl", include_str!("../../../shaders/optim.wgsl")),
             Shader::Clip => ("clip.wgsl", include_str!("../../../shaders/clip.wgsl")),
         };
@@ -137,13 +250,44 @@ impl Shader {
     }
 }
 
-/// The most storage buffers any kernel binds.
-const MAX_BUFFERS: usize = 5;
-
 pub struct Kernels {
-    /// `layouts[n]`: params uniform + n storage buffers.
-    layouts: Vec<wgpu::BindGroupLayout>,
+    /// One layout per access pattern.
+    layouts: HashMap<&'static [Access], wgpu::BindGroupLayout>,
     pipelines: Vec<(Kernel, wgpu::ComputePipeline)>,
+}
+
+fn layout(device: &wgpu::Device, access: &[Access]) -> wgpu::BindGroupLayout {
+    let mut entries = vec![wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: true,
+            min_binding_size: wgpu::BufferSize::new(PARAMS_BYTES),
+        },
+        count: None,
+    }];
+    entries.extend(
+        access
+            .iter()
+            .enumerate()
+            .map(|(i, a)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: *a == Access::Read,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            }),
+    );
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("wgtrain kernel bindings"),
+        entries: &entries,
+    })
 }
 
 impl Kernels {
@@ -166,34 +310,13 @@ impl Kernels {
     }
 
     fn build(device: &wgpu::Device) -> Kernels {
-        let layouts: Vec<wgpu::BindGroupLayout> = (0..=MAX_BUFFERS)
-            .map(|n| {
-                let mut entries = vec![wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: true,
-                        min_binding_size: wgpu::BufferSize::new(PARAMS_BYTES),
-                    },
-                    count: None,
-                }];
-                entries.extend((1..=n as u32).map(|binding| wgpu::BindGroupLayoutEntry {
-                    binding,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only: false },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                }));
-                device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: Some(&format!("wgtrain params+{n}")),
-                    entries: &entries,
-                })
-            })
-            .collect();
+        let mut layouts = HashMap::new();
+        for k in Kernel::ALL {
+            layouts
+                .entry(k.access())
+                .or_insert_with(|| layout(device, k.access()));
+        }
+        let prelude = crate::spec::wgsl_prelude();
         // In `Shader::ALL` order, which is declaration order, so `shader as usize` indexes it.
         let modules: Vec<wgpu::ShaderModule> = Shader::ALL
             .iter()
@@ -201,17 +324,17 @@ impl Kernels {
                 let (name, src) = s.source();
                 device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(name),
-                    source: wgpu::ShaderSource::Wgsl(src),
+                    source: wgpu::ShaderSource::Wgsl(format!("{prelude}{src}").into()),
                 })
             })
             .collect();
         let pipelines = Kernel::ALL
             .iter()
             .map(|&k| {
-                let (shader, entry, n) = k.spec();
+                let (shader, entry, access) = k.spec();
                 let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                     label: Some(entry),
-                    bind_group_layouts: &[Some(&layouts[n])],
+                    bind_group_layouts: &[Some(&layouts[access])],
                     immediate_size: 0,
                 });
                 let module = &modules[shader as usize];
@@ -229,8 +352,9 @@ impl Kernels {
         Kernels { layouts, pipelines }
     }
 
-    pub fn layout(&self, buffers: usize) -> &wgpu::BindGroupLayout {
-        &self.layouts[buffers]
+    pub fn layout(&self, k: Kernel) -> &wgpu::BindGroupLayout {
+        // Built for every kernel's access pattern.
+        &self.layouts[k.access()]
     }
 
     pub fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {

@@ -5,8 +5,10 @@
 //! or on `flush`, `read` and `write`. Each op's parameters take their own slot of the
 //! ring (a uniform buffer bound with a dynamic offset), filled on the host and uploaded with
 //! one `write_buffer` just before the submit, so the ops of one submission never share a slot.
-//! Pipelines are built once; bind groups are cached by kernel and buffers, so steady-state
-//! training creates no GPU objects. Uncaptured wgpu errors and device loss are recorded by
+//! Pipelines are built once; bind groups are cached by kernel and backing buffers (views
+//! reach their elements through offsets in the params), so steady-state training creates no
+//! GPU objects. Content checks (a row or class index out of range) set bits in a fault word
+//! that every `read` copies back with its data and returns as an error. Uncaptured wgpu errors and device loss are recorded by
 //! callbacks and returned as `Err` from the next `flush`/`read` (and every call after).
 
 pub mod check;
@@ -17,9 +19,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use device::{AdapterInfoRow, DeviceChoice, list_adapters, select_adapter};
-use kernels::{Kernel, Kernels, PARAMS_BYTES};
+use kernels::{
+    GatherParams, Kernel, Kernels, LossParams, MatmulParams, OptimParams, PARAMS_BYTES,
+    SoftmaxParams, SumSquaresParams,
+};
 
-use super::{Backend, Buf, StepParams};
+use super::{Backend, Buf, Clip, DType, Fault, Gather, STATS_WIDTH, StepParams};
 use crate::error::{Error, Result};
 use crate::spec::{self, Activation, Loss, Optimizer};
 
@@ -31,8 +36,6 @@ const WG: u64 = 256;
 /// times as many workgroups) on a GPU: a batch of 128 through a 256-wide layer is only 8 big
 /// tiles, far too few for the dozens of compute units of a discrete GPU.
 const FILL_GROUPS: u64 = 128;
-/// Columns per workgroup of bias_grad (matches reduce.wgsl).
-const BIAS_COLS: u64 = 32;
 /// Reads up to this size reuse one staging buffer; larger ones get a temporary one.
 const STAGING_KEEP: u64 = 16 << 20;
 
@@ -42,18 +45,27 @@ struct Store {
     chunks: Vec<wgpu::Buffer>,
     chunk_elems: usize,
     len: usize,
+    dtype: DType,
 }
 
-/// Bind groups are keyed by kernel, the buffers at bindings 1..=n and the source chunk.
-type BindKey = (Kernel, [u32; 5], u32);
+/// Bind groups are keyed by kernel, the backing buffers at bindings 1..=n and the chunk of
+/// the first one.
+type BindKey = (Kernel, [u32; 6], u32);
+
+/// Reserved ids: small buffers bound where an op's buffer is optional (one read-only, one
+/// written, so a dispatch never binds one buffer both ways), and the fault word.
+const DUMMY_IN: u32 = 0;
+const DUMMY_OUT: u32 = 1;
+const FAULT: u32 = 2;
 
 pub struct GpuBackend {
     device: wgpu::Device,
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     kernels: Kernels,
-    /// Indexed by `Buf::id`; id 0 is a small dummy bound where an op's buffer is optional.
-    bufs: Vec<Store>,
+    /// Indexed by `Buf::id` (`None` once freed); ids 0..=2 are reserved (`DUMMY_IN`, …).
+    bufs: Vec<Option<Store>>,
+    dispatches: u64,
     /// Bytes one storage binding (and one chunk) may hold on this device.
     max_binding: u64,
     max_groups: u32,
@@ -166,8 +178,11 @@ impl GpuBackend {
             bind_groups: HashMap::new(),
             staging: None,
             error,
+            dispatches: 0,
         };
-        gpu.create_store(4, None)?; // id 0: the dummy
+        for _ in [DUMMY_IN, DUMMY_OUT, FAULT] {
+            gpu.create_store(1, None, DType::U32)?;
+        }
         Ok(gpu)
     }
 
@@ -186,7 +201,7 @@ impl GpuBackend {
 
     // ---- buffers ----------------------------------------------------------------------
 
-    fn create_store(&mut self, len: usize, init: Option<&[u8]>) -> Result<Buf> {
+    fn create_store(&mut self, len: usize, init: Option<&[u8]>, dtype: DType) -> Result<Buf> {
         self.check_error()?;
         let id = u32_of(self.bufs.len(), "buffer count")?;
         u32_of(len, "buffer length")?;
@@ -229,24 +244,30 @@ impl GpuBackend {
                 len * 4
             )));
         }
-        self.bufs.push(Store {
+        self.bufs.push(Some(Store {
             chunks,
             chunk_elems,
             len,
-        });
-        Ok(Buf { id, len })
+            dtype,
+        }));
+        Ok(Buf {
+            id,
+            offset: 0,
+            len,
+            dtype,
+        })
     }
 
-    fn store(&self, b: Buf) -> Result<&Store> {
-        match self.bufs.get(b.id as usize) {
-            Some(s) if b.id != 0 && s.len == b.len => Ok(s),
-            _ => Err(Error::gpu(format!("unknown buffer {b:?}"))),
+    fn store(&self, id: u32) -> Result<&Store> {
+        match self.bufs.get(id as usize) {
+            Some(Some(s)) if id > FAULT => Ok(s),
+            _ => Err(Error::gpu(format!("unknown buffer id {id}"))),
         }
     }
 
-    /// Checks that `b` can be bound whole by an op and holds at least `need` elements.
-    fn bindable(&self, b: Buf, need: usize, what: &str) -> Result<u32> {
-        let s = self.store(b)?;
+    /// The id to bind for view `b`, which an op binds whole (views through their offsets).
+    fn bindable(&self, b: Buf, what: &str) -> Result<u32> {
+        let s = self.store(b.id)?;
         if s.chunks.len() > 1 {
             return Err(Error::gpu(format!(
                 "{what} needs {} bytes, more than this adapter binds at once \
@@ -255,35 +276,23 @@ impl GpuBackend {
                 self.max_binding
             )));
         }
-        if s.len < need {
-            return Err(Error::gpu(format!(
-                "{what} holds {} elements, the op needs {need}",
-                s.len
-            )));
-        }
+        u32_of(b.end(), what)?;
         Ok(b.id)
     }
 
-    fn write_bytes(&mut self, buf: Buf, bytes: &[u8]) -> Result<()> {
-        // `write_buffer` lands before the next submit's commands: submit the ops recorded so
-        // far first, so that the write is ordered after them as the trait promises.
-        self.submit()?;
-        let s = self.store(buf)?;
-        if bytes.len() != s.len * 4 {
-            return Err(Error::gpu(format!(
-                "write of {} elements to a buffer of {}",
-                bytes.len() / 4,
-                s.len
-            )));
+    /// (chunk, element offset in it, elements) of every chunk that view `b` touches.
+    fn segments(&self, b: Buf) -> Result<Vec<(wgpu::Buffer, usize, usize)>> {
+        let s = self.store(b.id)?;
+        let mut out = Vec::new();
+        let mut at = b.offset;
+        while at < b.end() {
+            let c = at / s.chunk_elems;
+            let local = at - c * s.chunk_elems;
+            let n = (s.chunk_elems - local).min(b.end() - at);
+            out.push((s.chunks[c].clone(), local, n));
+            at += n;
         }
-        for (c, chunk) in s.chunks.iter().enumerate() {
-            let lo = c * s.chunk_elems * 4;
-            let hi = (lo + s.chunk_elems * 4).min(bytes.len());
-            if hi > lo {
-                self.queue.write_buffer(chunk, 0, &bytes[lo..hi]);
-            }
-        }
-        Ok(())
+        Ok(out)
     }
 
     // ---- recording --------------------------------------------------------------------
@@ -302,21 +311,29 @@ impl GpuBackend {
         Ok((x as u32, y as u32))
     }
 
-    /// Records one dispatch of `k` over `bufs` (ids, bound at 1..=n; `chunk` selects the
-    /// chunk of the first buffer) with `params` in a fresh ring slot.
-    fn dispatch(
+    /// Records one dispatch of `k` over the backing buffers `bufs` (bound at 1..=n; `chunk`
+    /// selects the chunk of the first) with `params` in a fresh ring slot.
+    fn dispatch<P: bytemuck::Pod>(
         &mut self,
         k: Kernel,
         bufs: &[u32],
         chunk: u32,
-        params: [u32; 16],
+        params: P,
         groups: (u32, u32),
     ) -> Result<()> {
-        if groups.0 as u64 > self.max_groups as u64 || groups.1 as u64 > self.max_groups as u64 {
+        if groups.0 > self.max_groups || groups.1 > self.max_groups {
             return Err(Error::gpu(format!(
                 "{groups:?} workgroups exceed this adapter's dispatch limit of {} per dimension; \
                  use a smaller --batch-size or hidden size",
                 self.max_groups
+            )));
+        }
+        if bufs.len() != k.access().len() {
+            return Err(Error::gpu(format!(
+                "{}: {} buffers for {} bindings",
+                k.spec().1,
+                bufs.len(),
+                k.access().len()
             )));
         }
         if self.ring_used == RING_SLOTS {
@@ -325,34 +342,14 @@ impl GpuBackend {
         let slot = self.ring_used;
         self.ring_used += 1;
         let at = (slot as u64 * self.ring_stride) as usize;
-        self.ring_host[at..at + PARAMS_BYTES as usize]
-            .copy_from_slice(bytemuck::cast_slice(&params));
+        let bytes = bytemuck::bytes_of(&params);
+        self.ring_host[at..at + bytes.len()].copy_from_slice(bytes);
 
-        let mut ids = [u32::MAX; 5];
+        let mut ids = [u32::MAX; 6];
         ids[..bufs.len()].copy_from_slice(bufs);
         let key = (k, ids, chunk);
         if !self.bind_groups.contains_key(&key) {
-            let mut entries = vec![wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &self.ring,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(PARAMS_BYTES),
-                }),
-            }];
-            for (i, &id) in bufs.iter().enumerate() {
-                let store = &self.bufs[id as usize];
-                let c = if i == 0 { chunk as usize } else { 0 };
-                entries.push(wgpu::BindGroupEntry {
-                    binding: i as u32 + 1,
-                    resource: store.chunks[c].as_entire_binding(),
-                });
-            }
-            let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(k.spec().1),
-                layout: self.kernels.layout(k.buffers()),
-                entries: &entries,
-            });
+            let bg = self.bind_group(k, bufs, chunk)?;
             self.bind_groups.insert(key, bg);
         }
         let bg = &self.bind_groups[&key];
@@ -370,7 +367,35 @@ impl GpuBackend {
         pass.set_pipeline(self.kernels.pipeline(k));
         pass.set_bind_group(0, bg, &[(slot as u64 * self.ring_stride) as u32]);
         pass.dispatch_workgroups(groups.0, groups.1, 1);
+        self.dispatches += 1;
         Ok(())
+    }
+
+    fn bind_group(&self, k: Kernel, bufs: &[u32], chunk: u32) -> Result<wgpu::BindGroup> {
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.ring,
+                offset: 0,
+                size: wgpu::BufferSize::new(PARAMS_BYTES),
+            }),
+        }];
+        for (i, &id) in bufs.iter().enumerate() {
+            let store = match self.bufs.get(id as usize) {
+                Some(Some(s)) => s,
+                _ => return Err(Error::gpu(format!("unknown buffer id {id}"))),
+            };
+            let c = if i == 0 { chunk as usize } else { 0 };
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: store.chunks[c].as_entire_binding(),
+            });
+        }
+        Ok(self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(k.spec().1),
+            layout: self.kernels.layout(k),
+            entries: &entries,
+        }))
     }
 
     /// The matmul kernel (64×64 or 32×32 tiles) and its workgroups for an output of
@@ -425,26 +450,39 @@ impl GpuBackend {
         self.check_error()
     }
 
-    /// Copies `bytes` bytes of `src` to the host: submit, map, wait.
-    fn read_chunk(&mut self, src: &wgpu::Buffer, bytes: u64, out: &mut Vec<u8>) -> Result<()> {
-        let keep = bytes <= STAGING_KEEP;
-        let reuse = keep && self.staging.as_ref().is_some_and(|s| s.size() >= bytes);
+    /// Copies `elems` elements of `src` from element `at` to the host, and the fault word
+    /// with them (one map): submit, map, wait. A raised fault is returned as the error.
+    fn read_segment(
+        &mut self,
+        src: &wgpu::Buffer,
+        at: usize,
+        elems: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let bytes = elems as u64 * 4;
+        let total = bytes + 4;
+        let keep = total <= STAGING_KEEP;
+        let reuse = keep && self.staging.as_ref().is_some_and(|s| s.size() >= total);
         let staging = if reuse { self.staging.take() } else { None };
         let staging = staging.unwrap_or_else(|| {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("wgtrain staging"),
-                size: if keep { bytes.max(4096) } else { bytes },
+                size: if keep { total.max(4096) } else { total },
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             })
         });
         self.pass = None; // copies are recorded outside compute passes
+        let fault = self.fault_buffer()?;
         let device = &self.device;
         let encoder = self.encoder.get_or_insert_with(|| new_encoder(device));
-        encoder.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
+        if bytes > 0 {
+            encoder.copy_buffer_to_buffer(src, at as u64 * 4, &staging, 0, bytes);
+        }
+        encoder.copy_buffer_to_buffer(&fault, 0, &staging, bytes, 4);
         self.submit()?;
 
-        let slice = staging.slice(..bytes);
+        let slice = staging.slice(..total);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -462,43 +500,56 @@ impl GpuBackend {
                 ));
             }
         }
+        let faults;
         {
             let view = slice
                 .get_mapped_range()
                 .map_err(|e| Error::gpu(format!("reading a buffer back: {e}")))?;
-            out.extend_from_slice(&view);
+            out.extend_from_slice(&view[..bytes as usize]);
+            let f = &view[bytes as usize..total as usize];
+            faults = u32::from_le_bytes([f[0], f[1], f[2], f[3]]);
         }
         staging.unmap();
         if keep {
             self.staging = Some(staging);
         }
+        if faults != 0 {
+            // Reported once, like the CPU's immediate error; later work starts clean.
+            self.queue.write_buffer(&fault, 0, &[0; 4]);
+            return Err(Fault::error(faults));
+        }
         Ok(())
     }
 
-    fn read_bytes(&mut self, buf: Buf) -> Result<Vec<u8>> {
-        self.check_error()?;
-        let s = self.store(buf)?;
-        let chunks: Vec<(wgpu::Buffer, u64)> = s
-            .chunks
-            .iter()
-            .enumerate()
-            .map(|(c, b)| {
-                (
-                    b.clone(),
-                    s_len_in_chunk(s.len, c, s.chunk_elems) as u64 * 4,
-                )
-            })
-            .collect();
-        let mut out = Vec::with_capacity(buf.len * 4);
-        for (b, bytes) in chunks {
-            if bytes > 0 {
-                self.read_chunk(&b, bytes, &mut out)?;
-            }
+    fn fault_buffer(&self) -> Result<wgpu::Buffer> {
+        match self.bufs.get(FAULT as usize) {
+            Some(Some(s)) => Ok(s.chunks[0].clone()),
+            _ => Err(Error::gpu("the fault word is missing")),
         }
-        if out.is_empty() {
-            self.submit()?;
+    }
+
+    fn read_view(&mut self, buf: Buf) -> Result<Vec<u8>> {
+        self.check_error()?;
+        let mut out = Vec::with_capacity(buf.len * 4);
+        let segments = self.segments(buf)?;
+        if segments.is_empty() {
+            let fault = self.fault_buffer()?;
+            return self.read_segment(&fault, 0, 0, &mut out).map(|_| out);
+        }
+        for (chunk, at, n) in segments {
+            self.read_segment(&chunk, at, n, &mut out)?;
         }
         Ok(out)
+    }
+
+    fn matmul_params(&self, m: usize, n: usize, k: usize, act: u32) -> Result<MatmulParams> {
+        Ok(MatmulParams {
+            m: u32_of(m, "m")?,
+            n: u32_of(n, "n")?,
+            k: u32_of(k, "k")?,
+            act,
+            ..Default::default()
+        })
     }
 }
 
@@ -519,83 +570,132 @@ fn groups_of(elems: u64, per_group: u64) -> u64 {
     elems.div_ceil(per_group)
 }
 
+/// Element offset of a view, as the kernels' u32.
+fn off(b: Buf) -> u32 {
+    // `bindable` checked that b.end() fits a u32.
+    b.offset as u32
+}
+
 impl Backend for GpuBackend {
     fn describe(&self) -> String {
         format!("{} ({})", self.info.name, self.info.backend.to_str())
     }
 
+    fn dispatches(&self) -> u64 {
+        self.dispatches
+    }
+
     fn alloc(&mut self, len: usize) -> Result<Buf> {
-        self.create_store(len, None)
+        self.create_store(len, None, DType::F32)
     }
 
     fn upload(&mut self, data: &[f32]) -> Result<Buf> {
-        self.create_store(data.len(), Some(bytemuck::cast_slice(data)))
+        self.create_store(data.len(), Some(bytemuck::cast_slice(data)), DType::F32)
     }
 
     fn upload_u32(&mut self, data: &[u32]) -> Result<Buf> {
-        self.create_store(data.len(), Some(bytemuck::cast_slice(data)))
+        self.create_store(data.len(), Some(bytemuck::cast_slice(data)), DType::U32)
     }
 
-    fn write(&mut self, buf: Buf, data: &[f32]) -> Result<()> {
-        self.write_bytes(buf, bytemuck::cast_slice(data))
-    }
-
-    fn write_u32(&mut self, buf: Buf, data: &[u32]) -> Result<()> {
-        self.write_bytes(buf, bytemuck::cast_slice(data))
-    }
-
-    fn read(&mut self, buf: Buf) -> Result<Vec<f32>> {
-        let bytes = self.read_bytes(buf)?;
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
+    fn backing(&self, id: u32) -> Option<(usize, DType)> {
+        self.store(id).ok().map(|s| (s.len, s.dtype))
     }
 
     fn flush(&mut self) -> Result<()> {
         self.submit()
     }
 
-    fn gather_rows(
-        &mut self,
-        src: Buf,
-        cols: usize,
-        idx: Buf,
-        start: usize,
-        count: usize,
-        dst: Buf,
-    ) -> Result<()> {
-        let total = count * cols;
-        let idx_id = self.bindable(idx, start + count, "gather_rows index")?;
-        let dst_id = self.bindable(dst, total, "gather_rows destination")?;
-        let s = self.store(src)?;
-        let (n_chunks, chunk_elems) = (s.chunks.len(), s.chunk_elems);
-        if total == 0 {
-            return Ok(());
-        }
-        let groups = self.grid(groups_of(total as u64, WG))?;
-        // One dispatch per chunk; each writes the elements whose source lies in its chunk.
-        for c in 0..n_chunks {
-            let lo = c * chunk_elems;
-            let elems = s_len_in_chunk(src.len, c, chunk_elems);
-            let mut p = [0u32; 16];
-            p[0] = u32_of(total, "gather_rows count·cols")?;
-            p[1] = u32_of(cols, "cols")?;
-            p[2] = u32_of(start, "start")?;
-            p[3] = u32_of(lo, "chunk start")?;
-            p[4] = u32_of(elems, "chunk length")?;
-            self.dispatch(
-                Kernel::GatherRows,
-                &[src.id, idx_id, dst_id],
-                c as u32,
-                p,
-                groups,
-            )?;
+    fn free_impl(&mut self, buf: Buf) -> Result<()> {
+        // Recorded work may still use it: submit first (wgpu keeps a buffer alive until the
+        // GPU is done with it once submitted).
+        self.submit()?;
+        self.bind_groups
+            .retain(|(_, ids, _), _| !ids.contains(&buf.id));
+        if let Some(s) = self.bufs.get_mut(buf.id as usize).and_then(Option::take) {
+            for c in s.chunks {
+                c.destroy();
+            }
         }
         Ok(())
     }
 
-    fn matmul_nt(
+    fn write_impl(&mut self, buf: Buf, data: &[u32]) -> Result<()> {
+        // `write_buffer` lands before the next submit's commands: submit the ops recorded so
+        // far first, so that the write is ordered after them as the trait promises.
+        self.submit()?;
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let mut at = 0;
+        for (chunk, local, n) in self.segments(buf)? {
+            self.queue
+                .write_buffer(&chunk, local as u64 * 4, &bytes[at * 4..(at + n) * 4]);
+            at += n;
+        }
+        Ok(())
+    }
+
+    fn read_impl(&mut self, buf: Buf) -> Result<Vec<f32>> {
+        let bytes = self.read_view(buf)?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+
+    fn gather_impl(
+        &mut self,
+        idx: Buf,
+        start: usize,
+        count: usize,
+        x: Gather,
+        y: Option<Gather>,
+    ) -> Result<()> {
+        let idx_id = self.bindable(idx, "gather index")?;
+        let x_dst = self.bindable(x.dst, "gather destination")?;
+        let (y_src, y_dst) = match y {
+            Some(g) => (
+                self.bindable(g.src, "gather targets")?,
+                self.bindable(g.dst, "gather target destination")?,
+            ),
+            None => (DUMMY_IN, DUMMY_OUT),
+        };
+        let s = self.store(x.src.id)?;
+        let (n_chunks, chunk_elems, src_len) = (s.chunks.len(), s.chunk_elems, s.len);
+        let y_elems = y.map_or(0, |g| count * g.cols);
+        let x_elems = count * x.cols;
+        if x_elems + y_elems == 0 {
+            return Ok(());
+        }
+        let mut p = GatherParams {
+            count: u32_of(count, "count")?,
+            idx_at: u32_of(idx.offset + start, "start")?,
+            x_cols: u32_of(x.cols, "cols")?,
+            x_rows: u32_of(x.src.len / x.cols, "rows")?,
+            x_src_off: u32_of(x.src.offset, "offset")?,
+            x_dst_off: off(x.dst),
+            ..Default::default()
+        };
+        if let Some(g) = y {
+            p.y_cols = u32_of(g.cols, "cols")?;
+            p.y_rows = u32_of(g.src.len / g.cols, "rows")?;
+            p.y_src_off = off(g.src);
+            p.y_dst_off = off(g.dst);
+        }
+        u32_of(x_elems + y_elems, "gather count·cols")?;
+        let groups = self.grid(groups_of((x_elems + y_elems) as u64, WG))?;
+        // One dispatch per chunk of x that the view touches; y rides along in the first.
+        let first = x.src.offset / chunk_elems;
+        let last = (x.src.end().max(1) - 1) / chunk_elems;
+        for c in first..=last.min(n_chunks - 1) {
+            p.chunk_start = u32_of(c * chunk_elems, "chunk start")?;
+            p.chunk_len = u32_of(s_len_in_chunk(src_len, c, chunk_elems), "chunk length")?;
+            let bufs = [x.src.id, idx_id, y_src, x_dst, y_dst, FAULT];
+            self.dispatch(Kernel::Gather, &bufs, c as u32, p, groups)?;
+            p.y_cols = 0;
+        }
+        Ok(())
+    }
+
+    fn matmul_nt_impl(
         &mut self,
         x: Buf,
         w: Buf,
@@ -606,122 +706,131 @@ impl Backend for GpuBackend {
         n: usize,
         k: usize,
     ) -> Result<()> {
-        let xi = self.bindable(x, m * k, "matmul_nt x")?;
-        let wi = self.bindable(w, n * k, "matmul_nt w")?;
-        let yi = self.bindable(y, m * n, "matmul_nt y")?;
-        let bi = match b {
-            Some(b) => self.bindable(b, n, "matmul_nt bias")?,
-            None => 0,
-        };
+        let ids = [
+            self.bindable(x, "matmul_nt x")?,
+            self.bindable(w, "matmul_nt w")?,
+            match b {
+                Some(b) => self.bindable(b, "matmul_nt bias")?,
+                None => DUMMY_IN,
+            },
+            self.bindable(y, "matmul_nt y")?,
+            DUMMY_OUT,
+        ];
         if m == 0 || n == 0 {
             return Ok(());
         }
-        let mut p = [0u32; 16];
-        p[..5].copy_from_slice(&[
-            u32_of(m, "m")?,
-            u32_of(n, "n")?,
-            u32_of(k, "k")?,
-            act.code(),
-            b.is_some() as u32,
-        ]);
+        let p = MatmulParams {
+            a_off: off(x),
+            b_off: off(w),
+            epi_off: b.map_or(0, off),
+            c_off: off(y),
+            has_epi: b.is_some() as u32,
+            ..self.matmul_params(m, n, k, act.code())?
+        };
         let (kernel, groups) = self.matmul_tiles(Kernel::MatmulNt, Kernel::MatmulNt32, m, n);
-        self.dispatch(kernel, &[xi, wi, yi, bi], 0, p, groups)
+        self.dispatch(kernel, &ids, 0, p, groups)
     }
 
-    fn matmul_nn(&mut self, dy: Buf, w: Buf, dx: Buf, m: usize, n: usize, k: usize) -> Result<()> {
-        let a = self.bindable(dy, m * n, "matmul_nn dy")?;
-        let b = self.bindable(w, n * k, "matmul_nn w")?;
-        let c = self.bindable(dx, m * k, "matmul_nn dx")?;
+    fn matmul_nn_impl(
+        &mut self,
+        dy: Buf,
+        w: Buf,
+        act: Activation,
+        y: Option<Buf>,
+        dx: Buf,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<()> {
+        let y = y.filter(|_| act != Activation::Identity);
+        let ids = [
+            self.bindable(dy, "matmul_nn dy")?,
+            self.bindable(w, "matmul_nn w")?,
+            match y {
+                Some(y) => self.bindable(y, "matmul_nn y")?,
+                None => DUMMY_IN,
+            },
+            self.bindable(dx, "matmul_nn dx")?,
+            DUMMY_OUT,
+        ];
         if m == 0 || k == 0 {
             return Ok(());
         }
-        let mut p = [0u32; 16];
-        p[..3].copy_from_slice(&[u32_of(m, "m")?, u32_of(n, "n")?, u32_of(k, "k")?]);
+        let p = MatmulParams {
+            a_off: off(dy),
+            b_off: off(w),
+            epi_off: y.map_or(0, off),
+            c_off: off(dx),
+            has_epi: y.is_some() as u32,
+            ..self.matmul_params(m, n, k, act.code())?
+        };
         let (kernel, groups) = self.matmul_tiles(Kernel::MatmulNn, Kernel::MatmulNn32, m, k);
-        self.dispatch(kernel, &[a, b, c, 0], 0, p, groups)
+        self.dispatch(kernel, &ids, 0, p, groups)
     }
 
-    fn matmul_tn(&mut self, dy: Buf, x: Buf, dw: Buf, m: usize, n: usize, k: usize) -> Result<()> {
-        let a = self.bindable(dy, m * n, "matmul_tn dy")?;
-        let b = self.bindable(x, m * k, "matmul_tn x")?;
-        let c = self.bindable(dw, n * k, "matmul_tn dw")?;
-        if n == 0 || k == 0 {
-            return Ok(());
-        }
-        let mut p = [0u32; 16];
-        p[..3].copy_from_slice(&[u32_of(m, "m")?, u32_of(n, "n")?, u32_of(k, "k")?]);
-        let (kernel, groups) = self.matmul_tiles(Kernel::MatmulTn, Kernel::MatmulTn32, n, k);
-        self.dispatch(kernel, &[a, b, c, 0], 0, p, groups)
-    }
-
-    fn act_backward(&mut self, act: Activation, y: Buf, g: Buf, len: usize) -> Result<()> {
-        let yi = self.bindable(y, len, "act_backward y")?;
-        let gi = self.bindable(g, len, "act_backward g")?;
-        if len == 0 || act == Activation::Identity {
-            return Ok(());
-        }
-        let mut p = [0u32; 16];
-        p[0] = u32_of(len, "len")?;
-        p[2] = act.code();
-        let groups = self.grid(groups_of(len as u64, WG))?;
-        self.dispatch(Kernel::ActBackward, &[yi, gi], 0, p, groups)
-    }
-
-    fn bias_grad(&mut self, dz: Buf, db: Buf, m: usize, n: usize) -> Result<()> {
-        let a = self.bindable(dz, m * n, "bias_grad dz")?;
-        let b = self.bindable(db, n, "bias_grad db")?;
+    fn matmul_tn_impl(
+        &mut self,
+        dy: Buf,
+        x: Buf,
+        dw: Buf,
+        db: Option<Buf>,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<()> {
+        let dw_id = self.bindable(dw, "matmul_tn dw")?;
+        let db_id = match db {
+            Some(b) => self.bindable(b, "matmul_tn db")?,
+            None => DUMMY_OUT,
+        };
+        // dw and db may be views of one gradient slab: bind it once (a buffer bound twice
+        // for writing in one dispatch is an aliasing error); db's slot then holds a dummy
+        // and the kernel writes db through the same binding at db_off.
+        let same = db_id == dw_id;
+        let ids = [
+            self.bindable(dy, "matmul_tn dy")?,
+            self.bindable(x, "matmul_tn x")?,
+            DUMMY_IN,
+            dw_id,
+            if same { DUMMY_OUT } else { db_id },
+        ];
         if n == 0 {
             return Ok(());
         }
-        let mut p = [0u32; 16];
-        p[..2].copy_from_slice(&[u32_of(m, "m")?, u32_of(n, "n")?]);
-        let groups = self.grid(groups_of(n as u64, BIAS_COLS))?;
-        self.dispatch(Kernel::BiasGrad, &[a, b], 0, p, groups)
+        let p = MatmulParams {
+            a_off: off(dy),
+            b_off: off(x),
+            c_off: off(dw),
+            db_off: db.map_or(0, off),
+            has_db: match db {
+                None => 0,
+                Some(_) if same => 2,
+                Some(_) => 1,
+            },
+            ..self.matmul_params(m, n, k, 0)?
+        };
+        // db needs the workgroups of the first output column even when k = 0.
+        let (kernel, mut groups) = self.matmul_tiles(Kernel::MatmulTn, Kernel::MatmulTn32, n, k);
+        groups.0 = groups.0.max(1);
+        self.dispatch(kernel, &ids, 0, p, groups)
     }
 
-    fn sum_squares(&mut self, x: Buf, len: usize, out: Buf, slot: usize) -> Result<()> {
-        let xi = self.bindable(x, len, "sum_squares x")?;
-        let oi = self.bindable(out, slot + 1, "sum_squares output")?;
-        let mut p = [0u32; 16];
-        p[..2].copy_from_slice(&[u32_of(len, "len")?, u32_of(slot, "slot")?]);
-        // One workgroup: a fixed-order reduction (these are parameter-sized, not data-sized).
-        self.dispatch(Kernel::SumSquares, &[xi, oi], 0, p, (1, 1))
-    }
-
-    fn clip_scale(
-        &mut self,
-        x: Buf,
-        len: usize,
-        partials: Buf,
-        count: usize,
-        max_norm: f32,
-    ) -> Result<()> {
-        let xi = self.bindable(x, len, "clip_scale x")?;
-        let pi = self.bindable(partials, count, "clip_scale partials")?;
-        if len == 0 {
-            return Ok(());
-        }
-        let mut p = [0u32; 16];
-        p[0] = u32_of(len, "len")?;
-        p[2] = u32_of(count, "count")?;
-        p[8] = max_norm.to_bits();
-        let groups = self.grid(groups_of(len as u64, WG))?;
-        self.dispatch(Kernel::ClipScale, &[xi, pi], 0, p, groups)
-    }
-
-    fn softmax(&mut self, x: Buf, m: usize, n: usize) -> Result<()> {
-        let xi = self.bindable(x, m * n, "softmax x")?;
+    fn softmax_impl(&mut self, x: Buf, m: usize, n: usize) -> Result<()> {
+        let xi = self.bindable(x, "softmax x")?;
         if m == 0 || n == 0 {
             return Ok(());
         }
-        let mut p = [0u32; 16];
-        p[..2].copy_from_slice(&[u32_of(m, "m")?, u32_of(n, "n")?]);
+        let p = SoftmaxParams {
+            m: u32_of(m, "m")?,
+            n: u32_of(n, "n")?,
+            x_off: off(x),
+        };
         // One workgroup per row.
         let groups = self.grid(m as u64)?;
         self.dispatch(Kernel::Softmax, &[xi], 0, p, groups)
     }
 
-    fn loss_grad(
+    fn loss_grad_impl(
         &mut self,
         loss: Loss,
         out: Buf,
@@ -733,30 +842,32 @@ impl Backend for GpuBackend {
         stats: Buf,
         slot: usize,
     ) -> Result<()> {
-        let classes = loss.task() == spec::Task::Classification;
-        let o = self.bindable(out, m * n, "loss output")?;
-        let t = self.bindable(target, if classes { m } else { m * n }, "loss target")?;
-        let s = match scale {
-            Some(s) if !classes => self.bindable(s, n, "loss scale")?,
-            _ => 0,
+        let ids = [
+            self.bindable(out, "loss output")?,
+            self.bindable(target, "loss target")?,
+            match scale {
+                Some(s) => self.bindable(s, "loss scale")?,
+                None => DUMMY_IN,
+            },
+            self.bindable(stats, "loss stats")?,
+            FAULT,
+            self.bindable(grad, "loss gradient")?,
+        ];
+        let p = LossParams {
+            m: u32_of(m, "m")?,
+            n: u32_of(n, "n")?,
+            code: loss.code(),
+            has_scale: scale.is_some() as u32,
+            out_off: off(out),
+            tgt_off: off(target),
+            scale_off: scale.map_or(0, off),
+            grad_off: off(grad),
+            stats_at: u32_of(stats.offset + slot, "slot")?,
         };
-        let g = self.bindable(grad, m * n, "loss gradient")?;
-        let st = self.bindable(stats, slot + 1, "loss stats")?;
-        if n == 0 && m > 0 {
-            return Err(Error::gpu("loss_grad over zero outputs"));
-        }
-        let mut p = [0u32; 16];
-        p[..5].copy_from_slice(&[
-            u32_of(m, "m")?,
-            u32_of(n, "n")?,
-            loss.code(),
-            u32_of(slot, "slot")?,
-            (s != 0) as u32,
-        ]);
-        self.dispatch(Kernel::LossGrad, &[o, t, s, st, g], 0, p, (1, 1))
+        self.dispatch(Kernel::LossGrad, &ids, 0, p, (1, 1))
     }
 
-    fn eval_stats(
+    fn eval_stats_impl(
         &mut self,
         classes: bool,
         out: Buf,
@@ -767,53 +878,69 @@ impl Backend for GpuBackend {
         stats: Buf,
         slot: usize,
     ) -> Result<()> {
-        let o = self.bindable(out, m * n, "eval output")?;
-        let t = self.bindable(target, if classes { m } else { m * n }, "eval target")?;
-        let s = match scale {
-            Some(s) if !classes => self.bindable(s, n, "eval scale")?,
-            _ => 0,
+        let ids = [
+            self.bindable(out, "eval output")?,
+            self.bindable(target, "eval target")?,
+            match scale {
+                Some(s) => self.bindable(s, "eval scale")?,
+                None => DUMMY_IN,
+            },
+            self.bindable(stats, "eval stats")?,
+            FAULT,
+        ];
+        let p = LossParams {
+            m: u32_of(m, "m")?,
+            n: u32_of(n, "n")?,
+            code: classes as u32,
+            has_scale: scale.is_some() as u32,
+            out_off: off(out),
+            tgt_off: off(target),
+            scale_off: scale.map_or(0, off),
+            grad_off: 0,
+            stats_at: u32_of(stats.offset + slot * STATS_WIDTH, "slot")?,
         };
-        let width = super::STATS_WIDTH;
-        let st = self.bindable(stats, slot * width + width, "eval stats")?;
-        if n == 0 && m > 0 {
-            return Err(Error::gpu("eval_stats over zero outputs"));
-        }
-        let mut p = [0u32; 16];
-        p[..5].copy_from_slice(&[
-            u32_of(m, "m")?,
-            u32_of(n, "n")?,
-            classes as u32,
-            u32_of(slot, "slot")?,
-            (s != 0) as u32,
-        ]);
-        self.dispatch(Kernel::EvalStats, &[o, t, s, st], 0, p, (1, 1))
+        self.dispatch(Kernel::EvalStats, &ids, 0, p, (1, 1))
     }
 
-    fn optimizer_step(
+    fn sum_squares_impl(&mut self, x: Buf, partials: Buf) -> Result<()> {
+        let ids = [
+            self.bindable(x, "sum_squares x")?,
+            self.bindable(partials, "sum_squares partials")?,
+        ];
+        let parts = partials.len;
+        let p = SumSquaresParams {
+            len: u32_of(x.len, "len")?,
+            x_off: off(x),
+            parts_off: off(partials),
+            block: u32_of(x.len.div_ceil(parts).max(1), "block")?,
+        };
+        // One workgroup per partial: a fixed partition, so a fixed order of additions.
+        let groups = (u32_of(parts, "partials")?, 1);
+        self.dispatch(Kernel::SumSquares, &ids, 0, p, groups)
+    }
+
+    fn optimizer_step_impl(
         &mut self,
         opt: Optimizer,
         param: Buf,
         grad: Buf,
         state: &[Buf],
-        len: usize,
+        decay_len: usize,
         sp: StepParams,
+        clip: Option<Clip>,
     ) -> Result<()> {
-        if state.len() != opt.state_slots() {
-            return Err(Error::gpu(format!(
-                "{} keeps {} state buffers, got {}",
-                opt.as_str(),
-                opt.state_slots(),
-                state.len()
-            )));
-        }
         let mut ids = vec![
-            self.bindable(param, len, "parameters")?,
-            self.bindable(grad, len, "gradient")?,
+            self.bindable(param, "parameters")?,
+            self.bindable(grad, "gradient")?,
+            match clip {
+                Some(c) => self.bindable(c.partials, "clip partials")?,
+                None => DUMMY_IN,
+            },
         ];
         for &s in state {
-            ids.push(self.bindable(s, len, "optimizer state")?);
+            ids.push(self.bindable(s, "optimizer state")?);
         }
-        if len == 0 {
+        if param.len == 0 {
             return Ok(());
         }
         let kernel = match opt {
@@ -821,25 +948,31 @@ impl Backend for GpuBackend {
             Optimizer::Momentum => Kernel::MomentumStep,
             Optimizer::Adam => Kernel::AdamStep,
         };
-        let beta1 = match opt {
-            Optimizer::Momentum => spec::MOMENTUM,
-            _ => spec::ADAM_BETA1,
+        let p = OptimParams {
+            len: u32_of(param.len, "len")?,
+            decay_len: u32_of(decay_len, "decay length")?,
+            p_off: off(param),
+            g_off: off(grad),
+            m_off: state.first().map_or(0, |&s| off(s)),
+            v_off: state.get(1).map_or(0, |&s| off(s)),
+            parts: match clip {
+                Some(c) => u32_of(c.partials.len, "partials")?,
+                None => 0,
+            },
+            parts_off: clip.map_or(0, |c| off(c.partials)),
+            lr: sp.lr,
+            wd: sp.weight_decay,
+            c1: sp.bias_correction1,
+            c2: sp.bias_correction2,
+            beta1: match opt {
+                Optimizer::Momentum => spec::MOMENTUM,
+                _ => spec::ADAM_BETA1,
+            },
+            beta2: spec::ADAM_BETA2,
+            eps: spec::ADAM_EPS,
+            max_norm: clip.map_or(0.0, |c| c.max_norm),
         };
-        let mut p = [0u32; 16];
-        p[0] = u32_of(len, "len")?;
-        let floats = [
-            sp.lr,
-            sp.weight_decay,
-            sp.bias_correction1,
-            sp.bias_correction2,
-            beta1,
-            spec::ADAM_BETA2,
-            spec::ADAM_EPS,
-        ];
-        for (i, f) in floats.iter().enumerate() {
-            p[8 + i] = f.to_bits();
-        }
-        let groups = self.grid(groups_of(len as u64, WG))?;
+        let groups = self.grid(groups_of(param.len as u64, WG))?;
         self.dispatch(kernel, &ids, 0, p, groups)
     }
 }
@@ -869,7 +1002,7 @@ mod tests {
         // A bind group missing the buffers its layout asks for: invalid.
         let _bad = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("deliberately invalid"),
-            layout: gpu.kernels.layout(2),
+            layout: gpu.kernels.layout(Kernel::Gather),
             entries: &[],
         });
         let err = gpu
