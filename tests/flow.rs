@@ -277,7 +277,13 @@ fn run_folders_record_the_run_and_serve_predict_and_eval() {
     assert_eq!(se.lines().count(), 1, "{se}");
     assert!(se.contains("runs/1-iris/"), "the folder is printed: {se}");
     let dir = d.path().join("runs/1-iris");
-    for f in ["model.safetensors", "metrics.csv", "loss.png", "run.json"] {
+    for f in [
+        "model.safetensors",
+        "metrics.csv",
+        "loss.png",
+        "loss.acc.png",
+        "run.json",
+    ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     let run: Value =

@@ -170,8 +170,8 @@ pub(super) fn metric_name(task: Task) -> &'static str {
     }
 }
 
-/// The early-stop line on stderr (unless `-q`), and the summary line to print: the epoch
-/// whose weights were written and where.
+/// The summary line to print (the one line `-q` keeps): where the model went, the epoch whose
+/// weights it holds, and whether early stopping ended the run.
 pub(super) fn report(
     a: &TrainArgs,
     out: &super::fit::Outputs,
@@ -180,12 +180,6 @@ pub(super) fn report(
     extra: &str,
 ) -> String {
     let (ran, best) = (history.epochs.len(), history.best_epoch);
-    if history.stopped_early && !a.quiet {
-        eprintln!(
-            "wgtrain: stopped early at epoch {ran}: val_loss has not improved for {} epochs since epoch {best}",
-            a.patience.unwrap_or(0)
-        );
-    }
     let Some(m) = history.epochs.get(best.wrapping_sub(1)) else {
         return String::new();
     };
@@ -193,10 +187,13 @@ pub(super) fn report(
         (Some(l), Some(v)) => format!(", val_loss {l:.6}, {metric_name} {v:.4}"),
         _ => String::new(),
     };
-    let which = if best == ran {
-        String::new()
-    } else {
-        format!(" (weights of epoch {best})")
+    let which = match (history.stopped_early, best == ran) {
+        (true, _) => format!(
+            " (stopped early at epoch {ran}: val_loss has not improved for {} epochs; weights of epoch {best})",
+            a.patience.unwrap_or(0)
+        ),
+        (false, true) => String::new(),
+        (false, false) => format!(" (weights of epoch {best})"),
     };
     let wrote = match (&out.dir, &out.model) {
         (Some(dir), _) => format!("run folder {}/", dir.display()),
@@ -230,8 +227,17 @@ pub(super) fn draw_train_plots(
     };
     let title = format!("{data_name}: {loss} loss per epoch");
     crate::plot::loss_curves(path, &history.epochs, &format!("{loss} loss"), &title)?;
-    if !a.quiet {
+    // Under -q only a --plot the user named is announced (not the run folder's own).
+    let say = !a.quiet || a.plot.is_some();
+    if say {
         eprintln!("wgtrain: loss curves in {}", path.display());
+    }
+    if model.task == Task::Classification {
+        let acc = crate::plot::accuracy_path(path);
+        let title = format!("{data_name}: validation accuracy per epoch");
+        if crate::plot::accuracy_curve(&acc, &history.epochs, &title)? && say {
+            eprintln!("wgtrain: validation accuracy in {}", acc.display());
+        }
     }
     if let (Task::Regression, Some((ds, rows))) = (model.task, val)
         && rows.rows > 0
@@ -244,7 +250,7 @@ pub(super) fn draw_train_plots(
             let title =
                 format!("{data_name}: {name}, real (blue) and predicted (red) on validation rows");
             crate::plot::predictions(&out, &column(&ds.y), &column(&pred), &title)?;
-            if !a.quiet {
+            if say {
                 eprintln!("wgtrain: predictions vs real values in {}", out.display());
             }
         }
