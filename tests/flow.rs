@@ -592,3 +592,70 @@ fn eval_reports_confusion_and_per_class_scores() {
         "{so}"
     );
 }
+
+/// The workflow on the GPU backend: `--cv` and a sweep (configurations take turns on the one
+/// device). Skips without an adapter unless WGTRAIN_REQUIRE_GPU=1.
+#[test]
+fn cross_validation_and_sweep_on_the_gpu() {
+    let d = tempfile::tempdir().unwrap();
+    let iris = iris();
+    let probe = wgtrain_in(d.path(), &["check", "--device", "gpu"]);
+    if !probe.status.success() {
+        let required = std::env::var("WGTRAIN_REQUIRE_GPU").is_ok_and(|v| v == "1");
+        let why = String::from_utf8_lossy(&probe.stderr).into_owned();
+        assert!(
+            !required,
+            "WGTRAIN_REQUIRE_GPU=1 but the GPU check failed: {why}"
+        );
+        println!("skipping: no GPU adapter ({why})");
+        return;
+    }
+    let args = [
+        "train",
+        &iris,
+        "--target",
+        "species",
+        "--cv",
+        "3",
+        "--epochs",
+        "40",
+        "--lr",
+        "0.01",
+        "--device",
+        "gpu",
+        "--json",
+        "-q",
+        "--no-refit",
+    ];
+    let gpu = last_json(&ok_in(d.path(), &args).0);
+    let cpu_args: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "gpu" { "cpu" } else { a })
+        .collect();
+    let cpu = last_json(&ok_in(d.path(), &cpu_args).0);
+    let (g, c) = (
+        gpu["cv"]["mean"].as_f64().unwrap(),
+        cpu["cv"]["mean"].as_f64().unwrap(),
+    );
+    assert!(g > 0.8, "{gpu}");
+    // Same folds, same seeds; only float rounding differs between the devices.
+    assert!((g - c).abs() <= 0.05, "gpu {g} vs cpu {c}");
+    ok_in(
+        d.path(),
+        &[
+            "sweep",
+            &iris,
+            "--target",
+            "species",
+            "--epochs",
+            "10",
+            "--device",
+            "gpu",
+            "--grid",
+            "lr=0.01|0.001",
+        ],
+    );
+    let board =
+        std::fs::read_to_string(d.path().join("runs/1-iris-sweep/leaderboard.csv")).unwrap();
+    assert_eq!(board.lines().count(), 3, "{board}");
+}
