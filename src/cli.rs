@@ -44,6 +44,8 @@ pub enum Command {
     /// Train every combination of --grid values (data read once; CPU runs in parallel), each
     /// in its own run folder, ranked by validation loss into leaderboard.csv.
     Sweep(SweepArgs),
+    /// Time every GPU matmul variant on a network's shapes and cache the fastest per shape.
+    Tune(TuneArgs),
 }
 
 /// Runs the command the user asked for.
@@ -58,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot(a) => cmd::plot::run(&a),
         Command::Bench(a) => cmd::bench::run(&a),
         Command::Sweep(a) => cmd::sweep::run(&a),
+        Command::Tune(a) => cmd::tune::run(&a),
     }
 }
 
@@ -199,6 +202,10 @@ pub struct DeviceArgs {
     /// Adapter name (substring) or index from `wgtrain devices`.
     #[arg(long)]
     pub adapter: Option<String>,
+    /// GPU matmul variants: auto uses the tuning cache and tunes missing shapes briefly;
+    /// force tunes again; off uses the defaults. Never changes results.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub tune: crate::backend::gpu::tune::Mode,
 }
 
 impl DeviceArgs {
@@ -523,4 +530,16 @@ mod tests {
         assert!(parse_layers("56,0,1").is_err());
         assert!(parse_layers("a,b").is_err());
     }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TuneArgs {
+    /// Layer sizes of the network to tune for, input to output.
+    #[arg(long, default_value = "56,100,100,100,1", value_parser = parse_layers)]
+    pub layers: Widths,
+    /// Training batch size.
+    #[arg(long, default_value = "256", value_parser = at_least::<1>())]
+    pub batch: usize,
+    #[command(flatten)]
+    pub dev: DeviceArgs,
 }

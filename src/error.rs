@@ -30,6 +30,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Training that cannot go on (the loss diverged): not a usage error, so exit 1.
+    #[error("{0}")]
+    Training(String),
+
     /// A backend asked to do something its buffers cannot hold, or output that cannot be
     /// written: program errors rather than user errors, still reported without a panic.
     #[error("{0}")]
@@ -75,10 +79,34 @@ impl Error {
             source,
         }
     }
+    pub fn training(msg: impl Into<String>) -> Self {
+        Error::Training(msg.into())
+    }
     pub fn internal(msg: impl Into<String>) -> Self {
         Error::Internal(msg.into())
     }
     pub fn gpu(msg: impl Into<String>) -> Self {
         Error::Gpu(msg.into())
+    }
+}
+
+/// `s` cut to about `max` characters (on a character boundary, with `…`), so a huge value or
+/// column list quoted in a message keeps the message readable.
+pub fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((i, _)) => format!("{}…", &s[..i]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cut_keeps_short_text_and_shortens_long_text_on_char_boundaries() {
+        assert_eq!(super::cut("short", 80), "short");
+        let long = "é".repeat(200);
+        let c = super::cut(&long, 80);
+        assert_eq!(c.chars().count(), 81);
+        assert!(c.ends_with('…'));
     }
 }

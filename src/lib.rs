@@ -7,8 +7,10 @@
 //! `data`, `metrics`, `plot`, `io` → `backend`. Nothing imports a layer above itself.
 
 pub mod backend;
+pub mod checkpoint;
 pub mod cli;
 pub mod cmd;
+pub mod console;
 pub mod data;
 pub mod error;
 pub mod grid;
@@ -19,7 +21,9 @@ pub mod plot;
 pub mod report;
 pub mod rng;
 pub mod runs;
+pub mod signals;
 pub mod spec;
 pub mod train;
+pub mod validate;
 
 pub use error::{Error, Result};

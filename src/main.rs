@@ -3,8 +3,19 @@ use clap::Parser;
 fn main() {
     quiet_wayland_probe();
     let cli = wgtrain::cli::Cli::parse();
-    if let Err(e) = wgtrain::cli::run(cli) {
-        eprintln!("wgtrain: error: {e}");
+    if let Err(e) = wgtrain::signals::install() {
+        wgtrain::errln!("wgtrain: warning: {e}; Ctrl-C will end the run without saving");
+    }
+    let result = wgtrain::cli::run(cli);
+    if wgtrain::signals::requested() {
+        // The run stopped early on purpose and said what it saved (or why it could not).
+        if let Err(e) = &result {
+            wgtrain::errln!("wgtrain: error: {e}");
+        }
+        std::process::exit(wgtrain::signals::EXIT_INTERRUPTED);
+    }
+    if let Err(e) = result {
+        wgtrain::errln!("wgtrain: error: {e}");
         // 2 for a command line that makes no sense (as clap does), 1 for everything else.
         let code = if matches!(e, wgtrain::Error::Flag { .. }) {
             2

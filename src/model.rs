@@ -6,6 +6,7 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+use crate::data::{Normalizer, Schema};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::spec::{Activation, Loss, Task};
@@ -23,23 +24,18 @@ pub struct Layer {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
-    pub task: Task,
+    /// The columns the network reads and predicts, and what they mean.
+    pub schema: Schema,
     /// Activation of the hidden layers; the output layer is linear (softmax lives in the loss).
     pub activation: Activation,
     pub loss: Loss,
-    pub features: Vec<String>,
-    pub targets: Vec<String>,
-    pub classes: Vec<String>,
     pub seed: u64,
-    /// `--window N`: features are the N previous values of the target series.
-    pub window: Option<usize>,
     pub layers: Vec<Layer>,
     /// x' = (x − mean) / std per feature (identity with `--no-standardize`).
-    pub feature_mean: Vec<f32>,
-    pub feature_std: Vec<f32>,
-    /// Regression only: prediction = output · std + mean per target.
-    pub target_mean: Vec<f32>,
-    pub target_std: Vec<f32>,
+    pub normalizer: Normalizer,
+    /// Regression: the network learns standardized targets, a prediction is output · std +
+    /// mean per target. Classification: empty.
+    pub target_normalizer: Normalizer,
 }
 
 /// Layer sizes from inputs, hidden widths and outputs: [in, h1, …, out].
@@ -115,6 +111,87 @@ pub fn init_layers_with(
 }
 
 impl Model {
+    /// The one constructor (training, loading, tests): refuses parts that do not fit together,
+    /// so every `Model` in the program is consistent.
+    pub fn new(
+        schema: Schema,
+        activation: Activation,
+        loss: Loss,
+        seed: u64,
+        layers: Vec<Layer>,
+        normalizer: Normalizer,
+        target_normalizer: Normalizer,
+    ) -> Result<Model> {
+        let m = Model {
+            schema,
+            activation,
+            loss,
+            seed,
+            layers,
+            normalizer,
+            target_normalizer,
+        };
+        m.check().map_err(Error::internal)?;
+        Ok(m)
+    }
+
+    /// Why the parts do not fit together, if they do not.
+    fn check(&self) -> std::result::Result<(), String> {
+        let s = &self.schema;
+        if self.loss.task() != s.task {
+            return Err(format!(
+                "loss {:?} does not suit {}",
+                self.loss,
+                s.task.as_str()
+            ));
+        }
+        if self.layers.is_empty() {
+            return Err("a network needs at least one layer".into());
+        }
+        let mut inputs = s.n_features();
+        for (i, l) in self.layers.iter().enumerate() {
+            if l.inputs != inputs || l.weight.len() != l.inputs * l.outputs {
+                return Err(format!(
+                    "layer {i} does not take the {inputs} inputs it is given"
+                ));
+            }
+            if l.bias.len() != l.outputs {
+                return Err(format!(
+                    "layer {i} has {} biases for {} outputs",
+                    l.bias.len(),
+                    l.outputs
+                ));
+            }
+            inputs = l.outputs;
+        }
+        if inputs != s.n_outputs() {
+            return Err(format!(
+                "the last layer has {inputs} outputs, expected {}",
+                s.n_outputs()
+            ));
+        }
+        let n = &self.normalizer;
+        if n.cols() != s.n_features() || n.std.len() != n.cols() {
+            return Err(format!(
+                "the normalizer has {} columns for {} features",
+                n.cols(),
+                s.n_features()
+            ));
+        }
+        let t = &self.target_normalizer;
+        let want = match s.task {
+            Task::Regression => s.targets.len(),
+            Task::Classification => 0,
+        };
+        if t.cols() != want || t.std.len() != want {
+            return Err(format!(
+                "the target normalizer has {} columns, expected {want}",
+                t.cols()
+            ));
+        }
+        Ok(())
+    }
+
     pub fn sizes(&self) -> Vec<usize> {
         let mut s: Vec<usize> = self.layers.iter().map(|l| l.inputs).collect();
         s.extend(self.layers.last().map(|l| l.outputs));
@@ -153,41 +230,27 @@ impl Model {
             );
             add(format!("layers.{i}.bias"), vec![l.outputs], &l.bias);
         }
-        add(
-            "normalizer.mean".into(),
-            vec![self.feature_mean.len()],
-            &self.feature_mean,
-        );
-        add(
-            "normalizer.std".into(),
-            vec![self.feature_std.len()],
-            &self.feature_std,
-        );
-        if self.task == Task::Regression {
-            add(
-                "target.mean".into(),
-                vec![self.target_mean.len()],
-                &self.target_mean,
-            );
-            add(
-                "target.std".into(),
-                vec![self.target_std.len()],
-                &self.target_std,
-            );
+        let (norm, target) = (&self.normalizer, &self.target_normalizer);
+        add("normalizer.mean".into(), vec![norm.cols()], &norm.mean);
+        add("normalizer.std".into(), vec![norm.cols()], &norm.std);
+        if self.schema.task == Task::Regression {
+            add("target.mean".into(), vec![target.cols()], &target.mean);
+            add("target.std".into(), vec![target.cols()], &target.std);
         }
         let json = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
+        let schema = &self.schema;
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), FORMAT.to_string());
-        meta.insert("task".into(), self.task.as_str().into());
+        meta.insert("task".into(), schema.task.as_str().into());
         meta.insert("activation".into(), self.activation.as_str().into());
         meta.insert("loss".into(), self.loss.as_str().into());
-        meta.insert("features".into(), json(&self.features));
-        meta.insert("targets".into(), json(&self.targets));
-        if self.task == Task::Classification {
-            meta.insert("classes".into(), json(&self.classes));
+        meta.insert("features".into(), json(&schema.features));
+        meta.insert("targets".into(), json(&schema.targets));
+        if schema.task == Task::Classification {
+            meta.insert("classes".into(), json(&schema.classes));
         }
         meta.insert("seed".into(), self.seed.to_string());
-        if let Some(w) = self.window {
+        if let Some(w) = schema.window {
             meta.insert("window".into(), w.to_string());
         }
         let views = tensors
@@ -215,131 +278,149 @@ impl Model {
             .metadata()
             .clone()
             .ok_or_else(|| bad("no __metadata__ in the header; not a wgtrain model".into()))?;
-        let get = |k: &str| {
-            meta.get(k)
-                .cloned()
-                .ok_or_else(|| bad(format!("metadata has no '{k}'")))
-        };
-        let list = |k: &str| -> Result<Vec<String>> {
-            serde_json::from_str(&get(k)?).map_err(|e| {
-                bad(format!(
-                    "metadata '{k}' is not a JSON list of strings ({e})"
-                ))
+        let head = Header::read(&meta).map_err(bad)?;
+        let layers = read_layers(&st, head.schema.n_features()).map_err(bad)?;
+        let (d, out) = (head.schema.n_features(), head.schema.n_outputs());
+        let last = layers.last().map_or(0, |l| l.outputs);
+        if last != out {
+            return Err(bad(format!(
+                "the last layer has {last} outputs, expected {out}"
+            )));
+        }
+        let norm = |name: &str, cols: usize| -> std::result::Result<Normalizer, String> {
+            Ok(Normalizer {
+                mean: tensor(&st, &format!("{name}.mean"), &[cols])?,
+                std: tensor(&st, &format!("{name}.std"), &[cols])?,
             })
         };
+        let normalizer = norm("normalizer", d).map_err(bad)?;
+        let target_normalizer = match head.schema.task {
+            Task::Regression => norm("target", out).map_err(bad)?,
+            Task::Classification => Normalizer::identity(0),
+        };
+        let model = Model::new(
+            head.schema,
+            head.activation,
+            head.loss,
+            head.seed,
+            layers,
+            normalizer,
+            target_normalizer,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        crate::validate::model(&model, path)?;
+        Ok(model)
+    }
+}
+
+/// What a model file's `__metadata__` says.
+struct Header {
+    schema: Schema,
+    activation: Activation,
+    loss: Loss,
+    seed: u64,
+}
+
+impl Header {
+    fn read(meta: &HashMap<String, String>) -> std::result::Result<Header, String> {
+        let get = |k: &str| meta.get(k).cloned().ok_or(format!("metadata has no '{k}'"));
+        let list = |k: &str| -> std::result::Result<Vec<String>, String> {
+            serde_json::from_str(&get(k)?)
+                .map_err(|e| format!("metadata '{k}' is not a JSON list of strings ({e})"))
+        };
         if get("format")? != FORMAT {
-            return Err(bad(format!("format '{}' is not {FORMAT}", get("format")?)));
+            return Err(format!("format '{}' is not {FORMAT}", get("format")?));
         }
-        let task = Task::parse(&get("task")?).map_err(|_| bad("unknown task".into()))?;
+        let task = Task::parse(&get("task")?).map_err(|_| "unknown task".to_string())?;
         let activation =
-            Activation::parse(&get("activation")?).map_err(|_| bad("unknown activation".into()))?;
+            Activation::parse(&get("activation")?).map_err(|_| "unknown activation".to_string())?;
         let loss = Loss::for_task(task, Some(&get("loss")?))
-            .map_err(|_| bad("unknown loss for its task".into()))?;
-        let features = list("features")?;
-        let targets = list("targets")?;
-        let classes = if task == Task::Classification {
-            list("classes")?
-        } else {
-            Vec::new()
+            .map_err(|_| "unknown loss for its task".to_string())?;
+        let classes = match task {
+            Task::Classification => list("classes")?,
+            Task::Regression => Vec::new(),
         };
         let seed = get("seed")?
             .parse()
-            .map_err(|_| bad("seed is not an integer".into()))?;
+            .map_err(|_| "seed is not an integer".to_string())?;
         let window = match meta.get("window") {
             Some(w) => Some(
                 w.parse()
-                    .map_err(|_| bad("window is not an integer".into()))?,
+                    .map_err(|_| "window is not an integer".to_string())?,
             ),
             None => None,
         };
-        let tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
-            let t = st
-                .tensor(name)
-                .map_err(|_| bad(format!("missing tensor '{name}'")))?;
-            if t.dtype() != Dtype::F32 || t.shape() != shape {
-                return Err(bad(format!(
-                    "tensor '{name}' is {:?} {:?}, expected F32 {shape:?}",
-                    t.dtype(),
-                    t.shape()
-                )));
-            }
-            let v: Vec<f32> = t
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            if v.iter().any(|x| !x.is_finite()) {
-                return Err(bad(format!("tensor '{name}' holds NaN or infinity")));
-            }
-            Ok(v)
-        };
-        let mut layers = Vec::new();
-        let mut inputs = features.len();
-        while let Ok(w) = st.tensor(&format!("layers.{}.weight", layers.len())) {
-            let (outputs, got_in) = match w.shape() {
-                [o, i] => (*o, *i),
-                s => {
-                    return Err(bad(format!(
-                        "layers.{}.weight has shape {s:?}, expected [out, in]",
-                        layers.len()
-                    )));
-                }
-            };
-            if got_in != inputs {
-                return Err(bad(format!(
-                    "layers.{}.weight takes {got_in} inputs, expected {inputs}",
-                    layers.len()
-                )));
-            }
-            let i = layers.len();
-            let weight = tensor(&format!("layers.{i}.weight"), &[outputs, inputs])?;
-            let bias = tensor(&format!("layers.{i}.bias"), &[outputs])?;
-            layers.push(Layer {
-                inputs,
-                outputs,
-                weight,
-                bias,
-            });
-            inputs = outputs;
-        }
-        if layers.is_empty() {
-            return Err(bad("no layers.0.weight tensor".into()));
-        }
-        let want_out = if task == Task::Classification {
-            classes.len()
-        } else {
-            targets.len()
-        };
-        if inputs != want_out {
-            return Err(bad(format!(
-                "the last layer has {inputs} outputs, expected {want_out}"
-            )));
-        }
-        let d = features.len();
-        let (target_mean, target_std) = if task == Task::Regression {
-            (
-                tensor("target.mean", &[want_out])?,
-                tensor("target.std", &[want_out])?,
-            )
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        Ok(Model {
+        let schema = Schema {
+            features: list("features")?,
+            targets: list("targets")?,
             task,
+            classes,
+            window,
+        };
+        Ok(Header {
+            schema,
             activation,
             loss,
-            features,
-            targets,
-            classes,
             seed,
-            window,
-            layers,
-            feature_mean: tensor("normalizer.mean", &[d])?,
-            feature_std: tensor("normalizer.std", &[d])?,
-            target_mean,
-            target_std,
         })
     }
+}
+
+/// An F32 tensor of exactly `shape`, every value finite.
+fn tensor(st: &SafeTensors, name: &str, shape: &[usize]) -> std::result::Result<Vec<f32>, String> {
+    let t = st
+        .tensor(name)
+        .map_err(|_| format!("missing tensor '{name}'"))?;
+    if t.dtype() != Dtype::F32 || t.shape() != shape {
+        return Err(format!(
+            "tensor '{name}' is {:?} {:?}, expected F32 {shape:?}",
+            t.dtype(),
+            t.shape()
+        ));
+    }
+    let v: Vec<f32> = t
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(format!("tensor '{name}' holds NaN or infinity"));
+    }
+    Ok(v)
+}
+
+/// `layers.0.weight`, `layers.0.bias`, … for as long as they go, each taking the previous
+/// layer's outputs (the first: the `features` inputs).
+fn read_layers(st: &SafeTensors, features: usize) -> std::result::Result<Vec<Layer>, String> {
+    let mut layers = Vec::new();
+    let mut inputs = features;
+    while let Ok(w) = st.tensor(&format!("layers.{}.weight", layers.len())) {
+        let i = layers.len();
+        let (outputs, got_in) = match w.shape() {
+            [o, i] => (*o, *i),
+            s => {
+                return Err(format!(
+                    "layers.{i}.weight has shape {s:?}, expected [out, in]"
+                ));
+            }
+        };
+        if got_in != inputs {
+            return Err(format!(
+                "layers.{i}.weight takes {got_in} inputs, expected {inputs}"
+            ));
+        }
+        layers.push(Layer {
+            inputs,
+            outputs,
+            weight: tensor(st, &format!("layers.{i}.weight"), &[outputs, inputs])?,
+            bias: tensor(st, &format!("layers.{i}.bias"), &[outputs])?,
+        });
+        inputs = outputs;
+    }
+    if layers.is_empty() {
+        return Err("no layers.0.weight tensor".into());
+    }
+    Ok(layers)
 }
 
 /// safetensors writes `__metadata__` from a HashMap, whose order changes from run to run.
@@ -367,31 +448,81 @@ mod tests {
     use super::*;
 
     fn sample(task: Task) -> Model {
-        let layers = init_layers(&[3, 5, 2], Activation::Relu, 4);
         let reg = task == Task::Regression;
-        Model {
-            task,
-            activation: Activation::Relu,
-            loss: if task == Task::Regression {
-                Loss::Mse
-            } else {
-                Loss::CrossEntropy
-            },
+        let schema = Schema {
             features: vec!["a".into(), "b".into(), "c".into()],
-            targets: vec!["y".into(), "z".into()],
-            classes: if task == Task::Classification {
-                vec!["no".into(), "yes".into()]
+            targets: if reg {
+                vec!["y".into(), "z".into()]
             } else {
-                vec![]
+                vec!["y".into()]
             },
-            seed: 4,
+            task,
+            classes: if reg {
+                vec![]
+            } else {
+                vec!["no".into(), "yes".into()]
+            },
             window: None,
+        };
+        let loss = if reg { Loss::Mse } else { Loss::CrossEntropy };
+        let normalizer = Normalizer {
+            mean: vec![0.5, -1.0, 2.0],
+            std: vec![1.5, 2.0, 0.25],
+        };
+        let target = if reg {
+            Normalizer {
+                mean: vec![10.0, -3.0],
+                std: vec![2.0, 0.5],
+            }
+        } else {
+            Normalizer::identity(0)
+        };
+        let layers = init_layers(&[3, 5, 2], Activation::Relu, 4);
+        Model::new(
+            schema,
+            Activation::Relu,
+            loss,
+            4,
             layers,
-            feature_mean: vec![0.5, -1.0, 2.0],
-            feature_std: vec![1.5, 2.0, 0.25],
-            target_mean: if reg { vec![10.0, -3.0] } else { vec![] },
-            target_std: if reg { vec![2.0, 0.5] } else { vec![] },
-        }
+            normalizer,
+            target,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn new_refuses_parts_that_do_not_fit() {
+        let m = sample(Task::Regression);
+        let parts = |m: &Model| (m.schema.clone(), m.activation, m.loss, m.seed);
+        let (s, a, l, seed) = parts(&m);
+        let (n, t) = (m.normalizer.clone(), m.target_normalizer.clone());
+        let short = init_layers(&[2, 5, 2], Activation::Relu, 4);
+        assert!(Model::new(s.clone(), a, l, seed, short, n.clone(), t.clone()).is_err());
+        let one_out = init_layers(&[3, 5, 1], Activation::Relu, 4);
+        assert!(Model::new(s.clone(), a, l, seed, one_out, n.clone(), t.clone()).is_err());
+        let layers = m.layers.clone();
+        let e = Model::new(
+            s.clone(),
+            a,
+            Loss::CrossEntropy,
+            seed,
+            layers.clone(),
+            n.clone(),
+            t.clone(),
+        );
+        assert!(e.is_err(), "a classification loss on a regression schema");
+        let e = Model::new(
+            s.clone(),
+            a,
+            l,
+            seed,
+            layers.clone(),
+            Normalizer::identity(2),
+            t,
+        );
+        assert!(e.is_err(), "a normalizer for two of three features");
+        let e = Model::new(s, a, l, seed, layers, n, Normalizer::identity(0));
+        assert!(e.is_err(), "a regression without target statistics");
     }
 
     #[test]

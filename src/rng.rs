@@ -15,6 +15,14 @@ impl Rng {
     pub fn derive(seed: u64, purpose: u64) -> Self {
         Rng::new(seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
+    /// Where the stream stands (in 32-bit words drawn), for checkpoints: a generator set
+    /// back to this position continues with exactly the same values.
+    pub fn position(&self) -> u128 {
+        self.0.get_word_pos()
+    }
+    pub fn set_position(&mut self, words: u128) {
+        self.0.set_word_pos(words);
+    }
     pub fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
     }

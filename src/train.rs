@@ -72,32 +72,62 @@ pub use crate::metrics::EpochMetrics;
 
 /// Metrics over a set of rows, in the target's own units.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Metrics {
-    pub rows: usize,
-    /// Regression: mean squared / absolute error. Classification: cross-entropy, MSE of the
-    /// softmax against one-hot, accuracy.
-    pub mse: f64,
-    pub mae: f64,
-    pub cross_entropy: f64,
-    pub softmax_mse: f64,
-    pub accuracy: f64,
+pub enum Metrics {
+    /// Mean squared and mean absolute error.
+    Regression { rows: usize, mse: f64, mae: f64 },
+    /// Cross-entropy, MSE of the softmax against one-hot, and the share of rows whose largest
+    /// output is the right class.
+    Classification {
+        rows: usize,
+        cross_entropy: f64,
+        softmax_mse: f64,
+        accuracy: f64,
+    },
 }
 
 impl Metrics {
-    /// The value of `loss` over these rows (what `val_loss` reports).
-    pub fn loss(&self, loss: Loss) -> f64 {
-        match loss {
-            Loss::Mse => self.mse,
-            Loss::Mae => self.mae,
-            Loss::CrossEntropy => self.cross_entropy,
-            Loss::SoftmaxMse => self.softmax_mse,
+    /// From `eval_stats` sums over `rows` rows: slots 0 and 1 hold mse and mae (regression)
+    /// or cross-entropy and softmax MSE (classification), slot 2 the correct rows.
+    fn from_sums(task: Task, sums: [f64; STATS_WIDTH], rows: usize) -> Metrics {
+        let r = rows.max(1) as f64;
+        match task {
+            Task::Regression => Metrics::Regression {
+                rows,
+                mse: sums[0] / r,
+                mae: sums[1] / r,
+            },
+            Task::Classification => Metrics::Classification {
+                rows,
+                cross_entropy: sums[0] / r,
+                softmax_mse: sums[1] / r,
+                accuracy: sums[2] / r,
+            },
         }
     }
+
+    pub fn rows(&self) -> usize {
+        match *self {
+            Metrics::Regression { rows, .. } | Metrics::Classification { rows, .. } => rows,
+        }
+    }
+
+    /// The value of `loss` over these rows (what `val_loss` reports); NaN for a loss of the
+    /// other task.
+    pub fn loss(&self, loss: Loss) -> f64 {
+        match (*self, loss) {
+            (Metrics::Regression { mse, .. }, Loss::Mse) => mse,
+            (Metrics::Regression { mae, .. }, Loss::Mae) => mae,
+            (Metrics::Classification { cross_entropy, .. }, Loss::CrossEntropy) => cross_entropy,
+            (Metrics::Classification { softmax_mse, .. }, Loss::SoftmaxMse) => softmax_mse,
+            _ => f64::NAN,
+        }
+    }
+
     /// Accuracy for classification, RMSE for regression.
-    pub fn headline(&self, task: Task) -> f64 {
-        match task {
-            Task::Classification => self.accuracy,
-            Task::Regression => self.mse.sqrt(),
+    pub fn headline(&self) -> f64 {
+        match *self {
+            Metrics::Regression { mse, .. } => mse.sqrt(),
+            Metrics::Classification { accuracy, .. } => accuracy,
         }
     }
 }
@@ -343,26 +373,20 @@ fn upload<B: Backend + ?Sized>(be: &mut B, r: &Rows, y_cols: usize) -> Result<Up
 }
 
 fn target_cols(model: &Model) -> usize {
-    if model.task == Task::Classification {
-        1
-    } else {
-        model.outputs()
-    }
+    model.schema.target_cols()
 }
 
 /// The factor from the network's standardized outputs back to the target's units.
 fn scale_buf<B: Backend + ?Sized>(be: &mut B, model: &Model) -> Result<Option<Buf>> {
-    match model.task {
-        Task::Regression if model.target_std.iter().any(|&s| s != 1.0) => {
-            Ok(Some(be.upload(&model.target_std)?))
-        }
+    let std = &model.target_normalizer.std;
+    match model.schema.task {
+        Task::Regression if std.iter().any(|&s| s != 1.0) => Ok(Some(be.upload(std)?)),
         _ => Ok(None),
     }
 }
 
 /// Records the forward pass and `eval_stats` over all rows of `data`, in chunks of the net's
-/// batch size, into stats slots starting at `first_slot`. Returns the number of slots used.
-#[allow(clippy::too_many_arguments)]
+/// batch size, one stats slot per chunk (`data.rows.div_ceil(net.batch)` slots).
 fn record_eval<B: Backend + ?Sized>(
     be: &mut B,
     net: &Net,
@@ -371,55 +395,26 @@ fn record_eval<B: Backend + ?Sized>(
     scale: Option<Buf>,
     classes: bool,
     stats: Buf,
-    first_slot: usize,
-) -> Result<usize> {
+) -> Result<()> {
     let n = *net.sizes.last().unwrap_or(&1);
-    let mut slot = first_slot;
-    for start in (0..data.rows).step_by(net.batch) {
+    for (slot, start) in (0..data.rows).step_by(net.batch).enumerate() {
         let m = net.batch.min(data.rows - start);
         data.gather(be, start, m, net.a[0], Some(y_batch))?;
         net.forward(be, m)?;
         be.eval_stats(classes, net.output(), y_batch, scale, m, n, stats, slot)?;
-        slot += 1;
     }
-    Ok(slot - first_slot)
+    Ok(())
 }
 
-fn sum_stats(stats: &[f32], first_slot: usize, slots: usize, rows: usize) -> Metrics {
+/// The `eval_stats` slots summed in slot order (fixed, so the result is reproducible).
+fn sum_stats(stats: &[f32]) -> [f64; STATS_WIDTH] {
     let mut acc = [0f64; STATS_WIDTH];
-    for s in first_slot..first_slot + slots {
-        for (a, v) in acc
-            .iter_mut()
-            .zip(&stats[s * STATS_WIDTH..(s + 1) * STATS_WIDTH])
-        {
+    for slot in stats.chunks_exact(STATS_WIDTH) {
+        for (a, v) in acc.iter_mut().zip(slot) {
             *a += *v as f64;
         }
     }
-    let r = rows.max(1) as f64;
-    Metrics {
-        rows,
-        mse: acc[0] / r,
-        mae: acc[1] / r,
-        cross_entropy: acc[0] / r,
-        softmax_mse: acc[1] / r,
-        accuracy: acc[2] / r,
-    }
-}
-
-fn classification_metrics(m: Metrics, task: Task) -> Metrics {
-    match task {
-        Task::Classification => Metrics {
-            mse: f64::NAN,
-            mae: f64::NAN,
-            ..m
-        },
-        Task::Regression => Metrics {
-            cross_entropy: f64::NAN,
-            softmax_mse: f64::NAN,
-            accuracy: f64::NAN,
-            ..m
-        },
-    }
+    acc
 }
 
 /// What one optimizer step needs: the network, its gradients and optimizer state, and the
@@ -513,73 +508,196 @@ impl Stepper {
     }
 }
 
-/// Training one step at a time, for the bench harness: the data uploaded once, batches taken
-/// in `train`'s order (a fresh seeded shuffle at the start of every pass over the rows), each
-/// step recorded through the same code as `train`. Nothing is read back until `batch_loss`.
+/// The training state on a backend: the model's network and optimizer state, the training
+/// (and validation) rows uploaded once, and where in the pass over the rows it stands.
+/// `train` drives it an epoch at a time (`run_epoch`, `validate`); the bench harness a step at
+/// a time (`step`, `batch_loss`), so a benchmark times the very step training runs.
 pub struct Trainer {
     st: Stepper,
-    /// The base learning rate (the bench harness times a constant schedule).
-    lr: f32,
     data: Uploaded,
-    stats: Buf,
+    val: Option<Uploaded>,
+    /// One loss sum per training batch of the current pass.
+    losses: Buf,
+    /// `STATS_WIDTH` sums per chunk of validation rows.
+    val_stats: Option<Buf>,
     batch: usize,
+    n_batches: usize,
     next_batch: usize,
+    /// Passes over the training rows begun so far (the schedule's epoch, 1-based).
+    epoch: usize,
     shuffle: Rng,
     order: Vec<u32>,
+    lr: f64,
+    schedule: Schedule,
+    total_steps: u64,
+    task: Task,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Trainer {
     pub fn new<B: Backend + ?Sized>(
         be: &mut B,
         model: &Model,
-        rows: &Rows,
+        train: &Rows,
+        val: Option<&Rows>,
         cfg: &TrainConfig,
     ) -> Result<Trainer> {
-        if rows.rows == 0 || cfg.batch_size == 0 {
+        if train.rows == 0 || cfg.batch_size == 0 {
             return Err(Error::flag(
                 "--batch-size",
                 "needs rows and a batch of at least 1",
             ));
         }
-        let batch = cfg.batch_size.min(rows.rows);
+        let batch = cfg.batch_size.min(train.rows);
+        let n_batches = train.rows.div_ceil(batch);
+        let y_cols = target_cols(model);
         let st = Stepper::new(be, model, batch, cfg)?;
-        let data = upload(be, rows, target_cols(model))?;
-        let stats = be.alloc(rows.rows.div_ceil(batch))?;
+        let data = upload(be, train, y_cols)?;
+        let val = val
+            .filter(|v| v.rows > 0)
+            .map(|v| upload(be, v, y_cols))
+            .transpose()?;
+        let val_stats = match &val {
+            Some(v) => Some(be.alloc(v.rows.div_ceil(batch) * STATS_WIDTH)?),
+            None => None,
+        };
         Ok(Trainer {
             st,
-            lr: cfg.lr,
+            losses: be.alloc(n_batches)?,
             data,
-            stats,
+            val,
+            val_stats,
             batch,
+            n_batches,
             next_batch: 0,
+            epoch: 0,
             shuffle: Rng::derive(cfg.seed, 2),
-            order: (0..rows.rows as u32).collect(),
+            order: (0..train.rows as u32).collect(),
+            lr: cfg.lr as f64,
+            schedule: cfg.schedule,
+            total_steps: (n_batches * cfg.epochs) as u64,
+            task: model.schema.task,
+            bar: progress_bar(cfg.progress && n_batches >= 100, n_batches),
         })
     }
 
-    /// Records one optimizer step on the next batch.
+    /// Records one optimizer step on the next batch; the first batch of a pass starts a new
+    /// epoch with a fresh seeded shuffle of the rows.
     pub fn step<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<()> {
         if self.next_batch == 0 {
+            self.epoch += 1;
             self.shuffle.shuffle(&mut self.order);
             be.write_u32(self.data.idx, &self.order)?;
         }
         let bi = self.next_batch;
         let start = bi * self.batch;
         let m = self.batch.min(self.data.rows - start);
+        let lr = self
+            .schedule
+            .lr(self.lr, self.epoch, self.st.step, self.total_steps) as f32;
         self.st
-            .step(be, &self.data, start, m, self.stats, bi, self.lr)?;
-        self.next_batch = (bi + 1) % self.data.rows.div_ceil(self.batch);
+            .step(be, &self.data, start, m, self.losses, bi, lr)?;
+        self.next_batch = (bi + 1) % self.n_batches;
         Ok(())
+    }
+
+    /// Records the rest of the current pass over the training rows (a whole pass when called
+    /// between passes) and returns its mean loss per row: one read.
+    pub fn run_epoch<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<f64> {
+        loop {
+            self.step(be)?;
+            let done = match self.next_batch {
+                0 => self.n_batches,
+                n => n,
+            };
+            if let Some(b) = &self.bar {
+                b.set_position(done as u64);
+            }
+            if self.next_batch == 0 {
+                break;
+            }
+        }
+        if let Some(b) = &self.bar {
+            b.reset();
+        }
+        let sums = be.read(self.losses)?;
+        Ok(sums.iter().map(|&v| v as f64).sum::<f64>() / self.data.rows as f64)
+    }
+
+    /// The current weights' metrics on the validation rows (`None` without them): one read.
+    pub fn validate<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<Option<Metrics>> {
+        let (Some(val), Some(stats)) = (&self.val, self.val_stats) else {
+            return Ok(None);
+        };
+        let classes = self.task == Task::Classification;
+        let (net, y, scale) = (&self.st.net, self.st.y_batch, self.st.scale);
+        record_eval(be, net, val, y, scale, classes, stats)?;
+        let sums = sum_stats(&be.read(stats)?);
+        Ok(Some(Metrics::from_sums(self.task, sums, val.rows)))
+    }
+
+    /// Copies the current weights into `model`.
+    pub fn download<B: Backend + ?Sized>(&self, be: &mut B, model: &mut Model) -> Result<()> {
+        self.st.net.download(be, model)
     }
 
     /// Waits for every recorded step and returns the mean loss per row of the last batch:
     /// the readback that proves the work is finished.
     pub fn batch_loss<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<f64> {
-        let n_batches = self.data.rows.div_ceil(self.batch);
-        let last = (self.next_batch + n_batches - 1) % n_batches;
+        let last = (self.next_batch + self.n_batches - 1) % self.n_batches;
         let m = self.batch.min(self.data.rows - last * self.batch);
-        let s = be.read(self.stats)?;
+        let s = be.read(self.losses)?;
         Ok(s[last] as f64 / m as f64)
+    }
+}
+
+impl Drop for Trainer {
+    fn drop(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Early stopping (`--patience N`): the best validation loss so far and its epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EarlyStop {
+    patience: usize,
+    best: Option<(usize, f64)>,
+}
+
+/// What an epoch's validation loss means for early stopping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The best so far: keep these weights.
+    pub improved: bool,
+    /// `patience` epochs without improvement: stop.
+    pub stop: bool,
+}
+
+impl EarlyStop {
+    pub fn new(patience: usize) -> EarlyStop {
+        EarlyStop {
+            patience,
+            best: None,
+        }
+    }
+
+    pub fn observe(&mut self, epoch: usize, val_loss: f64) -> Verdict {
+        let improved = self.best.is_none_or(|(_, b)| val_loss < b);
+        if improved {
+            self.best = Some((epoch, val_loss));
+        }
+        let since = epoch - self.best.map_or(epoch, |(e, _)| e);
+        Verdict {
+            improved,
+            stop: since >= self.patience,
+        }
+    }
+
+    /// The epoch with the lowest validation loss so far.
+    pub fn best_epoch(&self) -> Option<usize> {
+        self.best.map(|(e, _)| e)
     }
 }
 
@@ -612,94 +730,46 @@ pub fn train<B: Backend + ?Sized>(
     if train.rows == 0 {
         return Err(Error::flag("--val-split", "no training rows left"));
     }
-    if cfg.batch_size == 0 {
-        return Err(Error::flag("--batch-size", "must be at least 1"));
-    }
-    let batch = cfg.batch_size.min(train.rows);
-    let y_cols = target_cols(model);
-    let classes = model.task == Task::Classification;
-
-    let mut st = Stepper::new(be, model, batch, cfg)?;
-    let tr = upload(be, train, y_cols)?;
-    let va = val
-        .filter(|v| v.rows > 0)
-        .map(|v| upload(be, v, y_cols))
-        .transpose()?;
-    let n_batches = train.rows.div_ceil(batch);
-    let val_slots = va.as_ref().map_or(0, |v| v.rows.div_ceil(batch));
-    // One buffer, one read per epoch: validation sums (4 wide) first, then a loss per batch.
-    let stats = be.alloc(val_slots * STATS_WIDTH + n_batches)?;
-    let loss_base = val_slots * STATS_WIDTH;
-
-    let mut shuffle = Rng::derive(cfg.seed, 2);
-    let mut order: Vec<u32> = (0..train.rows as u32).collect();
-    let total_steps = (n_batches * cfg.epochs) as u64;
+    let mut trainer = Trainer::new(be, model, train, val, cfg)?;
+    let mut early = cfg.patience.map(EarlyStop::new);
     let mut history = Vec::with_capacity(cfg.epochs);
-    let bar = progress_bar(cfg.progress && n_batches >= 100, n_batches);
-    let mut best: Option<(usize, f64)> = None;
     let mut stopped_early = false;
-
     for epoch in 1..=cfg.epochs {
         let t0 = Instant::now();
-        shuffle.shuffle(&mut order);
-        be.write_u32(tr.idx, &order)?;
-        for bi in 0..n_batches {
-            let start = bi * batch;
-            let m = batch.min(train.rows - start);
-            let lr = cfg.schedule.lr(cfg.lr as f64, epoch, st.step, total_steps) as f32;
-            st.step(be, &tr, start, m, stats, loss_base + bi, lr)?;
-            if let Some(b) = &bar {
-                b.set_position(bi as u64 + 1);
-            }
-        }
-        if let Some(v) = &va {
-            record_eval(be, &st.net, v, st.y_batch, st.scale, classes, stats, 0)?;
-        }
-        let s = be.read(stats)?;
-        let train_loss = s[loss_base..].iter().map(|&v| v as f64).sum::<f64>() / train.rows as f64;
+        let train_loss = trainer.run_epoch(be)?;
         if !train_loss.is_finite() {
-            return Err(Error::flag(
-                "--lr",
-                format!(
-                    "training diverged at epoch {epoch} (loss is {train_loss}); try a smaller learning rate"
-                ),
-            ));
+            return Err(Error::training(format!(
+                "training diverged at epoch {epoch} (loss is {train_loss}); \
+                 try a smaller learning rate (--lr)"
+            )));
         }
-        let vm = va.as_ref().map(|v| sum_stats(&s, 0, val_slots, v.rows));
+        let vm = trainer.validate(be)?;
         let m = EpochMetrics {
             epoch,
             train_loss,
             val_loss: vm.map(|v| v.loss(model.loss)),
-            val_metric: vm.map(|v| v.headline(model.task)),
+            val_metric: vm.map(|v| v.headline()),
             seconds: t0.elapsed().as_secs_f64(),
         };
-        if let Some(b) = &bar {
-            b.reset();
-        }
         on_epoch(&m);
-        if let (Some(patience), Some(vl)) = (cfg.patience, m.val_loss) {
-            if best.is_none_or(|(_, b)| vl < b) {
-                best = Some((epoch, vl));
+        let val_loss = m.val_loss;
+        history.push(m);
+        if let (Some(early), Some(vl)) = (early.as_mut(), val_loss) {
+            let v = early.observe(epoch, vl);
+            if v.improved {
                 // A read of the weights only when they improve, never per step.
-                st.net.download(be, model)?;
+                trainer.download(be, model)?;
             }
-            let since = epoch - best.map_or(epoch, |(e, _)| e);
-            history.push(m);
-            if since >= patience {
+            if v.stop {
                 stopped_early = epoch < cfg.epochs;
                 break;
             }
-            continue;
         }
-        history.push(m);
     }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let best_epoch = match best {
-        Some((e, _)) => e,
+    let best_epoch = match early.and_then(|e| e.best_epoch()) {
+        Some(e) => e,
         None => {
-            st.net.download(be, model)?;
+            trainer.download(be, model)?;
             history.len()
         }
     };
@@ -750,7 +820,7 @@ pub fn predict<B: Backend + ?Sized>(
         };
         be.gather(idx, start, m, x, None)?;
         net.forward(be, m)?;
-        if model.task == Task::Classification {
+        if model.schema.task == Task::Classification {
             be.softmax(net.output(), m, n)?;
         }
         out.extend_from_slice(&be.read(net.output())?[..m * n]);
@@ -758,12 +828,8 @@ pub fn predict<B: Backend + ?Sized>(
     be.free(data)?;
     be.free(idx)?;
     net.free(be)?;
-    if model.task == Task::Regression {
-        for row in out.chunks_exact_mut(n) {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = *v * model.target_std[j] + model.target_mean[j];
-            }
-        }
+    if model.schema.task == Task::Regression {
+        model.target_normalizer.invert(&mut out);
     }
     Ok(out)
 }
@@ -775,25 +841,135 @@ pub fn evaluate<B: Backend + ?Sized>(be: &mut B, model: &Model, data: &Rows) -> 
     let up = upload(be, data, target_cols(model))?;
     let y_batch = be.alloc(batch * up.y_cols)?;
     let scale = scale_buf(be, model)?;
-    let slots = data.rows.div_ceil(batch);
-    let stats = be.alloc(slots * STATS_WIDTH)?;
-    let classes = model.task == Task::Classification;
-    record_eval(be, &net, &up, y_batch, scale, classes, stats, 0)?;
-    let s = be.read(stats)?;
+    let stats = be.alloc(data.rows.div_ceil(batch) * STATS_WIDTH)?;
+    let task = model.schema.task;
+    let classes = task == Task::Classification;
+    record_eval(be, &net, &up, y_batch, scale, classes, stats)?;
+    let sums = sum_stats(&be.read(stats)?);
     for b in [y_batch, stats].into_iter().chain(scale) {
         be.free(b)?;
     }
     up.free(be)?;
     net.free(be)?;
-    Ok(classification_metrics(
-        sum_stats(&s, 0, slots, data.rows),
-        model.task,
-    ))
+    Ok(Metrics::from_sums(task, sums, data.rows))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn early_stop_keeps_the_best_and_stops_after_patience() {
+        let mut e = EarlyStop::new(2);
+        let seen: Vec<Verdict> = [1.0, 0.5, 0.7, 0.5, 0.6]
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| e.observe(i + 1, l))
+            .collect();
+        let v = |improved, stop| Verdict { improved, stop };
+        // A tie is no improvement: the earlier epoch's weights are kept.
+        assert_eq!(
+            seen,
+            [
+                v(true, false),
+                v(true, false),
+                v(false, false),
+                v(false, true),
+                v(false, true)
+            ]
+        );
+        assert_eq!(e.best_epoch(), Some(2));
+        let mut now = EarlyStop::new(0);
+        assert_eq!(
+            now.observe(1, 3.0),
+            v(true, true),
+            "patience 0 stops at once"
+        );
+    }
+
+    #[test]
+    fn metrics_name_their_task() {
+        let r = Metrics::from_sums(Task::Regression, [8.0, 4.0, 0.0, 0.0], 2);
+        assert_eq!(
+            (r.rows(), r.loss(Loss::Mse), r.loss(Loss::Mae)),
+            (2, 4.0, 2.0)
+        );
+        assert_eq!(r.headline(), 2.0, "RMSE");
+        assert!(r.loss(Loss::CrossEntropy).is_nan());
+        let c = Metrics::from_sums(Task::Classification, [3.0, 1.0, 3.0, 0.0], 4);
+        assert_eq!(
+            (c.loss(Loss::CrossEntropy), c.loss(Loss::SoftmaxMse)),
+            (0.75, 0.25)
+        );
+        assert_eq!(c.headline(), 0.75, "accuracy");
+        assert!(c.loss(Loss::Mse).is_nan());
+    }
+
+    /// A small regression model on two features and seeded rows y = a·b.
+    fn product_problem(rows: usize) -> (Model, Rows) {
+        use crate::data::{Normalizer, Schema};
+        let schema = Schema {
+            features: vec!["a".into(), "b".into()],
+            targets: vec!["y".into()],
+            task: Task::Regression,
+            classes: vec![],
+            window: None,
+        };
+        let layers = crate::model::init_layers(&[2, 8, 1], Activation::Relu, 1);
+        let (n, t) = (Normalizer::identity(2), Normalizer::identity(1));
+        let model = Model::new(schema, Activation::Relu, Loss::Mse, 1, layers, n, t).unwrap();
+        let mut rng = Rng::new(5);
+        let x: Vec<f32> = (0..2 * rows).map(|_| rng.normal() as f32 * 10.0).collect();
+        let y: Vec<f32> = x.chunks(2).map(|r| r[0] * r[1]).collect();
+        (model, Rows { x, y, rows })
+    }
+
+    fn config(optimizer: Optimizer, lr: f32, epochs: usize) -> TrainConfig {
+        TrainConfig {
+            optimizer,
+            lr,
+            schedule: Schedule::Cosine {
+                min: lr as f64 / 10.0,
+            },
+            batch_size: 8,
+            epochs,
+            seed: 1,
+            weight_decay: 0.0,
+            patience: None,
+            clip: None,
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn stepping_the_trainer_is_training() {
+        // The bench harness steps a Trainer; `train` runs epochs of it. Three passes over 50
+        // rows in batches of 8 (the last one ragged) must give the same weights either way.
+        let (mut trained, rows) = product_problem(50);
+        let cfg = config(Optimizer::Adam, 1e-3, 3);
+        let mut be = crate::backend::cpu::CpuBackend::new();
+        let h = train(&mut be, &mut trained, &rows, None, &cfg, |_| {}).unwrap();
+        assert_eq!((h.epochs.len(), h.best_epoch), (3, 3));
+        let (mut stepped, _) = product_problem(50);
+        let mut tr = Trainer::new(&mut be, &stepped, &rows, None, &cfg).unwrap();
+        for _ in 0..3 * 50usize.div_ceil(8) {
+            tr.step(&mut be).unwrap();
+        }
+        tr.download(&mut be, &mut stepped).unwrap();
+        assert_eq!(stepped.layers, trained.layers);
+        assert_ne!(stepped.layers, product_problem(50).0.layers, "it trained");
+    }
+
+    #[test]
+    fn divergence_is_a_training_error_not_a_flag_error() {
+        let (mut model, rows) = product_problem(32);
+        let mut cfg = config(Optimizer::Sgd, 1e6, 50);
+        cfg.schedule = Schedule::Constant;
+        let mut be = crate::backend::cpu::CpuBackend::new();
+        let e = train(&mut be, &mut model, &rows, None, &cfg, |_| {}).unwrap_err();
+        assert!(matches!(e, Error::Training(_)), "{e:?}");
+        assert!(e.to_string().contains("diverged at epoch"), "{e}");
+    }
 
     #[test]
     fn schedules_give_the_documented_rates() {

@@ -1,16 +1,11 @@
 //! End-to-end tests of the `wgtrain` binary: train → predict → eval on bundled data, the
 //! contracts (model file, metrics, eval --json), reproducibility, and bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn wgtrain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgtrain"))
-        .args(args)
-        .env("WGTRAIN_LOG", "")
-        .output()
-        .expect("the wgtrain binary runs")
-}
+use std::path::{Path, PathBuf};
+
+use common::{repo, s, tmp, wgtrain};
 
 fn ok(args: &[&str]) -> String {
     let out = wgtrain(args);
@@ -33,21 +28,6 @@ fn fails(args: &[&str], want: &str) -> String {
         "wgtrain {args:?}: stderr does not mention '{want}':\n{se}"
     );
     se
-}
-
-fn repo(p: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(p)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("temp dir")
-}
-
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }
 
 fn json(text: &str) -> serde_json::Value {
@@ -371,7 +351,7 @@ fn integer_labels_can_be_classes_and_softmax_mse_trains() {
     assert!(acc > 0.85, "accuracy {acc}:\n{log}");
     let m = wgtrain::model::Model::load(&model).unwrap();
     assert_eq!(
-        m.classes,
+        m.schema.classes,
         vec!["1", "2", "10"],
         "integer labels sorted as numbers"
     );
@@ -644,7 +624,7 @@ fn covid_homework_submission_has_the_kaggle_columns() {
     let shared = std::env::var("WGTRAIN_SHARED_DATA").unwrap_or_else(|_| repo("../shared/data"));
     let dir = Path::new(&shared).join("covid2021");
     if !dir.join("covid.train.csv").exists() {
-        println!("skipping: {} not found", dir.display());
+        common::skip(&format!("{} not found", dir.display()));
         return;
     }
     let d = tmp();
@@ -735,8 +715,8 @@ fn series_windows_train_on_the_past_and_predict_with_the_same_window() {
         "-q",
     ]);
     let m = wgtrain::model::Model::load(&model).unwrap();
-    assert_eq!(m.window, Some(7));
-    assert_eq!(m.features.len(), 7, "{:?}", m.features);
+    assert_eq!(m.schema.window, Some(7));
+    assert_eq!(m.schema.features.len(), 7, "{:?}", m.schema.features);
     let records = std::fs::read_to_string(repo("data/views.csv"))
         .unwrap()
         .lines()
@@ -801,4 +781,34 @@ fn schedule_flags_are_checked() {
     run(&["--lr-schedule", "cosine", "--lr-min", "0.5"], "--lr-min");
     run(&["--window", "0"], "--window");
     run(&["--val-split", "0", "--patience", "3"], "--patience");
+}
+
+#[test]
+fn divergence_exits_1_as_a_training_error() {
+    let d = tmp();
+    let model = d.path().join("m.safetensors");
+    let args = [
+        "train",
+        &repo("data/friedman1.csv"),
+        "--target",
+        "y",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e6",
+        "--epochs",
+        "20",
+        "--device",
+        "cpu",
+        "--out",
+        &s(&model),
+        "-q",
+    ];
+    let se = fails(&args, "diverged at epoch");
+    assert_eq!(
+        wgtrain(&args).status.code(),
+        Some(1),
+        "not a usage error: {se}"
+    );
+    assert!(!model.exists(), "no model file from a diverged run");
 }

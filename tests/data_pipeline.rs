@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use wgtrain::data::{DataSpec, Dataset, Normalizer, every_nth, read_table, split_indices};
+use wgtrain::data::{DataSpec, Dataset, Normalizer, Schema, every_nth, read_table, split_indices};
 use wgtrain::spec::Task;
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -49,6 +49,23 @@ fn load(
 }
 
 /// The error message of `r`, which must be an error.
+/// The schema a model would carry, for `Dataset::for_schema`.
+fn schema(
+    features: &[String],
+    targets: &[String],
+    task: Task,
+    classes: &[String],
+    window: Option<usize>,
+) -> Schema {
+    Schema {
+        features: features.to_vec(),
+        targets: targets.to_vec(),
+        task,
+        classes: classes.to_vec(),
+        window,
+    }
+}
+
 fn err<T: std::fmt::Debug>(r: wgtrain::Result<T>) -> String {
     match r {
         Ok(v) => panic!("expected an error, got {v:?}"),
@@ -84,8 +101,8 @@ fn bom_crlf_and_quoted_fields() {
         None,
     )
     .unwrap();
-    assert_eq!(ds.task, Task::Classification);
-    assert_eq!(ds.classes, ["x, y", "z"]);
+    assert_eq!(ds.schema.task, Task::Classification);
+    assert_eq!(ds.schema.classes, ["x, y", "z"]);
     assert_eq!(ds.x, [1.5, 2.5, -3.25, 4.0]);
     assert_eq!(ds.y, [0.0, 1.0]);
 }
@@ -123,9 +140,9 @@ fn multi_target_regression() {
         None,
     )
     .unwrap();
-    assert_eq!(ds.task, Task::Regression);
-    assert_eq!(ds.features, ["a", "b"]);
-    assert_eq!(ds.targets, ["y2", "y1"]);
+    assert_eq!(ds.schema.task, Task::Regression);
+    assert_eq!(ds.schema.features, ["a", "b"]);
+    assert_eq!(ds.schema.targets, ["y2", "y1"]);
     assert_eq!(ds.x, [10.0, 7.0, 20.0, 9.0, 30.0, 11.0]);
     assert_eq!(ds.y, [-2.0, 1.5, -4.0, 2.5, -6.0, 3.5]);
     assert_eq!((ds.n_features(), ds.n_outputs(), ds.rows), (2, 2, 3));
@@ -141,7 +158,7 @@ fn drop_removes_columns() {
         None,
     )
     .unwrap();
-    assert_eq!(ds.features, ["a", "b"]);
+    assert_eq!(ds.schema.features, ["a", "b"]);
     assert_eq!(ds.x, [1.5, 2.5, 4.5, 5.5]);
 }
 
@@ -149,18 +166,18 @@ fn drop_removes_columns() {
 fn task_inference_and_override() {
     let text = "a,y\n0.5,3\n1.5,1\n2.5,3\n3.5,2\n";
     let reg = load("r.csv", text, &["y"], &[], None).unwrap();
-    assert_eq!(reg.task, Task::Regression);
+    assert_eq!(reg.schema.task, Task::Regression);
     assert_eq!(reg.y, [3.0, 1.0, 3.0, 2.0]);
-    assert!(reg.classes.is_empty());
+    assert!(reg.schema.classes.is_empty());
 
     let cls = load("r.csv", text, &["y"], &[], Some(Task::Classification)).unwrap();
-    assert_eq!(cls.task, Task::Classification);
-    assert_eq!(cls.classes, ["1", "2", "3"]);
+    assert_eq!(cls.schema.task, Task::Classification);
+    assert_eq!(cls.schema.classes, ["1", "2", "3"]);
     assert_eq!(cls.y, [2.0, 0.0, 2.0, 1.0]);
     assert_eq!(cls.n_outputs(), 3);
 
     let inferred = load("s.csv", "a,y\n0.5,cat\n1.5,dog\n", &["y"], &[], None).unwrap();
-    assert_eq!(inferred.task, Task::Classification);
+    assert_eq!(inferred.schema.task, Task::Classification);
     // Text labels with --task regression: the label is not a number.
     let e = err(load(
         "s.csv",
@@ -182,16 +199,16 @@ fn class_order_numeric_and_string() {
         Some(Task::Classification),
     )
     .unwrap();
-    assert_eq!(num.classes, ["-1.5", "2", "10"]);
+    assert_eq!(num.schema.classes, ["-1.5", "2", "10"]);
     assert_eq!(num.y, [2.0, 1.0, 0.0, 1.0, 2.0]);
 
     let text = load("t.csv", "a,y\n1,b10\n2,b2\n3,a\n4,B\n", &["y"], &[], None).unwrap();
-    assert_eq!(text.classes, ["B", "a", "b10", "b2"]);
+    assert_eq!(text.schema.classes, ["B", "a", "b10", "b2"]);
     assert_eq!(text.y, [2.0, 3.0, 1.0, 0.0]);
 
     // One non-numeric label makes them all strings.
     let mixed = load("x.csv", "a,y\n1,10\n2,2\n3,x\n", &["y"], &[], None).unwrap();
-    assert_eq!(mixed.classes, ["10", "2", "x"]);
+    assert_eq!(mixed.schema.classes, ["10", "2", "x"]);
 }
 
 // ---------------------------------------------------------------- splits
@@ -207,10 +224,13 @@ fn classes_dataset(counts: &[usize]) -> Dataset {
     let y: Vec<f32> = order.iter().map(|&i| y[i]).collect();
     let rows = y.len();
     Dataset {
-        features: strings(&["f"]),
-        targets: strings(&["c"]),
-        task: Task::Classification,
-        classes: (0..counts.len()).map(|c| format!("k{c}")).collect(),
+        schema: Schema {
+            features: strings(&["f"]),
+            targets: strings(&["c"]),
+            task: Task::Classification,
+            classes: (0..counts.len()).map(|c| format!("k{c}")).collect(),
+            window: None,
+        },
         x: (0..rows).map(|i| i as f32 * 0.5 + 0.25).collect(),
         y,
         rows,
@@ -346,7 +366,7 @@ fn window_features_values_and_names() {
         window: Some(2),
     };
     let ds = Dataset::from_table(&t, &spec).unwrap();
-    assert_eq!(ds.features, ["views[t-2]", "views[t-1]", "temp"]);
+    assert_eq!(ds.schema.features, ["views[t-2]", "views[t-1]", "temp"]);
     assert_eq!(ds.rows, 3);
     assert_eq!(
         ds.x,
@@ -354,16 +374,18 @@ fn window_features_values_and_names() {
     );
     assert_eq!(ds.y, [90.0, 130.0, 110.0]);
     assert_eq!(ds.lines, [4, 5, 6]);
-    assert_eq!(ds.task, Task::Regression);
+    assert_eq!(ds.schema.task, Task::Regression);
 
     // Predict rebuilds the same windows from the target column; extra columns are ignored.
-    let (again, has) = Dataset::for_model(
+    let (again, has) = Dataset::for_schema(
         &t,
-        &ds.features,
-        &targets,
-        Task::Regression,
-        &[],
-        Some(2),
+        &schema(
+            &ds.schema.features,
+            &targets,
+            Task::Regression,
+            &[],
+            Some(2),
+        ),
         false,
     )
     .unwrap();
@@ -426,13 +448,15 @@ fn window_for_model_needs_the_target_column() {
     );
     let t = read_table(&p).unwrap();
     let features = strings(&["views[t-2]", "views[t-1]", "temp"]);
-    let e = err(Dataset::for_model(
+    let e = err(Dataset::for_schema(
         &t,
-        &features,
-        &strings(&["views"]),
-        Task::Regression,
-        &[],
-        Some(2),
+        &schema(
+            &features,
+            &strings(&["views"]),
+            Task::Regression,
+            &[],
+            Some(2),
+        ),
         false,
     ));
     assert_has(&e, &["nov.csv:1:", "missing the model's columns: views"]);
@@ -450,68 +474,78 @@ fn for_model_picks_columns_by_name() {
     );
     let t = read_table(&p).unwrap();
     let classes = strings(&["setosa", "versicolor", "virginica"]);
-    let (ds, has) = Dataset::for_model(
+    let (ds, has) = Dataset::for_schema(
         &t,
-        &strings(&["a", "b"]),
-        &strings(&["species"]),
-        Task::Classification,
-        &classes,
-        None,
+        &schema(
+            &strings(&["a", "b"]),
+            &strings(&["species"]),
+            Task::Classification,
+            &classes,
+            None,
+        ),
         true,
     )
     .unwrap();
     assert!(has);
-    assert_eq!(ds.features, ["a", "b"]);
+    assert_eq!(ds.schema.features, ["a", "b"]);
     assert_eq!(ds.x, [1.5, 2.5, 3.5, 4.5]);
     assert_eq!(ds.y, [2.0, 0.0]);
     assert_eq!(ds.n_outputs(), 3);
 
     // Without the target column: fine for predict, an error for eval.
-    let (ds, has) = Dataset::for_model(
+    let (ds, has) = Dataset::for_schema(
         &t,
-        &strings(&["a"]),
-        &strings(&["kind"]),
-        Task::Classification,
-        &classes,
-        None,
+        &schema(
+            &strings(&["a"]),
+            &strings(&["kind"]),
+            Task::Classification,
+            &classes,
+            None,
+        ),
         false,
     )
     .unwrap();
     assert!(!has);
     assert!(ds.y.is_empty());
     assert_eq!(ds.x, [1.5, 3.5]);
-    let e = err(Dataset::for_model(
+    let e = err(Dataset::for_schema(
         &t,
-        &strings(&["a"]),
-        &strings(&["kind"]),
-        Task::Classification,
-        &classes,
-        None,
+        &schema(
+            &strings(&["a"]),
+            &strings(&["kind"]),
+            Task::Classification,
+            &classes,
+            None,
+        ),
         true,
     ));
     assert_has(&e, &["p.csv:1:", "kind"]);
 
     // Every missing feature is listed.
-    let e = err(Dataset::for_model(
+    let e = err(Dataset::for_schema(
         &t,
-        &strings(&["a", "c", "b", "d"]),
-        &strings(&["species"]),
-        Task::Classification,
-        &classes,
-        None,
+        &schema(
+            &strings(&["a", "c", "b", "d"]),
+            &strings(&["species"]),
+            Task::Classification,
+            &classes,
+            None,
+        ),
         false,
     ));
     assert_has(&e, &["p.csv:1:", "missing the model's columns: c, d"]);
 
     // A label the model does not know.
     let classes2 = strings(&["setosa", "versicolor"]);
-    let e = err(Dataset::for_model(
+    let e = err(Dataset::for_schema(
         &t,
-        &strings(&["a"]),
-        &strings(&["species"]),
-        Task::Classification,
-        &classes2,
-        None,
+        &schema(
+            &strings(&["a"]),
+            &strings(&["species"]),
+            Task::Classification,
+            &classes2,
+            None,
+        ),
         true,
     ));
     assert_has(&e, &["p.csv:2:3", "'virginica'", "setosa, versicolor"]);
@@ -713,10 +747,10 @@ fn shipped_iris() {
     )
     .unwrap();
     assert_eq!(
-        ds.features,
+        ds.schema.features,
         ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     );
-    assert_eq!(ds.classes, ["setosa", "versicolor", "virginica"]);
+    assert_eq!(ds.schema.classes, ["setosa", "versicolor", "virginica"]);
     assert_eq!(ds.rows, 150);
     assert_eq!(&ds.x[..4], [5.1, 3.5, 1.4, 0.2]);
     let (train, val) = split_indices(&ds, 0.2, 0, false).unwrap();
@@ -760,8 +794,8 @@ fn covid_train() {
     )
     .unwrap();
     assert_eq!((ds.rows, ds.n_features(), ds.n_outputs()), (2700, 93, 1));
-    assert_eq!(ds.task, Task::Regression);
-    assert_eq!(ds.features[0], "AL");
+    assert_eq!(ds.schema.task, Task::Regression);
+    assert_eq!(ds.schema.features[0], "AL");
     let (lo, hi) =
         ds.y.iter()
             .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
@@ -775,8 +809,18 @@ fn covid_train() {
     assert!((mse - 58.0).abs() < 0.5, "{mse}");
 
     let test = read_table(&dir.join("covid2021/covid.test.csv")).unwrap();
-    let (p, has) =
-        Dataset::for_model(&test, &ds.features, &ds.targets, ds.task, &[], None, false).unwrap();
+    let (p, has) = Dataset::for_schema(
+        &test,
+        &schema(
+            &ds.schema.features,
+            &ds.schema.targets,
+            ds.schema.task,
+            &[],
+            None,
+        ),
+        false,
+    )
+    .unwrap();
     assert!(!has);
     assert_eq!((p.rows, p.x.len()), (893, 893 * 93));
 }
@@ -800,7 +844,7 @@ fn mnist_test_gz() {
     println!("mnist_test: {} rows in {:.2?}", ds.rows, start.elapsed());
     assert_eq!((ds.rows, ds.n_features()), (10_000, 784));
     assert_eq!(
-        ds.task,
+        ds.schema.task,
         Task::Classification,
         "ten whole-number labels are classes unless --task says otherwise (issue 9)"
     );
@@ -815,7 +859,7 @@ fn mnist_test_gz() {
     )
     .unwrap();
     assert_eq!(
-        ds.classes,
+        ds.schema.classes,
         ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
     );
     assert!(ds.x.iter().all(|&v| (0.0..=255.0).contains(&v)));
@@ -845,7 +889,7 @@ fn mnist_train_gz_timing() {
         start.elapsed()
     );
     assert_eq!(
-        (ds.rows, ds.n_features(), ds.classes.len()),
+        (ds.rows, ds.n_features(), ds.schema.classes.len()),
         (60_000, 784, 10)
     );
 }
@@ -866,7 +910,7 @@ fn shipped_friedman1_and_views() {
     )
     .unwrap();
     assert_eq!(
-        (ds.rows, ds.n_features(), ds.task),
+        (ds.rows, ds.n_features(), ds.schema.task),
         (2000, 10, Task::Regression)
     );
     assert!(ds.x.iter().all(|v| (0.0..=1.0).contains(v)));
@@ -899,7 +943,7 @@ fn shipped_friedman1_and_views() {
     )
     .unwrap();
     assert_eq!((ds.rows, ds.n_features()), (1819, 7));
-    assert_eq!(ds.features[0], "views[t-7]");
+    assert_eq!(ds.schema.features[0], "views[t-7]");
     // The first sample's window is the first week; its target the 8th day.
     let first: Vec<f32> = (0..8).map(|i| t.records[i][1].parse().unwrap()).collect();
     assert_eq!(&ds.x[..7], &first[..7]);
@@ -923,24 +967,28 @@ fn series_mode_is_regression_only() {
         &["--window", "regression"],
     );
     let features = strings(&["views[t-2]", "views[t-1]"]);
-    let e = err(Dataset::for_model(
+    let e = err(Dataset::for_schema(
         &t,
-        &features,
-        &targets,
-        Task::Classification,
-        &strings(&["a", "b"]),
-        Some(2),
+        &schema(
+            &features,
+            &targets,
+            Task::Classification,
+            &strings(&["a", "b"]),
+            Some(2),
+        ),
         false,
     ));
     assert_has(&e, &["--window", "classifier"]);
     // A model whose features are not the window it claims.
-    let e = err(Dataset::for_model(
+    let e = err(Dataset::for_schema(
         &t,
-        &strings(&["temp"]),
-        &targets,
-        Task::Regression,
-        &[],
-        Some(2),
+        &schema(
+            &strings(&["temp"]),
+            &targets,
+            Task::Regression,
+            &[],
+            Some(2),
+        ),
         false,
     ));
     assert_has(&e, &["--window", "views[t-2], views[t-1]"]);
@@ -974,7 +1022,7 @@ fn subset_keeps_rows_in_the_given_order() {
     assert_eq!(sub.y, [0.0, 0.0]);
     assert_eq!(sub.lines, [4, 2]);
     assert_eq!(
-        (sub.rows, sub.n_outputs(), sub.classes.clone()),
+        (sub.rows, sub.n_outputs(), sub.schema.classes.clone()),
         (2, 2, strings(&["cat", "dog"]))
     );
     let multi = load("m.csv", "a,y,z\n1.5,2,3\n4.5,5,6\n", &["y", "z"], &[], None).unwrap();
@@ -986,13 +1034,15 @@ fn for_model_regression_targets() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "r.csv", b"b,a,y1\n2.5,1.5,7.25\n4.5,3.5,-8.5\n");
     let t = read_table(&p).unwrap();
-    let (ds, has) = Dataset::for_model(
+    let (ds, has) = Dataset::for_schema(
         &t,
-        &strings(&["a", "b"]),
-        &strings(&["y1"]),
-        Task::Regression,
-        &[],
-        None,
+        &schema(
+            &strings(&["a", "b"]),
+            &strings(&["y1"]),
+            Task::Regression,
+            &[],
+            None,
+        ),
         true,
     )
     .unwrap();
@@ -1003,24 +1053,16 @@ fn for_model_regression_targets() {
     );
     // One of two targets missing: no targets for predict, an error naming it for eval.
     let two = strings(&["y1", "y2"]);
-    let (ds, has) = Dataset::for_model(
+    let (ds, has) = Dataset::for_schema(
         &t,
-        &strings(&["a"]),
-        &two,
-        Task::Regression,
-        &[],
-        None,
+        &schema(&strings(&["a"]), &two, Task::Regression, &[], None),
         false,
     )
     .unwrap();
     assert!(!has && ds.y.is_empty());
-    let e = err(Dataset::for_model(
+    let e = err(Dataset::for_schema(
         &t,
-        &strings(&["a"]),
-        &two,
-        Task::Regression,
-        &[],
-        None,
+        &schema(&strings(&["a"]), &two, Task::Regression, &[], None),
         true,
     ));
     assert_has(&e, &["r.csv:1", "missing the target columns: y2"]);

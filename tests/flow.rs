@@ -120,7 +120,7 @@ fn feature_patterns_and_select_k_choose_the_inputs() {
     assert!(f.iter().all(|n| n != "y" && n != "noise"), "{j}");
     let model = wgtrain::model::Model::load(&d.path().join("c.safetensors")).unwrap();
     assert_eq!(
-        serde_json::json!(model.features),
+        serde_json::json!(model.schema.features),
         j["features"],
         "stored in the model"
     );

@@ -1,34 +1,15 @@
 //! Every GPU op against the CPU reference (`wgtrain::backend::gpu::check`, the same code
-//! `wgtrain check` runs), on lavapipe in CI. Without an adapter the tests print
-//! "skipping: no GPU adapter" and pass, unless WGTRAIN_REQUIRE_GPU=1.
+//! `wgtrain check` runs), on lavapipe in CI. Without an adapter each test prints
+//! "skipping TEST: no GPU adapter" (past the harness's capture) and passes, unless
+//! WGTRAIN_REQUIRE_GPU=1.
 
+mod common;
+
+use common::{adapter, gpu};
 use wgtrain::backend::cpu::CpuBackend;
+use wgtrain::backend::gpu::GpuBackend;
 use wgtrain::backend::gpu::check::{self, CheckLine};
-use wgtrain::backend::gpu::{DeviceChoice, GpuBackend, select_adapter};
 use wgtrain::rng::Rng;
-
-fn adapter() -> Option<wgpu::Adapter> {
-    let required = std::env::var("WGTRAIN_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    match select_adapter(DeviceChoice::Gpu, None) {
-        Ok(Some(a)) => Some(a),
-        other => {
-            let why = match other {
-                Err(e) => e.to_string(),
-                _ => "none".to_string(),
-            };
-            assert!(!required, "WGTRAIN_REQUIRE_GPU=1 but no GPU adapter: {why}");
-            println!("skipping: no GPU adapter ({why})");
-            None
-        }
-    }
-}
-
-fn gpu() -> Option<GpuBackend> {
-    adapter().map(|a| match GpuBackend::new(a) {
-        Ok(g) => g,
-        Err(e) => panic!("creating the GPU backend failed: {e}"),
-    })
-}
 
 /// Prints every line (the evidence) and fails if any line failed.
 fn assert_all(lines: wgtrain::Result<Vec<CheckLine>>) {

@@ -5,25 +5,15 @@
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+
+use common::gpu;
 use wgtrain::backend::cpu::CpuBackend;
-use wgtrain::backend::gpu::{DeviceChoice, GpuBackend, select_adapter};
+use wgtrain::data::{Normalizer, Schema};
 use wgtrain::model::{Model, init_layers, layer_sizes};
 use wgtrain::rng::Rng;
 use wgtrain::spec::{Activation, Loss, Optimizer, Task};
-use wgtrain::train::{self, EpochMetrics, Rows, TrainConfig};
-
-fn gpu() -> Option<GpuBackend> {
-    let required = std::env::var("WGTRAIN_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    match select_adapter(DeviceChoice::Gpu, None) {
-        Ok(Some(a)) => Some(GpuBackend::new(a).unwrap_or_else(|e| panic!("opening the GPU: {e}"))),
-        other => {
-            let why = other.err().map_or("none".to_string(), |e| e.to_string());
-            assert!(!required, "WGTRAIN_REQUIRE_GPU=1 but no GPU adapter: {why}");
-            println!("skipping: no GPU adapter ({why})");
-            None
-        }
-    }
-}
+use wgtrain::train::{self, EpochMetrics, Metrics, Rows, TrainConfig};
 
 /// A seeded synthetic problem: 3 classes from 6 features, or 2 regression targets.
 fn problem(task: Task, rows: usize, seed: u64) -> Rows {
@@ -50,39 +40,43 @@ fn problem(task: Task, rows: usize, seed: u64) -> Rows {
 }
 
 fn model(task: Task, loss: Loss, act: Activation, hidden: &[usize]) -> Model {
-    let n_out = if task == Task::Classification { 3 } else { 2 };
-    Model {
-        task,
-        activation: act,
-        loss,
+    let classification = task == Task::Classification;
+    let n_out = if classification { 3 } else { 2 };
+    let schema = Schema {
         features: (0..6).map(|i| format!("f{i}")).collect(),
-        targets: if task == Task::Classification {
+        targets: if classification {
             vec!["c".into()]
         } else {
             vec!["a".into(), "b".into()]
         },
-        classes: if task == Task::Classification {
+        task,
+        classes: if classification {
             vec!["x".into(), "y".into(), "z".into()]
         } else {
             vec![]
         },
-        seed: 3,
         window: None,
-        layers: init_layers(&layer_sizes(6, hidden, n_out), act, 3),
-        feature_mean: vec![0.0; 6],
-        feature_std: vec![1.0; 6],
-        target_mean: if task == Task::Regression {
-            vec![0.0, 0.0]
-        } else {
-            vec![]
-        },
-        // A target scale that is not 1, so the reported losses go through the scale buffer.
-        target_std: if task == Task::Regression {
-            vec![2.0, 0.5]
-        } else {
-            vec![]
-        },
-    }
+    };
+    // A target scale that is not 1, so the reported losses go through the scale buffer.
+    let target = if classification {
+        Normalizer::identity(0)
+    } else {
+        Normalizer {
+            mean: vec![0.0, 0.0],
+            std: vec![2.0, 0.5],
+        }
+    };
+    let layers = init_layers(&layer_sizes(6, hidden, n_out), act, 3);
+    Model::new(
+        schema,
+        act,
+        loss,
+        3,
+        layers,
+        Normalizer::identity(6),
+        target,
+    )
+    .unwrap()
 }
 
 fn cfg(opt: Optimizer, lr: f32, batch: usize, epochs: usize) -> TrainConfig {
@@ -232,8 +226,23 @@ fn predict_and_evaluate_on_the_gpu_match_the_cpu() {
     assert!(worst < 1e-5, "probabilities differ by {worst}");
     let e_gpu = train::evaluate(&mut g, &m, &data).unwrap();
     let e_cpu = train::evaluate(&mut CpuBackend::new(), &m, &data).unwrap();
-    assert_eq!(e_gpu.accuracy, e_cpu.accuracy);
-    assert!((e_gpu.cross_entropy - e_cpu.cross_entropy).abs() < 1e-5);
+    let (
+        Metrics::Classification {
+            accuracy: acc_gpu,
+            cross_entropy: ce_gpu,
+            ..
+        },
+        Metrics::Classification {
+            accuracy: acc_cpu,
+            cross_entropy: ce_cpu,
+            ..
+        },
+    ) = (e_gpu, e_cpu)
+    else {
+        panic!("classification metrics expected: {e_gpu:?} {e_cpu:?}");
+    };
+    assert_eq!(acc_gpu, acc_cpu);
+    assert!((ce_gpu - ce_cpu).abs() < 1e-5);
 }
 
 #[test]
@@ -435,7 +444,7 @@ fn a_step_records_3l_plus_2_dispatches() {
             }
             for be in backends.iter_mut() {
                 let be = be.as_mut();
-                let mut tr = Trainer::new(be, &m, &data, &c).expect("trainer");
+                let mut tr = Trainer::new(be, &m, &data, None, &c).expect("trainer");
                 tr.step(be).expect("warm-up step");
                 let before = be.dispatches();
                 tr.step(be).expect("step");
@@ -450,4 +459,72 @@ fn a_step_records_3l_plus_2_dispatches() {
             }
         }
     }
+}
+
+/// `wgtrain tune` measures every variant on the network's shape classes and caches the
+/// fastest; a later `--tune auto` run finds them all in the cache and tunes nothing; a
+/// corrupt cache is ignored with a warning; runs give the same model bits tuned or not.
+#[test]
+fn tune_caches_per_adapter_and_training_uses_it() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("wgtrain-tune-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bin = env!("CARGO_BIN_EXE_wgtrain");
+    let run = |args: &[&str]| {
+        let o = Command::new(bin)
+            .args(args)
+            .env("WGTRAIN_CACHE_DIR", &dir)
+            .output()
+            .expect("run wgtrain");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "wgtrain {args:?} failed:\n{text}");
+        text
+    };
+    let shape = ["--layers", "6,33,3", "--batch", "40", "--device", "gpu"];
+    let out = run(&[&["tune"][..], &shape].concat());
+    println!("{out}");
+    assert!(out.contains("nt m6 n6 k3") && out.contains("best"), "{out}");
+    let cache = std::fs::read_to_string(dir.join("tune.json")).expect("cache written");
+    assert!(
+        cache.contains("wgtrain-tune-1") && cache.contains("\"best\""),
+        "{cache}"
+    );
+    let bench = [
+        "bench",
+        "--layers",
+        "6,33,3",
+        "--batch",
+        "40",
+        "--device",
+        "gpu",
+        "--steps",
+        "3",
+        "--repeats",
+        "1",
+    ];
+    let out = run(&bench);
+    assert!(!out.contains("tune: timed"), "all classes cached: {out}");
+    // The tuned variants give the defaults' bits: the same loss after the same steps.
+    let loss = |out: &str| {
+        let j = out.lines().find(|l| l.starts_with('{')).expect("json line");
+        serde_json::from_str::<serde_json::Value>(j).expect("json")["last_batch_loss"].clone()
+    };
+    let tuned = run(&[&bench[..], &["--json"]].concat());
+    let untuned = run(&[&bench[..], &["--json", "--tune", "off"]].concat());
+    assert_eq!(
+        loss(&tuned),
+        loss(&untuned),
+        "tuned {tuned}\nuntuned {untuned}"
+    );
+    std::fs::write(dir.join("tune.json"), b"{ corrupt").expect("corrupt the cache");
+    let out = run(&bench);
+    assert!(out.contains("corrupt tuning cache"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

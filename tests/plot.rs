@@ -1,28 +1,19 @@
 //! Plots: PNG and SVG output, log-scale choice, the metrics reader, and the CLI end to end.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+
+use common::{s, wgtrain};
 
 use wgtrain::plot;
 use wgtrain::train::EpochMetrics;
-
-fn wgtrain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgtrain"))
-        .args(args)
-        .env("WGTRAIN_LOG", "")
-        .output()
-        .expect("the wgtrain binary runs")
-}
 
 fn ok(args: &[&str]) -> String {
     let out = wgtrain(args);
     let se = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "wgtrain {args:?} failed:\n{se}");
     se
-}
-
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }
 
 fn history(losses: &[(f64, Option<f64>)]) -> Vec<EpochMetrics> {

@@ -189,7 +189,9 @@ pub fn matmul_tn<F: Real>(dy: &[F], x: &[F], dw: &mut [F], m: usize, n: usize, k
 
 /// The textbook triple loop, in the same three layouts: the reference for the fast path.
 /// `layout`: "nt" y = x·wᵀ (a [m,k], b [n,k]); "nn" a [m,n]·b [n,k]; "tn" aᵀ·b with a [m,n], b [m,k].
-pub fn matmul_naive<F: Real>(
+/// Test-only (it panics on an unknown layout): compiled for the crate's unit tests, not shipped.
+#[cfg(test)]
+pub(crate) fn matmul_naive<F: Real>(
     layout: &str,
     a: &[F],
     b: &[F],
@@ -347,10 +349,10 @@ pub fn loss_grad<F: Real>(
                 // dL/dz_j = p_j (dL/dp_j − Σ_c dL/dp_c p_c).
                 let p: Vec<F> = o.iter().map(|&v| (v - lse).exp()).collect();
                 let mut dot = F::ZERO;
-                for j in 0..n {
-                    let d = p[j] - if j == y { F::ONE } else { F::ZERO };
+                for (j, &pj) in p.iter().enumerate() {
+                    let d = pj - if j == y { F::ONE } else { F::ZERO };
                     e += d * d;
-                    dot += F::from_f64(2.0) * d * p[j];
+                    dot += F::from_f64(2.0) * d * pj;
                 }
                 for j in 0..n {
                     let d = p[j] - if j == y { F::ONE } else { F::ZERO };

@@ -26,7 +26,7 @@ pub fn open(choice: gpu::DeviceChoice, adapter: Option<&str>) -> Result<Box<dyn 
         Some(a) => Ok(Box::new(gpu::GpuBackend::new(a)?)),
         None => {
             if choice == gpu::DeviceChoice::Auto {
-                eprintln!("wgtrain: no hardware GPU adapter found; running on the CPU");
+                crate::errln!("wgtrain: no hardware GPU adapter found; running on the CPU");
             }
             Ok(Box::new(cpu::CpuBackend::new()))
         }
@@ -232,6 +232,19 @@ pub trait Backend {
 
     /// Kernels dispatched (GPU) or ops run (CPU) so far: `bench` reports them per step.
     fn dispatches(&self) -> u64;
+
+    /// Chooses kernel variants for a network of layer `sizes` trained at `batch`: on the GPU
+    /// from the tuning cache, tuning the shape classes it lacks as `mode` says. Returns lines
+    /// for the user. Results never depend on it (every variant gives the same bits).
+    fn tune(
+        &mut self,
+        sizes: &[usize],
+        batch: usize,
+        mode: gpu::tune::Mode,
+    ) -> Result<Vec<String>> {
+        let _ = (sizes, batch, mode);
+        Ok(Vec::new())
+    }
 
     // ---- memory -------------------------------------------------------------------------
     /// A new f32 buffer of `len` elements, zero-filled.

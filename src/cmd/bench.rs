@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use crate::backend::Backend;
 use crate::cli::BenchArgs;
+use crate::data::{Normalizer, Schema};
 use crate::error::{Error, Result};
 use crate::model::{Model, init_layers};
 use crate::rng::Rng;
@@ -48,23 +49,10 @@ fn median(v: &[f64]) -> f64 {
 }
 
 fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
-    let (d, n_out) = (sizes[0], sizes[sizes.len() - 1]);
-    // One output is a regression, several are classes, unless --task says otherwise.
-    let task = match a.task {
-        Some(t) => t,
-        None if n_out == 1 => Task::Regression,
-        None => Task::Classification,
-    };
-    if task == Task::Classification && n_out < 2 {
-        return Err(Error::flag(
-            "--task",
-            "classification needs 2 or more outputs",
-        ));
-    }
+    let task = bench_task(a, sizes[sizes.len() - 1])?;
     let optimizer = a.optimizer;
     let (steps, warmup) = (a.steps.unwrap_or(200).max(1), a.warmup.unwrap_or(20));
-
-    let data = random_rows(a.batch * a.batches, d, n_out, task, a.seed);
+    let data = random_rows(a.batch * a.batches, sizes, task, a.seed);
     let model = random_model(sizes, task, a.seed)?;
     let cfg = TrainConfig {
         optimizer,
@@ -82,26 +70,9 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
     let mut be = a.dev.open()?;
     let device = be.describe();
     let be = be.as_mut();
-    let mut tr = Trainer::new(be, &model, &data, &cfg)?;
-    for _ in 0..warmup {
-        tr.step(be)?;
-    }
-    tr.batch_loss(be)?;
-
-    let mut runs_ms = Vec::with_capacity(a.repeats);
-    let mut loss = f64::NAN;
-    let dispatches0 = be.dispatches();
-    for _ in 0..a.repeats {
-        let t0 = Instant::now();
-        for _ in 0..steps {
-            tr.step(be)?;
-        }
-        be.flush()?;
-        loss = tr.batch_loss(be)?;
-        runs_ms.push(t0.elapsed().as_secs_f64() * 1e3 / steps as f64);
-    }
-    let dispatches_per_step =
-        (be.dispatches() - dispatches0) as f64 / (steps * a.repeats.max(1)) as f64;
+    super::tune_for(be, sizes, a.batch, a.dev.tune)?;
+    let mut tr = Trainer::new(be, &model, &data, None, &cfg)?;
+    let (runs_ms, loss, dispatches_per_step) = time_steps(be, &mut tr, warmup, a.repeats, steps)?;
     let ms = median(&runs_ms);
     let steps_per_s = 1e3 / ms;
     let samples_per_s = steps_per_s * a.batch as f64;
@@ -142,15 +113,63 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
             runs.join(" ")
         );
         println!(
-            "  median {ms:.3} ms/step = {steps_per_s:.1} steps/s = {samples_per_s:.0} samples/s (last batch loss {loss:.4})"
+            "  median {ms:.3} ms/step = {steps_per_s:.1} steps/s = {samples_per_s:.0} samples/s (last batch loss {loss:.4}), {dispatches_per_step:.1} dispatches per step"
         );
-        println!("  {dispatches_per_step:.1} dispatches per step");
     }
     Ok(())
 }
 
-/// Seeded random rows: features ~ N(0, 1); targets ~ N(0, 1) or uniform class indices.
-fn random_rows(rows: usize, d: usize, n_out: usize, task: Task, seed: u64) -> Rows {
+/// `warmup` untimed steps, then `repeats` timed runs of `steps` steps, each ended by a flush
+/// and a readback of the last batch's loss. Returns ms per step of each run, that loss, and
+/// the dispatches recorded per timed step.
+fn time_steps(
+    be: &mut dyn Backend,
+    tr: &mut Trainer,
+    warmup: usize,
+    repeats: usize,
+    steps: usize,
+) -> Result<(Vec<f64>, f64, f64)> {
+    for _ in 0..warmup {
+        tr.step(be)?;
+    }
+    tr.batch_loss(be)?;
+    let mut runs_ms = Vec::with_capacity(repeats);
+    let mut loss = f64::NAN;
+    let dispatches0 = be.dispatches();
+    for _ in 0..repeats {
+        let t0 = Instant::now();
+        for _ in 0..steps {
+            tr.step(be)?;
+        }
+        be.flush()?;
+        loss = tr.batch_loss(be)?;
+        runs_ms.push(t0.elapsed().as_secs_f64() * 1e3 / steps as f64);
+    }
+    let dispatches_per_step =
+        (be.dispatches() - dispatches0) as f64 / (steps * repeats.max(1)) as f64;
+    Ok((runs_ms, loss, dispatches_per_step))
+}
+
+/// One output is a regression, several are classes, unless --task says otherwise.
+fn bench_task(a: &BenchArgs, n_out: usize) -> Result<Task> {
+    let task = match a.task {
+        Some(t) => t,
+        None if n_out == 1 => Task::Regression,
+        None => Task::Classification,
+    };
+    if task == Task::Classification && n_out < 2 {
+        return Err(Error::flag(
+            "--task",
+            "classification needs 2 or more outputs",
+        ));
+    }
+    Ok(task)
+}
+
+/// Seeded random rows for a network of `sizes`: features ~ N(0, 1); targets ~ N(0, 1) or
+/// uniform class indices.
+fn random_rows(rows: usize, sizes: &[usize], task: Task, seed: u64) -> Rows {
+    let (d, n_out) = (sizes[0], sizes[sizes.len() - 1]);
     let mut rng = Rng::new(seed);
     let x: Vec<f32> = (0..rows * d).map(|_| rng.normal() as f32).collect();
     let y: Vec<f32> = match task {
@@ -160,33 +179,39 @@ fn random_rows(rows: usize, d: usize, n_out: usize, task: Task, seed: u64) -> Ro
     Rows { x, y, rows }
 }
 
-/// A model with seeded He/Xavier weights, as `wgtrain train` would start from.
+/// A model with seeded Xavier weights, as `wgtrain train` would start from.
 fn random_model(sizes: &[usize], task: Task, seed: u64) -> Result<Model> {
-    let n_out = sizes[sizes.len() - 1];
-    let d = sizes[0];
-    let (classes, target_mean, target_std) = match task {
-        Task::Classification => ((0..n_out).map(|c| c.to_string()).collect(), vec![], vec![]),
-        Task::Regression => (vec![], vec![0.0; n_out], vec![1.0; n_out]),
-    };
-    Ok(Model {
-        task,
-        activation: Activation::Relu,
-        loss: Loss::for_task(task, None)?,
-        features: (0..d).map(|i| format!("x{i}")).collect(),
-        targets: if task == Task::Classification {
-            vec!["y".into()]
-        } else {
-            (0..n_out).map(|i| format!("y{i}")).collect()
+    let (d, n_out) = (sizes[0], sizes[sizes.len() - 1]);
+    let names = |p: &str, n: usize| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+    let schema = match task {
+        Task::Classification => Schema {
+            features: names("x", d),
+            targets: vec!["y".into()],
+            task,
+            classes: (0..n_out).map(|c| c.to_string()).collect(),
+            window: None,
         },
-        classes,
+        Task::Regression => Schema {
+            features: names("x", d),
+            targets: names("y", n_out),
+            task,
+            classes: vec![],
+            window: None,
+        },
+    };
+    let target_normalizer = match task {
+        Task::Regression => Normalizer::identity(n_out),
+        Task::Classification => Normalizer::identity(0),
+    };
+    Model::new(
+        schema,
+        Activation::Relu,
+        Loss::for_task(task, None)?,
         seed,
-        window: None,
-        layers: init_layers(sizes, Activation::Relu, seed),
-        feature_mean: vec![0.0; d],
-        feature_std: vec![1.0; d],
-        target_mean,
-        target_std,
-    })
+        init_layers(sizes, Activation::Relu, seed),
+        Normalizer::identity(d),
+        target_normalizer,
+    )
 }
 
 fn bench_matmul(a: &BenchArgs, size: usize) -> Result<()> {

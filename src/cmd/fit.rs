@@ -57,15 +57,15 @@ pub fn load(a: &TrainArgs, table: &Table) -> Result<Data> {
         window: a.window,
     };
     let ds = Dataset::from_table_features(table, &spec, &a.features)?;
-    if a.task.is_none() && !a.quiet && ds.task == Task::Classification && whole_labels(&ds) {
-        eprintln!(
+    if a.task.is_none() && !a.quiet && ds.schema.task == Task::Classification && whole_labels(&ds) {
+        crate::errln!(
             "wgtrain: note: '{}' holds {} whole-number values, read as classes; \
              add --task regression to treat them as numbers",
-            ds.targets[0],
-            ds.classes.len()
+            ds.schema.targets[0],
+            ds.schema.classes.len()
         );
     }
-    let loss = Loss::for_task(ds.task, a.loss.map(|l| l.as_str()))?;
+    let loss = Loss::for_task(ds.schema.task, a.loss.map(|l| l.as_str()))?;
     let groups = match a.group.as_slice() {
         [] => None,
         _ if a.window.is_some() => {
@@ -86,15 +86,7 @@ pub fn load(a: &TrainArgs, table: &Table) -> Result<Data> {
     let val_file = match &a.val {
         Some(path) => {
             let vt = read_table(path)?;
-            let (v, _) = Dataset::for_model(
-                &vt,
-                &ds.features,
-                &ds.targets,
-                ds.task,
-                &ds.classes,
-                a.window,
-                true,
-            )?;
+            let (v, _) = Dataset::for_schema(&vt, &ds.schema, true)?;
             files.push(path.clone());
             Some(v)
         }
@@ -111,7 +103,8 @@ pub fn load(a: &TrainArgs, table: &Table) -> Result<Data> {
 
 /// Class labels that are all whole numbers: inferred from a numeric column, worth a note.
 fn whole_labels(ds: &Dataset) -> bool {
-    ds.classes
+    ds.schema
+        .classes
         .iter()
         .all(|c| c.parse::<f64>().is_ok_and(|v| v.fract() == 0.0))
 }
@@ -242,13 +235,13 @@ fn view(
     if say {
         let shown: Vec<String> = keep
             .iter()
-            .map(|&j| format!("{} ({:.4})", data.ds.features[j], scores[j]))
+            .map(|&j| format!("{} ({:.4})", data.ds.schema.features[j], scores[j]))
             .collect();
-        let by = match data.ds.task {
+        let by = match data.ds.schema.task {
             Task::Regression => "F of |Pearson r|",
             Task::Classification => "ANOVA F",
         };
-        eprintln!(
+        crate::errln!(
             "wgtrain: --select-k {k} keeps, by {by} on the training rows: {}",
             shown.join(", ")
         );
@@ -263,30 +256,33 @@ fn view(
 
 /// A model to train on `train_ds`: fresh, or `--init-from`'s weights and normalizers.
 fn start_model(a: &TrainArgs, train_ds: &Dataset, loss: Loss) -> Result<Model> {
-    let mut model = super::train::new_model(a, train_ds, loss);
+    let mut model = super::train::new_model(a, train_ds, loss)?;
     let Some(from) = &a.init_from else {
         return Ok(model);
     };
     let path = runs::resolve_model(from)?;
     let old = Model::load(&path)?;
     let bad = |msg: String| Error::flag("--init-from", format!("{}: {msg}", path.display()));
-    if old.features != model.features {
+    if old.schema.features != model.schema.features {
         return Err(bad(format!(
             "the model's {} features are not this run's {} (same columns in the same order needed)",
-            old.features.len(),
-            model.features.len()
+            old.schema.features.len(),
+            model.schema.features.len()
         )));
     }
-    if old.task != model.task || old.targets != model.targets || old.classes != model.classes {
+    if old.schema.task != model.schema.task
+        || old.schema.targets != model.schema.targets
+        || old.schema.classes != model.schema.classes
+    {
         return Err(bad(format!(
             "the model predicts {} ({}), this run {} ({})",
-            old.targets.join(","),
-            old.task.as_str(),
-            model.targets.join(","),
-            model.task.as_str()
+            old.schema.targets.join(","),
+            old.schema.task.as_str(),
+            model.schema.targets.join(","),
+            model.schema.task.as_str()
         )));
     }
-    let want = layer_sizes(model.features.len(), &a.hidden.0, model.outputs());
+    let want = layer_sizes(model.schema.features.len(), &a.hidden.0, model.outputs());
     if old.sizes() != want {
         let dash = |v: Vec<usize>| {
             v.iter()
@@ -306,10 +302,8 @@ fn start_model(a: &TrainArgs, train_ds: &Dataset, loss: Loss) -> Result<Model> {
         )));
     }
     model.layers = old.layers;
-    model.feature_mean = old.feature_mean;
-    model.feature_std = old.feature_std;
-    model.target_mean = old.target_mean;
-    model.target_std = old.target_std;
+    model.normalizer = old.normalizer;
+    model.target_normalizer = old.target_normalizer;
     Ok(model)
 }
 
@@ -330,12 +324,14 @@ fn fit_one(
     show: bool,
 ) -> Result<Fit> {
     let mut model = start_model(a, train_ds, loss)?;
+    let batch = cfg.batch_size.min(train_ds.rows.max(1));
+    super::tune_for(be, &model.sizes(), batch, a.dev.tune)?;
     let train_rows = super::model_rows(&model, train_ds);
     let val_rows = val_ds.map(|v| super::model_rows(&model, v));
     if show {
         super::train::announce(a, &model, be, &train_rows, val_rows.as_ref());
     }
-    let name = metric_name(model.task);
+    let name = metric_name(model.schema.task);
     let mut log = match metrics {
         Some(path) => Some(MetricsLog::create(path, name)?),
         None => None,
@@ -352,7 +348,7 @@ fn fit_one(
         },
         |m| {
             if show {
-                println!("{}", super::train::epoch_line(m, name));
+                crate::outln!("{}", super::train::epoch_line(m, name));
             }
             if let Some(l) = log.as_mut()
                 && let Err(e) = l.write(m)
@@ -393,11 +389,11 @@ fn holdout(
     if let Some(path) = &out.model {
         fit.model.save(path)?;
     }
-    let name = metric_name(fit.model.task);
+    let name = metric_name(fit.model.schema.task);
     let mut summary = history_json(&fit.history, name);
     if let Value::Object(m) = &mut summary {
-        m.insert("task".into(), json!(fit.model.task.as_str()));
-        m.insert("features".into(), json!(fit.model.features));
+        m.insert("task".into(), json!(fit.model.schema.task.as_str()));
+        m.insert("features".into(), json!(fit.model.schema.features));
         m.insert("train_rows".into(), json!(train_ds.rows));
         m.insert(
             "val_rows".into(),
@@ -479,7 +475,7 @@ fn cross_validate(
     k: usize,
 ) -> Result<Outcome> {
     let fold = folds::cv_folds(&data.ds, k, a.seed, data.groups.as_deref())?;
-    let name = metric_name(data.ds.task);
+    let name = metric_name(data.ds.schema.task);
     let mut records = Vec::with_capacity(k);
     let (mut losses, mut metrics, mut epochs) = (Vec::new(), Vec::new(), Vec::new());
     for f in 0..k {
@@ -496,7 +492,7 @@ fn cross_validate(
         )?;
         let (loss, metric, epoch) = held(&fit.history);
         if !a.quiet {
-            eprintln!(
+            crate::errln!(
                 "wgtrain: fold {}/{k}: {} train / {} val rows, epoch {epoch}: val_loss {loss:.6}, {name} {metric:.4}",
                 f + 1,
                 tr.len(),
@@ -525,7 +521,7 @@ fn cross_validate(
     });
     if a.no_refit {
         let line = format!("wgtrain: {cv_line} (no refit)");
-        let summary = json!({ "task": data.ds.task.as_str(), "cv": cv });
+        let summary = json!({ "task": data.ds.schema.task.as_str(), "cv": cv });
         return Ok(Outcome {
             model: None,
             history: None,
@@ -534,7 +530,7 @@ fn cross_validate(
         });
     }
     if !a.quiet {
-        eprintln!("wgtrain: {cv_line}");
+        crate::errln!("wgtrain: {cv_line}");
     }
     refit(a, cfg, data, be, out, (cv, &cv_line), &epochs)
 }
@@ -556,7 +552,7 @@ fn refit(
         let mean = fold_epochs.iter().sum::<usize>() as f64 / fold_epochs.len().max(1) as f64;
         cfg.epochs = (mean.round() as usize).max(1);
         if !a.quiet {
-            eprintln!(
+            crate::errln!(
                 "wgtrain: refit on all {} rows for {} epochs, the folds' mean stopping epoch",
                 all.len(),
                 cfg.epochs
@@ -576,11 +572,11 @@ fn refit(
     if let Some(path) = &out.model {
         fit.model.save(path)?;
     }
-    let name = metric_name(fit.model.task);
+    let name = metric_name(fit.model.schema.task);
     let mut summary = history_json(&fit.history, name);
     if let Value::Object(m) = &mut summary {
-        m.insert("task".into(), json!(fit.model.task.as_str()));
-        m.insert("features".into(), json!(fit.model.features));
+        m.insert("task".into(), json!(fit.model.schema.task.as_str()));
+        m.insert("features".into(), json!(fit.model.schema.features));
         m.insert("train_rows".into(), json!(train_ds.rows));
         m.insert("val_rows".into(), json!(0));
         m.insert("cv".into(), cv);

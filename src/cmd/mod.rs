@@ -10,10 +10,11 @@ pub mod plot;
 pub mod predict;
 pub mod sweep;
 pub mod train;
+pub mod tune;
 
 use std::path::Path;
 
-use crate::data::{Dataset, Normalizer, Table, read_table};
+use crate::data::{Dataset, Table, read_table};
 use crate::error::Result;
 use crate::model::Model;
 use crate::spec::Task;
@@ -22,23 +23,15 @@ use crate::train::Rows;
 /// Features standardized with the model's normalizer (a copy).
 fn model_inputs(model: &Model, ds: &Dataset) -> Vec<f32> {
     let mut x = ds.x.clone();
-    Normalizer {
-        mean: model.feature_mean.clone(),
-        std: model.feature_std.clone(),
-    }
-    .apply(&mut x);
+    model.normalizer.apply(&mut x);
     x
 }
 
 /// Targets in the network's units: standardized for regression, indices for classes.
 fn model_targets(model: &Model, ds: &Dataset) -> Vec<f32> {
     let mut y = ds.y.clone();
-    if model.task == Task::Regression {
-        Normalizer {
-            mean: model.target_mean.clone(),
-            std: model.target_std.clone(),
-        }
-        .apply(&mut y);
+    if model.schema.task == Task::Regression {
+        model.target_normalizer.apply(&mut y);
     }
     y
 }
@@ -61,14 +54,19 @@ fn load_for_data(
     // A run folder stands for the model in it.
     let model = Model::load(&crate::runs::resolve_model(model_path)?)?;
     let table = read_table(data)?;
-    let (ds, has_targets) = Dataset::for_model(
-        &table,
-        &model.features,
-        &model.targets,
-        model.task,
-        &model.classes,
-        model.window,
-        need_targets,
-    )?;
+    let (ds, has_targets) = Dataset::for_schema(&table, &model.schema, need_targets)?;
     Ok((model, table, ds, has_targets))
+}
+
+/// Lets the backend pick (and if need be tune) its kernels for this network, saying so.
+fn tune_for(
+    be: &mut dyn crate::backend::Backend,
+    sizes: &[usize],
+    batch: usize,
+    mode: crate::backend::gpu::tune::Mode,
+) -> Result<()> {
+    for line in be.tune(sizes, batch, mode)? {
+        eprintln!("{line}");
+    }
+    Ok(())
 }

@@ -9,6 +9,10 @@ pub fn run(a: &PlotArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| a.metrics.with_extension("png"));
     crate::plot::format_of(&out)?;
+    let _outputs = crate::io::OutputPlan::new()
+        .input("the metrics file", &a.metrics)
+        .output("--out", &out)
+        .check()?;
     let history = crate::metrics::read(&a.metrics)?;
     let title = a.title.clone().unwrap_or_else(|| {
         a.metrics
@@ -16,6 +20,6 @@ pub fn run(a: &PlotArgs) -> Result<()> {
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     });
     crate::plot::loss_curves(&out, &history, "loss", &title)?;
-    eprintln!("wgtrain: loss curves in {}", out.display());
+    crate::errln!("wgtrain: loss curves in {}", out.display());
     Ok(())
 }

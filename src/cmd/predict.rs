@@ -2,8 +2,6 @@
 //! through, to standard output or atomically to `--out`.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::Path;
 
 use crate::cli::PredictArgs;
 use crate::data::Table;
@@ -13,6 +11,13 @@ use crate::spec::Task;
 use crate::train;
 
 pub fn run(a: &PredictArgs) -> Result<()> {
+    let mut plan = crate::io::OutputPlan::new();
+    plan.input("the model", &a.model).input("the data", &a.data);
+    if let Some(out) = &a.out {
+        plan.output("--out", out);
+    }
+    // Held to the end: its lock keeps a second run off --out.
+    let _outputs = plan.check()?;
     let (model, table, ds, _) = super::load_for_data(&a.model, &a.data, false)?;
     let keep_cols = keep_columns(a, &table)?;
     let header = header(a, &model)?;
@@ -42,9 +47,9 @@ pub fn run(a: &PredictArgs) -> Result<()> {
             rec.push(src.and_then(|s| s.get(c)).unwrap_or("").to_string());
         }
         let o = &out[r * n..(r + 1) * n];
-        if model.task == Task::Classification {
+        if model.schema.task == Task::Classification {
             let best = (0..n).fold(0, |b, j| if o[j] > o[b] { j } else { b });
-            rec.push(model.classes[best].clone());
+            rec.push(model.schema.classes[best].clone());
             rec.extend(o.iter().map(|p| format!("{p:.6}")));
         } else {
             rec.extend(o.iter().map(|v| format!("{v}")));
@@ -56,9 +61,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         .map_err(|e| Error::internal(format!("writing predictions: {e}")))?;
     match &a.out {
         Some(path) => crate::io::write_atomically(path, &buf),
-        None => std::io::stdout()
-            .write_all(&buf)
-            .map_err(|e| Error::io(Path::new("<stdout>"), e)),
+        None => crate::console::data_to_stdout(&buf),
     }
 }
 
@@ -85,14 +88,17 @@ fn keep_columns(a: &PredictArgs, table: &Table) -> Result<Vec<usize>> {
 /// one probability column per class.
 fn header(a: &PredictArgs, model: &Model) -> Result<Vec<String>> {
     let names = if a.names.is_empty() {
-        model.targets.clone()
+        model.schema.targets.clone()
     } else {
         a.names.clone()
     };
-    if names.len() != model.targets.len() {
+    if names.len() != model.schema.targets.len() {
         return Err(Error::flag(
             "--names",
-            format!("give {} name(s), one per target", model.targets.len()),
+            format!(
+                "give {} name(s), one per target",
+                model.schema.targets.len()
+            ),
         ));
     }
     let mut header: Vec<String> = a.keep.clone();
@@ -104,8 +110,8 @@ fn header(a: &PredictArgs, model: &Model) -> Result<Vec<String>> {
             n
         }
     }));
-    if model.task == Task::Classification {
-        header.extend(model.classes.iter().map(|c| format!("prob_{c}")));
+    if model.schema.task == Task::Classification {
+        header.extend(model.schema.classes.iter().map(|c| format!("prob_{c}")));
     }
     Ok(header)
 }

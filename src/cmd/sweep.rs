@@ -81,7 +81,7 @@ pub fn run(a: &SweepArgs) -> Result<()> {
     let metric = views
         .values()
         .next()
-        .map_or("val_metric", |d| fit::metric_name(d.ds.task));
+        .map_or("val_metric", |d| fit::metric_name(d.ds.schema.task));
     let jobs = match base.dev.device {
         DeviceChoice::Cpu => opts
             .jobs
@@ -91,7 +91,7 @@ pub fn run(a: &SweepArgs) -> Result<()> {
     }
     .clamp(1, configs.len().max(1));
     if !base.quiet {
-        eprintln!(
+        crate::errln!(
             "wgtrain: sweep of {} configurations over {}, {jobs} at a time, into {}/",
             configs.len(),
             axes.iter()
@@ -216,7 +216,7 @@ fn run_all(
             let row = run_one(c, views, be.as_mut());
             let n = done.fetch_add(1, Ordering::SeqCst) + 1;
             if !quiet {
-                eprintln!(
+                crate::errln!(
                     "wgtrain: [{n}/{}] {}",
                     configs.len(),
                     progress(c, &row, metric)
@@ -382,7 +382,7 @@ fn leaderboard(
     let path = dir.join("leaderboard.csv");
     crate::io::write_atomically(&path, &bytes)?;
     print_top(&header, &table, top, axes.len());
-    eprintln!(
+    crate::errln!(
         "wgtrain: leaderboard of {} runs in {}",
         rows.len(),
         path.display()
@@ -400,7 +400,7 @@ fn leaderboard(
                 )
             })
             .collect();
-        println!(
+        crate::outln!(
             "{}",
             json!({ "leaderboard": objs, "path": path.display().to_string() })
         );
@@ -453,9 +453,9 @@ fn print_top(header: &[String], table: &[Vec<String>], top: usize, n_axes: usize
             .trim_end()
             .to_string()
     };
-    println!("{}", line(header[..cols].to_vec()));
+    crate::outln!("{}", line(header[..cols].to_vec()));
     for r in &shown {
-        println!("{}", line(r[..cols].to_vec()));
+        crate::outln!("{}", line(r[..cols].to_vec()));
     }
 }
 

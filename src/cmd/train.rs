@@ -22,11 +22,19 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
     if let Some(path) = &a.plot {
         crate::plot::format_of(path)?;
     }
+    // --out's clashes are refused before any data is read; a run folder is new, so its
+    // files are planned (and locked) once it exists.
+    let mut planned = match &a.out {
+        Some(_) => Some(plan_outputs(a, &super::fit::Outputs::plan(a, None)?)?),
+        None => None,
+    };
     let table = read_table(&a.data)?;
     let data = super::fit::load(a, &table)?;
     let mut be = a.dev.open()?;
-    // The run folder is made once the data and the device are known to work.
     let out = super::fit::Outputs::plan(a, None)?;
+    if planned.is_none() {
+        planned = Some(plan_outputs(a, &out)?);
+    }
     let o = match super::fit::run(a, &cfg, &data, be.as_mut(), &out, &train_argv()) {
         Ok(o) => o,
         Err(e) => {
@@ -37,9 +45,10 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
             return Err(e);
         }
     };
-    eprintln!("{}", o.line);
+    drop(planned);
+    crate::errln!("{}", o.line);
     if a.json {
-        println!("{}", o.summary);
+        crate::outln!("{}", o.summary);
     }
     Ok(TrainOutcome {
         model: o.model,
@@ -55,6 +64,35 @@ fn train_argv() -> Vec<std::ffi::OsString> {
         Some(i) => args[i..].to_vec(),
         None => Vec::new(),
     }
+}
+
+/// Every file this run writes, checked before any data is read (see [`crate::io`]).
+pub(super) fn plan_outputs(a: &TrainArgs, out: &super::fit::Outputs) -> Result<crate::io::Planned> {
+    let mut plan = crate::io::OutputPlan::new();
+    plan.input("the training data", &a.data);
+    if let Some(v) = &a.val {
+        plan.input("the --val data", v);
+    }
+    if let Some(m) = &out.model {
+        plan.output("--out", m);
+    }
+    if let Some(m) = &out.metrics {
+        plan.output("--metrics", m);
+    }
+    if let Some(p) = &out.plot {
+        plan.output("--plot", &crate::plot::accuracy_path(p));
+        plan.output("--plot", p);
+        // The predictions plot beside it (drawn for regression only; planned anyway).
+        let pred = crate::plot::predictions_path;
+        if a.target.len() > 1 {
+            for t in &a.target {
+                plan.output("--plot", &pred(p, Some(t)));
+            }
+        } else {
+            plan.output("--plot", &pred(p, None));
+        }
+    }
+    plan.check()
 }
 
 /// The training hyper-parameters; clap has checked each flag alone, this checks them together.
@@ -94,39 +132,31 @@ pub(super) fn config(a: &TrainArgs) -> Result<TrainConfig> {
 }
 
 /// A freshly initialized model whose normalizers are fitted on the training rows.
-pub(super) fn new_model(a: &TrainArgs, train_ds: &Dataset, loss: Loss) -> Model {
-    let d = train_ds.n_features();
-    let n_out = train_ds.n_outputs();
+pub(super) fn new_model(a: &TrainArgs, train_ds: &Dataset, loss: Loss) -> Result<Model> {
+    let schema = train_ds.schema.clone();
+    let (d, n_out, rows) = (schema.n_features(), schema.n_outputs(), train_ds.rows);
     let standardize = !a.no_standardize;
-    let fnorm = if standardize {
-        Normalizer::fit(&train_ds.x, train_ds.rows, d)
+    let normalizer = if standardize {
+        Normalizer::fit(&train_ds.x, rows, d)
     } else {
         Normalizer::identity(d)
     };
-    let tnorm = match train_ds.task {
-        Task::Regression if standardize => Normalizer::fit(&train_ds.y, train_ds.rows, n_out),
+    let target_normalizer = match schema.task {
+        Task::Regression if standardize => Normalizer::fit(&train_ds.y, rows, n_out),
         Task::Regression => Normalizer::identity(n_out),
-        Task::Classification => Normalizer {
-            mean: vec![],
-            std: vec![],
-        },
+        Task::Classification => Normalizer::identity(0),
     };
     let sizes = layer_sizes(d, &a.hidden.0, n_out);
-    Model {
-        task: train_ds.task,
-        activation: a.activation,
+    let layers = init_layers_with(&sizes, a.activation, a.init, a.seed);
+    Model::new(
+        schema,
+        a.activation,
         loss,
-        features: train_ds.features.clone(),
-        targets: train_ds.targets.clone(),
-        classes: train_ds.classes.clone(),
-        seed: a.seed,
-        window: a.window,
-        layers: init_layers_with(&sizes, a.activation, a.init, a.seed),
-        feature_mean: fnorm.mean,
-        feature_std: fnorm.std,
-        target_mean: tnorm.mean,
-        target_std: tnorm.std,
-    }
+        a.seed,
+        layers,
+        normalizer,
+        target_normalizer,
+    )
 }
 
 /// The one line on stderr that says what is about to be trained, on what.
@@ -146,9 +176,9 @@ pub(super) fn announce(
         .chain(model.layers.iter().map(|l| l.outputs))
         .map(|s| s.to_string())
         .collect();
-    eprintln!(
+    crate::errln!(
         "wgtrain: {} on {}: {} train / {} val rows, {} {}, mlp {} ({} parameters, {}), {} lr {} batch {}",
-        model.task.as_str(),
+        model.schema.task.as_str(),
         be.describe(),
         tr.rows,
         val.map_or(0, |v| v.rows),
@@ -230,28 +260,28 @@ pub(super) fn draw_train_plots(
     // Under -q only a --plot the user named is announced (not the run folder's own).
     let say = !a.quiet || a.plot.is_some();
     if say {
-        eprintln!("wgtrain: loss curves in {}", path.display());
+        crate::errln!("wgtrain: loss curves in {}", path.display());
     }
-    if model.task == Task::Classification {
+    if model.schema.task == Task::Classification {
         let acc = crate::plot::accuracy_path(path);
         let title = format!("{data_name}: validation accuracy per epoch");
         if crate::plot::accuracy_curve(&acc, &history.epochs, &title)? && say {
-            eprintln!("wgtrain: validation accuracy in {}", acc.display());
+            crate::errln!("wgtrain: validation accuracy in {}", acc.display());
         }
     }
-    if let (Task::Regression, Some((ds, rows))) = (model.task, val)
+    if let (Task::Regression, Some((ds, rows))) = (model.schema.task, val)
         && rows.rows > 0
     {
         let pred = train::predict(be, model, &rows.x, rows.rows)?;
         let n = model.outputs();
-        for (j, name) in model.targets.iter().enumerate() {
+        for (j, name) in model.schema.targets.iter().enumerate() {
             let column = |v: &[f32]| v.iter().skip(j).step_by(n).copied().collect::<Vec<f32>>();
             let out = crate::plot::predictions_path(path, (n > 1).then_some(name.as_str()));
             let title =
                 format!("{data_name}: {name}, real (blue) and predicted (red) on validation rows");
             crate::plot::predictions(&out, &column(&ds.y), &column(&pred), &title)?;
             if say {
-                eprintln!("wgtrain: predictions vs real values in {}", out.display());
+                crate::errln!("wgtrain: predictions vs real values in {}", out.display());
             }
         }
     }

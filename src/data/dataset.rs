@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::schema::Schema;
 use super::table::Table;
 use super::window;
 use crate::error::{Error, Result};
@@ -20,12 +21,8 @@ pub struct DataSpec<'a> {
 /// Features and targets as numbers, ready for a backend.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
-    /// Feature column names, in file order (series mode: `"COL[t-N]"`…`"COL[t-1]"` first).
-    pub features: Vec<String>,
-    pub targets: Vec<String>,
-    pub task: Task,
-    /// Classification only: the class labels; the index is the class id.
-    pub classes: Vec<String>,
+    /// Which columns the matrices hold and what they mean.
+    pub schema: Schema,
     /// `[rows, features.len()]`, row-major.
     pub x: Vec<f32>,
     /// Regression: `[rows, targets.len()]`; classification: `[rows]`, the class id as f32.
@@ -124,10 +121,13 @@ impl Dataset {
             }
         };
         Ok(Dataset {
-            features: names(t, &fcols),
-            targets: names(t, &tcols),
-            task,
-            classes,
+            schema: Schema {
+                features: names(t, &fcols),
+                targets: names(t, &tcols),
+                task,
+                classes,
+                window: None,
+            },
             x,
             y,
             rows: t.records.len(),
@@ -138,18 +138,11 @@ impl Dataset {
     /// The view of a table that a trained model needs (predict / eval): the model's feature
     /// columns by name (extra columns are ignored), and its targets when the file has them.
     /// Returns the dataset and whether it holds targets (`y` is empty when not).
-    pub fn for_model(
-        t: &Table,
-        features: &[String],
-        targets: &[String],
-        task: Task,
-        classes: &[String],
-        window: Option<usize>,
-        need_targets: bool,
-    ) -> Result<(Dataset, bool)> {
-        if let Some(n) = window {
-            return window::for_model(t, features, targets, task, classes, n);
+    pub fn for_schema(t: &Table, schema: &Schema, need_targets: bool) -> Result<(Dataset, bool)> {
+        if let Some(n) = schema.window {
+            return window::for_schema(t, schema, n);
         }
+        let (features, targets) = (&schema.features, &schema.targets);
         let mut missing = Vec::new();
         let fcols = find_columns(t, features, &mut missing);
         if !missing.is_empty() {
@@ -177,7 +170,7 @@ impl Dataset {
 
         let rows: Vec<usize> = (0..t.records.len()).collect();
         let x = parse_columns(t, &rows, &fcols, Role::Target)?;
-        let y = match (has_targets, task) {
+        let y = match (has_targets, schema.task) {
             (false, _) => Vec::new(),
             (true, Task::Regression) => parse_columns(t, &rows, &tcols, Role::Target)?,
             (true, Task::Classification) => {
@@ -192,14 +185,11 @@ impl Dataset {
                         ),
                     ));
                 }
-                label_ids(t, tcols[0], classes, true)?
+                label_ids(t, tcols[0], &schema.classes, true)?
             }
         };
         let ds = Dataset {
-            features: features.to_vec(),
-            targets: targets.to_vec(),
-            task,
-            classes: classes.to_vec(),
+            schema: schema.clone(),
             x,
             y,
             rows: t.records.len(),
@@ -210,7 +200,7 @@ impl Dataset {
 
     /// The rows `idx`, in that order.
     pub fn subset(&self, idx: &[usize]) -> Dataset {
-        let nf = self.features.len();
+        let nf = self.n_features();
         let ny = self.y.len().checked_div(self.rows).unwrap_or(0);
         let mut x = Vec::with_capacity(idx.len() * nf);
         let mut y = Vec::with_capacity(idx.len() * ny);
@@ -221,10 +211,7 @@ impl Dataset {
             lines.push(self.lines[i]);
         }
         Dataset {
-            features: self.features.clone(),
-            targets: self.targets.clone(),
-            task: self.task,
-            classes: self.classes.clone(),
+            schema: self.schema.clone(),
             x,
             y,
             rows: idx.len(),
@@ -233,15 +220,12 @@ impl Dataset {
     }
 
     pub fn n_features(&self) -> usize {
-        self.features.len()
+        self.schema.n_features()
     }
 
     /// Width of the network's output: the number of classes, or of target columns.
     pub fn n_outputs(&self) -> usize {
-        match self.task {
-            Task::Classification => self.classes.len(),
-            Task::Regression => self.targets.len(),
-        }
+        self.schema.n_outputs()
     }
 }
 
@@ -598,10 +582,10 @@ mod tests {
             window: None,
         };
         let d = Dataset::from_table(&t, &spec).unwrap();
-        assert_eq!(d.features, ["a", "b"]);
+        assert_eq!(d.schema.features, ["a", "b"]);
         assert_eq!(d.x, [1.5, 2.5, 3.5, 4.5]);
         assert_eq!(d.y, [10.0, 20.0]);
-        assert_eq!(d.task, Task::Regression);
+        assert_eq!(d.schema.task, Task::Regression);
         assert_eq!(d.n_outputs(), 1);
         let sub = d.subset(&[1]);
         assert_eq!(
@@ -621,7 +605,7 @@ mod tests {
             window: None,
         };
         let d = Dataset::from_table(&t, &spec).unwrap();
-        assert_eq!(d.classes, ["2", "9", "10"]);
+        assert_eq!(d.schema.classes, ["2", "9", "10"]);
         assert_eq!(d.y, [2.0, 0.0, 2.0, 1.0]);
     }
 
@@ -637,7 +621,7 @@ mod tests {
         };
         // The text column 'note' is never parsed when --features leaves it out.
         let d = Dataset::from_table_features(&t, &spec, &s(&["AL:AK", "cli*", "y"])).unwrap();
-        assert_eq!(d.features, ["AL", "AK", "cli", "cli.1"]);
+        assert_eq!(d.schema.features, ["AL", "AK", "cli", "cli.1"]);
         assert_eq!(&d.x[..4], [1.0, 0.0, 0.5, 0.7]);
         let drop = s(&["cli*", "note"]);
         let spec = DataSpec {
@@ -645,7 +629,7 @@ mod tests {
             ..spec
         };
         let d = Dataset::from_table(&t, &spec).unwrap();
-        assert_eq!(d.features, ["id", "AL", "AK"]);
+        assert_eq!(d.schema.features, ["id", "AL", "AK"]);
         let e = Dataset::from_table_features(&t, &spec, &s(&["nope"])).unwrap_err();
         assert!(
             e.to_string().starts_with("--features: no column 'nope'"),
@@ -668,25 +652,25 @@ mod tests {
             window: None,
         };
         let d = Dataset::from_table(&t, &spec).unwrap();
-        assert_eq!(d.task, Task::Classification);
-        assert_eq!(d.classes, ["1", "3", "7"]);
+        assert_eq!(d.schema.task, Task::Classification);
+        assert_eq!(d.schema.classes, ["1", "3", "7"]);
         let told = DataSpec {
             task: Some(Task::Regression),
             ..spec
         };
         assert_eq!(
-            Dataset::from_table(&t, &told).unwrap().task,
+            Dataset::from_table(&t, &told).unwrap().schema.task,
             Task::Regression
         );
         // All distinct (a count per row), or fractional: numbers.
         let t = table("a,y\n1,10\n2,20\n3,30\n4,40\n");
         assert_eq!(
-            Dataset::from_table(&t, &spec).unwrap().task,
+            Dataset::from_table(&t, &spec).unwrap().schema.task,
             Task::Regression
         );
         let t = table("a,y\n1,1.5\n2,1.5\n3,2\n4,2\n");
         assert_eq!(
-            Dataset::from_table(&t, &spec).unwrap().task,
+            Dataset::from_table(&t, &spec).unwrap().schema.task,
             Task::Regression
         );
     }

@@ -59,7 +59,7 @@ pub fn cv_folds(ds: &Dataset, k: usize, seed: u64, groups: Option<&[usize]>) -> 
     if let Some(g) = groups {
         return kfold(ds.rows, k, seed, FoldBy::Groups(g));
     }
-    if ds.task == Task::Classification && ds.y.len() == ds.rows {
+    if ds.schema.task == Task::Classification && ds.y.len() == ds.rows {
         let y: Vec<usize> = ds.y.iter().map(|&c| c as usize).collect();
         return kfold(ds.rows, k, seed, FoldBy::Classes(&y));
     }
@@ -389,13 +389,16 @@ mod tests {
     fn dataset(task: Task, y: Vec<f32>) -> Dataset {
         let rows = y.len();
         Dataset {
-            features: vec!["x".into()],
-            targets: vec!["y".into()],
-            task,
-            classes: if task == Task::Classification {
-                vec!["a".into(), "b".into()]
-            } else {
-                vec![]
+            schema: crate::data::Schema {
+                features: vec!["x".into()],
+                targets: vec!["y".into()],
+                task,
+                classes: if task == Task::Classification {
+                    vec!["a".into(), "b".into()]
+                } else {
+                    vec![]
+                },
+                window: None,
             },
             x: (0..rows).map(|i| i as f32 * 0.25).collect(),
             y,

@@ -2,7 +2,7 @@
 //!
 //! The flow: [`read_table`] turns a `.csv` / `.csv.gz` file into a [`Table`] of trimmed text
 //! fields with the file line of every record; [`Dataset::from_table`] (training) or
-//! [`Dataset::for_model`] (predict / eval) picks the feature and target columns and parses them
+//! [`Dataset::for_schema`] (predict / eval, with the model's [`Schema`]) picks the feature and target columns and parses them
 //! into row-major `f32` matrices; [`split_indices`] / [`every_nth`] choose the validation rows;
 //! [`Normalizer`] standardizes features (and regression targets) with statistics of the
 //! training rows only.
@@ -18,6 +18,7 @@
 mod dataset;
 pub mod folds;
 mod normalize;
+mod schema;
 pub mod select;
 mod split;
 mod table;
@@ -25,6 +26,7 @@ mod window;
 
 pub use dataset::{DataSpec, Dataset};
 pub use normalize::Normalizer;
+pub use schema::Schema;
 pub use split::{every_nth, split_indices};
 pub use table::{Table, read_table};
 pub use window::window_names;

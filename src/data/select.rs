@@ -157,24 +157,31 @@ pub fn close_matches(header: &[String], name: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// `ds` with only the feature columns `keep` (indices into `ds.features`, kept in that order).
+/// `ds` with only the feature columns `keep` (indices into `ds.schema.features`, kept in that order).
 pub fn keep_features(ds: &Dataset, keep: &[usize]) -> Dataset {
-    let nf = ds.features.len();
+    let nf = ds.schema.features.len();
     let mut x = Vec::with_capacity(ds.rows * keep.len());
     for row in ds.x.chunks(nf.max(1)).take(ds.rows) {
         x.extend(keep.iter().map(|&j| row[j]));
     }
+    let mut schema = ds.schema.clone();
+    schema.features = keep
+        .iter()
+        .map(|&j| ds.schema.features[j].clone())
+        .collect();
     Dataset {
-        features: keep.iter().map(|&j| ds.features[j].clone()).collect(),
+        schema,
         x,
-        ..ds.clone()
+        y: ds.y.clone(),
+        rows: ds.rows,
+        lines: ds.lines.clone(),
     }
 }
 
 /// `--select-k K`: the `K` features of `ds` that score best on the training rows `rows`
-/// (indices into `ds.features`, in file order) and every feature's score.
+/// (indices into `ds.schema.features`, in file order) and every feature's score.
 pub fn select_k(ds: &Dataset, rows: &[usize], k: usize) -> Result<(Vec<usize>, Vec<f64>)> {
-    let nf = ds.features.len();
+    let nf = ds.schema.features.len();
     if k == 0 {
         return Err(Error::flag("--select-k", "must be at least 1"));
     }
@@ -184,13 +191,13 @@ pub fn select_k(ds: &Dataset, rows: &[usize], k: usize) -> Result<(Vec<usize>, V
             format!("{k} is more than the {nf} feature columns"),
         ));
     }
-    if ds.task == Task::Regression && ds.targets.len() != 1 {
+    if ds.schema.task == Task::Regression && ds.schema.targets.len() != 1 {
         return Err(Error::flag(
             "--select-k",
             format!(
                 "ranks features against one target; {} are given ({})",
-                ds.targets.len(),
-                ds.targets.join(", ")
+                ds.schema.targets.len(),
+                ds.schema.targets.join(", ")
             ),
         ));
     }
@@ -203,7 +210,14 @@ pub fn select_k(ds: &Dataset, rows: &[usize], k: usize) -> Result<(Vec<usize>, V
             ),
         ));
     }
-    let scores = univariate_scores(&ds.x, nf, &ds.y, rows, ds.task, ds.classes.len());
+    let scores = univariate_scores(
+        &ds.x,
+        nf,
+        &ds.y,
+        rows,
+        ds.schema.task,
+        ds.schema.classes.len(),
+    );
     Ok((top_k(&scores, k), scores))
 }
 
@@ -445,10 +459,13 @@ mod tests {
             y.push(2.0 * b - c / 4.0);
         }
         Dataset {
-            features: h(&["a", "b", "c", "d"]),
-            targets: h(&["y"]),
-            task: Task::Regression,
-            classes: vec![],
+            schema: crate::data::Schema {
+                features: h(&["a", "b", "c", "d"]),
+                targets: h(&["y"]),
+                task: Task::Regression,
+                classes: vec![],
+                window: None,
+            },
             x,
             y,
             rows,
@@ -464,7 +481,7 @@ mod tests {
         assert_eq!(scores.len(), 4);
         assert_eq!(keep, [1, 2], "{scores:?}");
         let sub = keep_features(&ds, &keep);
-        assert_eq!(sub.features, ["b", "c"]);
+        assert_eq!(sub.schema.features, ["b", "c"]);
         assert_eq!(&sub.x[..4], &[0.0, 0.0, 0.5, 1.0]);
         assert_eq!(sub.y, ds.y);
         let e = select_k(&ds, &rows, 5).unwrap_err().to_string();

@@ -33,8 +33,11 @@ pub fn split_indices(
     if chronological {
         let k = count(val_frac, rows);
         val.extend(rows - k.min(rows)..rows);
-    } else if ds.task == Task::Classification && ds.y.len() == rows && !ds.classes.is_empty() {
-        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); ds.classes.len()];
+    } else if ds.schema.task == Task::Classification
+        && ds.y.len() == rows
+        && !ds.schema.classes.is_empty()
+    {
+        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); ds.schema.classes.len()];
         for (i, &c) in ds.y.iter().enumerate() {
             if let Some(v) = by_class.get_mut(c as usize) {
                 v.push(i);

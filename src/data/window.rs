@@ -3,6 +3,7 @@
 //! value itself. The first N records have no full window and yield no sample.
 
 use super::dataset::{DataSpec, Dataset, Role, find_columns, name_list, names, parse_columns};
+use super::schema::Schema;
 use super::table::Table;
 use crate::error::{Error, Result};
 use crate::spec::Task;
@@ -43,21 +44,15 @@ pub(super) fn from_table(
     build(t, features, names(t, &tcols), Vec::new(), &series, n, other)
 }
 
-pub(super) fn for_model(
-    t: &Table,
-    features: &[String],
-    targets: &[String],
-    task: Task,
-    classes: &[String],
-    n: usize,
-) -> Result<(Dataset, bool)> {
-    if task != Task::Regression {
+pub(super) fn for_schema(t: &Table, schema: &Schema, n: usize) -> Result<(Dataset, bool)> {
+    let (features, targets, classes) = (&schema.features, &schema.targets, &schema.classes);
+    if schema.task != Task::Regression {
         return Err(Error::flag(
             "--window",
             "series mode predicts a number; the model is a classifier",
         ));
     }
-    let [target] = targets else {
+    let [target] = &targets[..] else {
         return Err(Error::flag(
             "--window",
             format!(
@@ -149,10 +144,13 @@ fn build(
         x.extend_from_slice(&rest[i * other.len()..(i + 1) * other.len()]);
     }
     Ok(Dataset {
-        features,
-        targets,
-        task: Task::Regression,
-        classes,
+        schema: Schema {
+            features,
+            targets,
+            task: Task::Regression,
+            classes,
+            window: Some(n),
+        },
         x,
         y: series[n..].to_vec(),
         rows,

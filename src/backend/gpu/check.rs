@@ -6,7 +6,7 @@
 //! runs the op on both, and compares |gpu − cpu| ≤ atol + rtol·|cpu| with tolerances that
 //! grow with the reduction length.
 
-use super::GpuBackend;
+use super::{GpuBackend, Variant};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, Buf, Clip, Gather, STATS_WIDTH, StepParams};
 use crate::error::Result;
@@ -788,25 +788,93 @@ pub fn matmul_cases(
     Ok(v)
 }
 
-/// `matmul_cases` once with each tile size of the matmul kernels (64×64 and 32×32), whichever
-/// the adapter would pick on its own.
+/// `matmul_cases` once with every matmul variant forced, each also compared bit for bit with
+/// the baseline (64×64 tiles): a tuned run must give the same bits as an untuned one.
 pub fn matmul_tile_cases(
     gpu: &mut GpuBackend,
     cpu: &mut dyn Backend,
     rng: &mut Rng,
 ) -> Result<Vec<CheckLine>> {
-    let saved = gpu.matmul_tile;
+    let saved = gpu.matmul_variant();
     let mut v = Vec::new();
-    for tile in [64, 32] {
-        gpu.set_matmul_tile(Some(tile));
+    for variant in Variant::ALL {
+        gpu.set_matmul_variant(Some(variant));
         let lines = matmul_cases(gpu, cpu, rng);
-        gpu.matmul_tile = saved;
+        gpu.set_matmul_variant(saved);
         v.extend(lines?.into_iter().map(|mut l| {
-            l.shape.push_str(&format!(" t{tile}"));
+            l.shape.push_str(&format!(" {}", variant.name()));
             l
         }));
     }
+    for variant in Variant::ALL {
+        v.push(same_bits(gpu, rng, variant)?);
+    }
     Ok(v)
+}
+
+/// The three products of one ragged shape (with every fused epilogue) through `variant` and
+/// through the baseline: every output word must be equal.
+pub fn same_bits(gpu: &mut GpuBackend, rng: &mut Rng, variant: Variant) -> Result<CheckLine> {
+    let (m, n, k) = (67, 45, 131);
+    let x = randn(rng, m * k);
+    let w = randn(rng, n * k);
+    let bias = randn(rng, n);
+    let dy = randn(rng, m * n);
+    let y = act_output(rng, Activation::Sigmoid, m * k);
+    let saved = gpu.matmul_variant();
+    let mut runs = Vec::new();
+    for v in [Variant::Tiled64, variant] {
+        gpu.set_matmul_variant(Some(v));
+        let r = products_bits(gpu, (&x, &w, &bias, &dy, &y), m, n, k);
+        gpu.set_matmul_variant(saved);
+        runs.push(r?);
+    }
+    let diff = runs[0].iter().zip(&runs[1]).position(|(a, b)| a != b);
+    Ok(CheckLine {
+        op: "matmul same bits".to_string(),
+        shape: format!("{m}x{n}x{k} {} vs tiled64", variant.name()),
+        max_err: diff.map_or(0.0, |_| f32::INFINITY),
+        tol: 0.0,
+        pass: diff.is_none(),
+        detail: diff.map_or(String::new(), |i| {
+            format!(
+                "word {i}: {:e} vs {:e}",
+                f32::from_bits(runs[0][i]),
+                f32::from_bits(runs[1][i])
+            )
+        }),
+    })
+}
+
+type Operands<'a> = (&'a [f32], &'a [f32], &'a [f32], &'a [f32], &'a [f32]);
+
+fn products_bits(
+    g: &mut GpuBackend,
+    (x, w, bias, dy, y): Operands,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Result<Vec<u32>> {
+    let (xb, wb, bb, dyb, yb) = (
+        g.upload(x)?,
+        g.upload(w)?,
+        g.upload(bias)?,
+        g.upload(dy)?,
+        g.upload(y)?,
+    );
+    let (out, dx, grads) = (g.alloc(m * n)?, g.alloc(m * k)?, g.alloc(n * k + n)?);
+    g.matmul_nt(xb, wb, Some(bb), Activation::Relu, out, m, n, k)?;
+    g.matmul_nn(dyb, wb, Activation::Sigmoid, Some(yb), dx, m, n, k)?;
+    let (dw, db) = (grads.view(0, n * k)?, grads.view(n * k, n)?);
+    g.matmul_tn(dyb, xb, dw, Some(db), m, n, k)?;
+    let mut bits = Vec::new();
+    for b in [out, dx, grads] {
+        bits.extend(g.read(b)?.into_iter().map(f32::to_bits));
+    }
+    for b in [xb, wb, bb, dyb, yb, out, dx, grads] {
+        g.free(b)?;
+    }
+    Ok(bits)
 }
 
 pub fn elementwise_cases(

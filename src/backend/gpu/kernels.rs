@@ -133,15 +133,76 @@ pub enum Access {
 }
 use Access::{Read as R, Write as W};
 
+/// The three products of a linear layer (entry points `matmul_nt`, `matmul_nn`, `matmul_tn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Layout {
+    Nt,
+    Nn,
+    Tn,
+}
+
+impl Layout {
+    pub const ALL: [Layout; 3] = [Layout::Nt, Layout::Nn, Layout::Tn];
+    pub fn entry(self) -> &'static str {
+        match self {
+            Layout::Nt => "matmul_nt",
+            Layout::Nn => "matmul_nn",
+            Layout::Tn => "matmul_tn",
+        }
+    }
+}
+
+/// The matmul kernels. Every variant sums each output in the same order, so the choice
+/// (by default, by `wgtrain tune`, or forced) never changes a result's bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Variant {
+    /// The baseline: 64×64 tiles, 4×4 outputs per thread, workgroup-memory staging.
+    Tiled64,
+    /// The baseline with 32×32 tiles: more workgroups for small outputs.
+    Tiled32,
+    /// No workgroup memory: 4×4 outputs per thread read straight from global memory.
+    Direct,
+    /// One output per thread, 16×16 per workgroup: for m ≤ 32.
+    Small,
+    /// 128×128 tiles, 8×8 outputs per thread, workgroup-memory staging.
+    Reg8,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 5] = [
+        Variant::Tiled64,
+        Variant::Tiled32,
+        Variant::Direct,
+        Variant::Small,
+        Variant::Reg8,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Tiled64 => "tiled64",
+            Variant::Tiled32 => "tiled32",
+            Variant::Direct => "direct",
+            Variant::Small => "small",
+            Variant::Reg8 => "reg8",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Variant> {
+        Variant::ALL.into_iter().find(|v| v.name() == s)
+    }
+    /// Output rows and columns one workgroup covers.
+    pub fn tile(self) -> (u64, u64) {
+        match self {
+            Variant::Tiled64 | Variant::Direct => (64, 64),
+            Variant::Tiled32 => (32, 32),
+            Variant::Small => (16, 16),
+            Variant::Reg8 => (128, 128),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Gather,
-    MatmulNt,
-    MatmulNn,
-    MatmulTn,
-    MatmulNt32,
-    MatmulNn32,
-    MatmulTn32,
+    Matmul(Layout, Variant),
     Softmax,
     LossGrad,
     EvalStats,
@@ -154,23 +215,22 @@ pub enum Kernel {
 const MATMUL: &[Access] = &[R, R, R, W, W];
 
 impl Kernel {
-    /// In declaration order, so that `kernel as usize` indexes the pipelines.
-    pub const ALL: [Kernel; 14] = [
-        Kernel::Gather,
-        Kernel::MatmulNt,
-        Kernel::MatmulNn,
-        Kernel::MatmulTn,
-        Kernel::MatmulNt32,
-        Kernel::MatmulNn32,
-        Kernel::MatmulTn32,
-        Kernel::Softmax,
-        Kernel::LossGrad,
-        Kernel::EvalStats,
-        Kernel::SgdStep,
-        Kernel::MomentumStep,
-        Kernel::AdamStep,
-        Kernel::SumSquares,
-    ];
+    pub fn all() -> Vec<Kernel> {
+        let mut v = vec![
+            Kernel::Gather,
+            Kernel::Softmax,
+            Kernel::LossGrad,
+            Kernel::EvalStats,
+            Kernel::SgdStep,
+            Kernel::MomentumStep,
+            Kernel::AdamStep,
+            Kernel::SumSquares,
+        ];
+        for var in Variant::ALL {
+            v.extend(Layout::ALL.map(|l| Kernel::Matmul(l, var)));
+        }
+        v
+    }
 
     /// (shader file, entry point, storage bindings 1..=n in order).
     pub fn spec(self) -> (Shader, &'static str, &'static [Access]) {
@@ -178,18 +238,13 @@ impl Kernel {
             // x_src, idx, y_src, x_dst, y_dst, fault
             Kernel::Gather => (Shader::Gather, "gather", &[R, R, R, W, W, W]),
             // a, b, epi, c, db
-            Kernel::MatmulNt => (Shader::Matmul, "matmul_nt", MATMUL),
-            Kernel::MatmulNn => (Shader::Matmul, "matmul_nn", MATMUL),
-            Kernel::MatmulTn => (Shader::Matmul, "matmul_tn", MATMUL),
-            Kernel::MatmulNt32 => (Shader::Matmul32, "matmul_nt", MATMUL),
-            Kernel::MatmulNn32 => (Shader::Matmul32, "matmul_nn", MATMUL),
-            Kernel::MatmulTn32 => (Shader::Matmul32, "matmul_tn", MATMUL),
+            Kernel::Matmul(l, v) => (Shader::Matmul(v), l.entry(), MATMUL),
             Kernel::Softmax => (Shader::Elementwise, "softmax", &[W]),
-            // out, tgt, scale, grad, stats, fault
+            // out, tgt, scale, stats, fault, grad
             Kernel::LossGrad => (Shader::Loss, "loss_grad", &[R, R, R, W, W, W]),
             // out, tgt, scale, stats, fault
             Kernel::EvalStats => (Shader::Loss, "eval_stats", &[R, R, R, W, W]),
-            // p, g, parts[, m[, v]]
+            // param, grad, parts[, m[, v]]
             Kernel::SgdStep => (Shader::Optim, "optimizer_step_sgd", &[W, R, R]),
             Kernel::MomentumStep => (Shader::Optim, "optimizer_step_momentum", &[W, R, R, W]),
             Kernel::AdamStep => (Shader::Optim, "optimizer_step_adam", &[W, R, R, W, W]),
@@ -205,9 +260,7 @@ impl Kernel {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
-    Matmul,
-    /// matmul.wgsl with 32×32 output tiles.
-    Matmul32,
+    Matmul(Variant),
     Elementwise,
     Gather,
     Loss,
@@ -216,44 +269,61 @@ pub enum Shader {
 }
 
 impl Shader {
-    /// In declaration order, so that `shader as usize` indexes the modules.
-    const ALL: [Shader; 7] = [
-        Shader::Matmul,
-        Shader::Matmul32,
-        Shader::Elementwise,
-        Shader::Gather,
-        Shader::Loss,
-        Shader::Optim,
-        Shader::Clip,
-    ];
+    fn all() -> Vec<Shader> {
+        let mut v = vec![
+            Shader::Elementwise,
+            Shader::Gather,
+            Shader::Loss,
+            Shader::Optim,
+            Shader::Clip,
+        ];
+        v.extend(Variant::ALL.map(Shader::Matmul));
+        v
+    }
 
     fn source(self) -> (&'static str, Cow<'static, str>) {
-        let matmul = include_str!("../../../shaders/matmul.wgsl");
-        let (name, src) = match self {
-            Shader::Matmul => ("matmul.wgsl", matmul),
-            Shader::Matmul32 => {
-                return (
-                    "matmul.wgsl (32x32 tiles)",
-                    matmul.replace(TILE_64, TILE_32).into(),
-                );
+        let common = include_str!("../../../shaders/matmul_common.wgsl");
+        let tiled = include_str!("../../../shaders/matmul.wgsl");
+        let (name, src): (&str, Cow<str>) = match self {
+            Shader::Matmul(v) => {
+                let body: Cow<str> = match v {
+                    Variant::Tiled64 => tiled.into(),
+                    Variant::Tiled32 => tiled.replace(TILE_64, TILE_32).into(),
+                    Variant::Direct => include_str!("../../../shaders/matmul_direct.wgsl").into(),
+                    Variant::Small => include_str!("../../../shaders/matmul_small.wgsl").into(),
+                    Variant::Reg8 => include_str!("../../../shaders/matmul_reg8.wgsl").into(),
+                };
+                return (v.name(), format!("{common}{body}").into());
             }
             Shader::Elementwise => (
                 "elementwise.wgsl",
-                include_str!("../../../shaders/elementwise.wgsl"),
+                include_str!("../../../shaders/elementwise.wgsl").into(),
             ),
-            Shader::Gather => ("gather.wgsl", include_str!("../../../shaders/gather.wgsl")),
-            Shader::Loss => ("loss.wgsl", include_str!("../../../shaders/loss.wgsl")),
-            Shader::Optim => ("optim.wgsl", include_str!("../../../shaders/optim.wgsl")),
-            Shader::Clip => ("clip.wgsl", include_str!("../../../shaders/clip.wgsl")),
+            Shader::Gather => (
+                "gather.wgsl",
+                include_str!("../../../shaders/gather.wgsl").into(),
+            ),
+            Shader::Loss => (
+                "loss.wgsl",
+                include_str!("../../../shaders/loss.wgsl").into(),
+            ),
+            Shader::Optim => (
+                "optim.wgsl",
+                include_str!("../../../shaders/optim.wgsl").into(),
+            ),
+            Shader::Clip => (
+                "clip.wgsl",
+                include_str!("../../../shaders/clip.wgsl").into(),
+            ),
         };
-        (name, src.into())
+        (name, src)
     }
 }
 
 pub struct Kernels {
     /// One layout per access pattern.
     layouts: HashMap<&'static [Access], wgpu::BindGroupLayout>,
-    pipelines: Vec<(Kernel, wgpu::ComputePipeline)>,
+    pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
 }
 
 fn layout(device: &wgpu::Device, access: &[Access]) -> wgpu::BindGroupLayout {
@@ -311,33 +381,33 @@ impl Kernels {
 
     fn build(device: &wgpu::Device) -> Kernels {
         let mut layouts = HashMap::new();
-        for k in Kernel::ALL {
+        for k in Kernel::all() {
             layouts
                 .entry(k.access())
                 .or_insert_with(|| layout(device, k.access()));
         }
         let prelude = crate::spec::wgsl_prelude();
-        // In `Shader::ALL` order, which is declaration order, so `shader as usize` indexes it.
-        let modules: Vec<wgpu::ShaderModule> = Shader::ALL
-            .iter()
-            .map(|&s| {
+        let modules: HashMap<Shader, wgpu::ShaderModule> = Shader::all()
+            .into_iter()
+            .map(|s| {
                 let (name, src) = s.source();
-                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(name),
                     source: wgpu::ShaderSource::Wgsl(format!("{prelude}{src}").into()),
-                })
+                });
+                (s, module)
             })
             .collect();
-        let pipelines = Kernel::ALL
-            .iter()
-            .map(|&k| {
+        let pipelines = Kernel::all()
+            .into_iter()
+            .map(|k| {
                 let (shader, entry, access) = k.spec();
                 let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                     label: Some(entry),
                     bind_group_layouts: &[Some(&layouts[access])],
                     immediate_size: 0,
                 });
-                let module = &modules[shader as usize];
+                let module = &modules[&shader];
                 let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(entry),
                     layout: Some(&layout),
@@ -358,7 +428,7 @@ impl Kernels {
     }
 
     pub fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {
-        // Built for every kernel in `Kernel::ALL`, in that order.
-        &self.pipelines[k as usize].1
+        // Built for every kernel of `Kernel::all()`.
+        &self.pipelines[&k]
     }
 }

@@ -14,6 +14,7 @@
 pub mod check;
 pub mod device;
 mod kernels;
+pub mod tune;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,8 @@ use kernels::{
     GatherParams, Kernel, Kernels, LossParams, MatmulParams, OptimParams, PARAMS_BYTES,
     SoftmaxParams, SumSquaresParams,
 };
+pub use kernels::{Layout, Variant};
+pub use tune::ShapeClass;
 
 use super::{Backend, Buf, Clip, DType, Fault, Gather, STATS_WIDTH, StepParams};
 use crate::error::{Error, Result};
@@ -69,8 +72,10 @@ pub struct GpuBackend {
     /// Bytes one storage binding (and one chunk) may hold on this device.
     max_binding: u64,
     max_groups: u32,
-    /// Output tile edge of the matmuls: `None` picks per product (see `FILL_GROUPS`).
-    matmul_tile: Option<u64>,
+    /// A matmul variant forced for every product (tests, `check`, `tune`).
+    matmul_force: Option<Variant>,
+    /// The variant per shape class, from `wgtrain tune`; other classes take the default.
+    matmul_plan: HashMap<ShapeClass, Variant>,
     ring: wgpu::Buffer,
     ring_stride: u64,
     ring_host: Vec<u8>,
@@ -168,7 +173,8 @@ impl GpuBackend {
             bufs: Vec::new(),
             max_binding: binding,
             max_groups: limits.max_compute_workgroups_per_dimension,
-            matmul_tile: None,
+            matmul_force: None,
+            matmul_plan: HashMap::new(),
             ring,
             ring_stride,
             ring_host: vec![0; (ring_stride * RING_SLOTS as u64) as usize],
@@ -398,41 +404,69 @@ impl GpuBackend {
         }))
     }
 
-    /// The matmul kernel (64×64 or 32×32 tiles) and its workgroups for an output of
-    /// rows × cols. Both tiles sum every output in the same order, so the choice never
-    /// changes a result.
-    fn matmul_tiles(
-        &self,
-        big: Kernel,
-        small: Kernel,
-        rows: usize,
-        cols: usize,
-    ) -> (Kernel, (u32, u32)) {
-        let groups = |t: u64| {
+    /// The matmul kernel for a product of `layout` over (m, n, k) and its workgroups: the
+    /// forced variant, else the tuned one for its shape class, else the default (64×64 tiles,
+    /// or 32×32 when those give fewer than `FILL_GROUPS` workgroups). Every variant sums each
+    /// output in the same order, so the choice never changes a result.
+    fn matmul_kernel(&self, layout: Layout, m: usize, n: usize, k: usize) -> (Kernel, (u32, u32)) {
+        let (rows, cols) = match layout {
+            Layout::Nt => (m, n),
+            Layout::Nn => (m, k),
+            Layout::Tn => (n, k),
+        };
+        let groups = |v: Variant| {
+            let (tr, tc) = v.tile();
             (
-                groups_of(cols as u64, t) as u32,
-                groups_of(rows as u64, t) as u32,
+                groups_of(cols as u64, tc) as u32,
+                groups_of(rows as u64, tr) as u32,
             )
         };
-        let g = groups(64);
-        let tile = self
-            .matmul_tile
-            .unwrap_or(if g.0 as u64 * g.1 as u64 >= FILL_GROUPS {
-                64
-            } else {
-                32
+        let variant = self
+            .matmul_force
+            .or_else(|| {
+                self.matmul_plan
+                    .get(&ShapeClass::of(layout, m, n, k))
+                    .copied()
+            })
+            .unwrap_or_else(|| {
+                let g = groups(Variant::Tiled64);
+                if g.0 as u64 * g.1 as u64 >= FILL_GROUPS {
+                    Variant::Tiled64
+                } else {
+                    Variant::Tiled32
+                }
             });
-        if tile == 64 {
-            (big, groups(64))
-        } else {
-            (small, groups(32))
-        }
+        (Kernel::Matmul(layout, variant), groups(variant))
     }
 
     /// Forces the matmul tile edge (64 or 32), or `None` for the automatic choice: for tests
     /// and benchmarks that must exercise both kernels.
     pub fn set_matmul_tile(&mut self, tile: Option<u64>) {
-        self.matmul_tile = tile.map(|t| if t <= 32 { 32 } else { 64 });
+        self.matmul_force = tile.map(|t| {
+            if t <= 32 {
+                Variant::Tiled32
+            } else {
+                Variant::Tiled64
+            }
+        });
+    }
+
+    /// Forces one matmul variant for every product, or `None` for the plan and defaults.
+    pub fn set_matmul_variant(&mut self, v: Option<Variant>) {
+        self.matmul_force = v;
+    }
+
+    pub fn matmul_variant(&self) -> Option<Variant> {
+        self.matmul_force
+    }
+
+    /// The variants to use per shape class (what `tune` found fastest on this adapter).
+    pub fn set_matmul_plan(&mut self, plan: HashMap<ShapeClass, Variant>) {
+        self.matmul_plan = plan;
+    }
+
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
     }
 
     /// Uploads the ring's used slots, submits the recorded work, and starts a new ring.
@@ -585,6 +619,10 @@ impl Backend for GpuBackend {
         self.dispatches
     }
 
+    fn tune(&mut self, sizes: &[usize], batch: usize, mode: tune::Mode) -> Result<Vec<String>> {
+        tune::prepare(self, sizes, batch, mode)
+    }
+
     fn alloc(&mut self, len: usize) -> Result<Buf> {
         self.create_store(len, None, DType::F32)
     }
@@ -727,7 +765,7 @@ impl Backend for GpuBackend {
             has_epi: b.is_some() as u32,
             ..self.matmul_params(m, n, k, act.code())?
         };
-        let (kernel, groups) = self.matmul_tiles(Kernel::MatmulNt, Kernel::MatmulNt32, m, n);
+        let (kernel, groups) = self.matmul_kernel(Layout::Nt, m, n, k);
         self.dispatch(kernel, &ids, 0, p, groups)
     }
 
@@ -764,7 +802,7 @@ impl Backend for GpuBackend {
             has_epi: y.is_some() as u32,
             ..self.matmul_params(m, n, k, act.code())?
         };
-        let (kernel, groups) = self.matmul_tiles(Kernel::MatmulNn, Kernel::MatmulNn32, m, k);
+        let (kernel, groups) = self.matmul_kernel(Layout::Nn, m, n, k);
         self.dispatch(kernel, &ids, 0, p, groups)
     }
 
@@ -810,7 +848,7 @@ impl Backend for GpuBackend {
             ..self.matmul_params(m, n, k, 0)?
         };
         // db needs the workgroups of the first output column even when k = 0.
-        let (kernel, mut groups) = self.matmul_tiles(Kernel::MatmulTn, Kernel::MatmulTn32, n, k);
+        let (kernel, mut groups) = self.matmul_kernel(Layout::Tn, m, n, k);
         groups.0 = groups.0.max(1);
         self.dispatch(kernel, &ids, 0, p, groups)
     }

@@ -1,0 +1,543 @@
+//! Autotuning of the matmul variants on the user's own adapter: time every variant on the
+//! shape classes training uses, verify each against the CPU reference (and against the
+//! baseline's bits), and cache the fastest per shape class in a JSON file keyed by adapter,
+//! backend, driver and wgtrain version.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::GpuBackend;
+use super::kernels::{Layout, Variant};
+use crate::backend::cpu::CpuBackend;
+use crate::backend::{Backend, Buf};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::spec::Activation;
+
+/// Products are grouped by layout and the ⌈log₂⌉ of m, n and k: shapes of one class run
+/// best with the same variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShapeClass {
+    pub layout: Layout,
+    pub m: u8,
+    pub n: u8,
+    pub k: u8,
+}
+
+fn log2_ceil(x: usize) -> u8 {
+    (usize::BITS - x.max(1).saturating_sub(1).leading_zeros()) as u8
+}
+
+impl ShapeClass {
+    pub fn of(layout: Layout, m: usize, n: usize, k: usize) -> ShapeClass {
+        ShapeClass {
+            layout,
+            m: log2_ceil(m),
+            n: log2_ceil(n),
+            k: log2_ceil(k),
+        }
+    }
+
+    /// The cache's key, e.g. `nt m8 n7 k6` (m ≤ 2⁸, n ≤ 2⁷, k ≤ 2⁶).
+    pub fn key(&self) -> String {
+        format!(
+            "{} m{} n{} k{}",
+            &self.layout.entry()[7..],
+            self.m,
+            self.n,
+            self.k
+        )
+    }
+
+    pub fn parse(s: &str) -> Option<ShapeClass> {
+        let mut it = s.split(' ');
+        let layout = match it.next()? {
+            "nt" => Layout::Nt,
+            "nn" => Layout::Nn,
+            "tn" => Layout::Tn,
+            _ => return None,
+        };
+        let mut num = |c: char| it.next()?.strip_prefix(c)?.parse::<u8>().ok();
+        let (m, n, k) = (num('m')?, num('n')?, num('k')?);
+        Some(ShapeClass { layout, m, n, k })
+    }
+}
+
+/// The products one training step runs for layer sizes [in, hidden…, out] at batch m:
+/// per layer the forward (nt), the weight gradient (tn) and, above the first layer, the input
+/// gradient (nn). Duplicates of a class are dropped.
+pub fn step_products(sizes: &[usize], m: usize) -> Vec<(ShapeClass, (usize, usize, usize))> {
+    let mut out: Vec<(ShapeClass, (usize, usize, usize))> = Vec::new();
+    for (l, w) in sizes.windows(2).enumerate() {
+        let (k, n) = (w[0], w[1]);
+        let mut layouts = vec![Layout::Nt, Layout::Tn];
+        if l > 0 {
+            layouts.push(Layout::Nn);
+        }
+        for layout in layouts {
+            let class = ShapeClass::of(layout, m, n, k);
+            if !out.iter().any(|(c, _)| *c == class) {
+                out.push((class, (m, n, k)));
+            }
+        }
+    }
+    out
+}
+
+/// What one shape class measured: microseconds per product for each variant that passed
+/// verification, and the fastest.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    pub best: String,
+    pub shape: [usize; 3],
+    pub us: BTreeMap<String, f64>,
+}
+
+/// The tuning cache: per adapter key (`adapter_key`), per shape class key, an `Entry`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Cache {
+    pub format: String,
+    pub adapters: BTreeMap<String, BTreeMap<String, Entry>>,
+}
+
+const FORMAT: &str = "wgtrain-tune-1";
+
+/// Adapter name, backend, driver, driver info and wgtrain version: a new driver or a new
+/// wgtrain tunes again.
+pub fn adapter_key(info: &wgpu::AdapterInfo) -> String {
+    format!(
+        "{} | {} | {} {} | wgtrain {}",
+        info.name,
+        info.backend.to_str(),
+        info.driver,
+        info.driver_info,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// `$WGTRAIN_CACHE_DIR/tune.json`, else the OS cache folder's `wgtrain/tune.json`.
+pub fn cache_path() -> Option<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(d) = env("WGTRAIN_CACHE_DIR") {
+        return Some(d.join("tune.json"));
+    }
+    let base = if cfg!(target_os = "windows") {
+        env("LOCALAPPDATA")
+    } else if cfg!(target_os = "macos") {
+        env("HOME").map(|h| h.join("Library/Caches"))
+    } else {
+        env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|h| h.join(".cache")))
+    };
+    base.map(|b| b.join("wgtrain").join("tune.json"))
+}
+
+impl Cache {
+    /// The cache at `path`; a missing file is an empty cache, a corrupt one is an empty
+    /// cache and a warning.
+    pub fn load(path: &Path) -> (Cache, Option<String>) {
+        let empty = Cache {
+            format: FORMAT.to_string(),
+            ..Default::default()
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (empty, None),
+            Err(e) => {
+                return (
+                    empty,
+                    Some(format!("{}: {e}; tuning again", path.display())),
+                );
+            }
+        };
+        match serde_json::from_str::<Cache>(&text) {
+            Ok(c) if c.format == FORMAT => (c, None),
+            Ok(c) => (
+                empty,
+                Some(format!(
+                    "{}: format '{}' is not {FORMAT}; ignoring it",
+                    path.display(),
+                    c.format
+                )),
+            ),
+            Err(e) => (
+                empty,
+                Some(format!(
+                    "{}: corrupt tuning cache ({e}); ignoring it",
+                    path.display()
+                )),
+            ),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
+        }
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::internal(format!("tuning cache: {e}")))?;
+        crate::io::write_atomically(path, json.as_bytes())
+    }
+
+    /// The variant per shape class this cache holds for one adapter.
+    pub fn plan(&self, key: &str) -> HashMap<ShapeClass, Variant> {
+        self.adapters
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|(c, e)| Some((ShapeClass::parse(c)?, Variant::parse(&e.best)?)))
+            .collect()
+    }
+}
+
+fn randn(rng: &mut Rng, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|_| (rng.normal() * 0.5 + 0.1) as f32)
+        .collect()
+}
+
+/// Random operands of one product on both backends, and the CPU's result.
+struct Trial {
+    bufs: [Buf; 5],
+    want: Vec<f32>,
+    atol: f32,
+}
+
+fn trial(gpu: &mut GpuBackend, layout: Layout, (m, n, k): (usize, usize, usize)) -> Result<Trial> {
+    let mut rng = Rng::new(0x7e57 ^ (m * 31 + n * 7 + k) as u64);
+    let (a_len, b_len, out_len, epi_len) = match layout {
+        Layout::Nt => (m * k, n * k, m * n, n),
+        Layout::Nn => (m * n, n * k, m * k, m * k),
+        Layout::Tn => (m * n, m * k, n * k + n, 0),
+    };
+    let (a, b, e) = (
+        randn(&mut rng, a_len),
+        randn(&mut rng, b_len),
+        randn(&mut rng, epi_len),
+    );
+    let mut cpu = CpuBackend::new();
+    let want = run(&mut cpu, layout, (m, n, k), [&a, &b, &e], None)?.1;
+    let depth = match layout {
+        Layout::Nt => k,
+        Layout::Nn => n,
+        Layout::Tn => m,
+    };
+    let atol = 4e-6 * (depth.max(1) as f32).sqrt() * 2.0;
+    let bufs = [
+        gpu.upload(&a)?,
+        gpu.upload(&b)?,
+        gpu.upload(&e)?,
+        gpu.alloc(out_len)?,
+        gpu.alloc(1)?,
+    ];
+    debug_assert_eq!(want.len(), out_len);
+    Ok(Trial { bufs, want, atol })
+}
+
+/// Records one product (on fresh buffers, or on `bufs`) and returns the buffers and, for
+/// fresh ones, the result read back.
+fn run(
+    be: &mut dyn Backend,
+    layout: Layout,
+    (m, n, k): (usize, usize, usize),
+    data: [&[f32]; 3],
+    bufs: Option<[Buf; 5]>,
+) -> Result<([Buf; 5], Vec<f32>)> {
+    let fresh = bufs.is_none();
+    let bufs = match bufs {
+        Some(b) => b,
+        None => {
+            let out_len = match layout {
+                Layout::Nt => m * n,
+                Layout::Nn => m * k,
+                Layout::Tn => n * k + n,
+            };
+            [
+                be.upload(data[0])?,
+                be.upload(data[1])?,
+                be.upload(data[2])?,
+                be.alloc(out_len)?,
+                be.alloc(1)?,
+            ]
+        }
+    };
+    let [a, b, e, out, _] = bufs;
+    match layout {
+        Layout::Nt => be.matmul_nt(a, b, Some(e), Activation::Relu, out, m, n, k)?,
+        Layout::Nn => be.matmul_nn(a, b, Activation::Sigmoid, Some(e), out, m, n, k)?,
+        Layout::Tn => {
+            let (dw, db) = (out.view(0, n * k)?, out.view(n * k, n)?);
+            be.matmul_tn(a, b, dw, Some(db), m, n, k)?
+        }
+    }
+    let got = if fresh { be.read(out)? } else { Vec::new() };
+    Ok((bufs, got))
+}
+
+/// One variant on one product: verified against the CPU and against the baseline's bits,
+/// then timed (wall clock around a read-back; the fastest of 5 batches after a warm-up).
+/// Timestamp queries would time the GPU alone; the wall clock also works on adapters without
+/// them, and the ranking is what matters.
+/// `None` when it fails verification.
+fn measure(
+    gpu: &mut GpuBackend,
+    layout: Layout,
+    shape: (usize, usize, usize),
+    t: &Trial,
+    variant: Variant,
+    baseline: &[u32],
+) -> Result<Option<f64>> {
+    gpu.set_matmul_variant(Some(variant));
+    let out = t.bufs[3];
+    run(gpu, layout, shape, [&[], &[], &[]], Some(t.bufs))?;
+    let got = gpu.read(out)?;
+    let ok = got
+        .iter()
+        .zip(&t.want)
+        .all(|(g, w)| (g - w).abs() <= t.atol * (1.0 + w.abs()))
+        && got.iter().map(|v| v.to_bits()).eq(baseline.iter().copied());
+    if !ok {
+        return Ok(None);
+    }
+    let (m, n, k) = shape;
+    let flops = 2.0 * (m * n * k) as f64;
+    // Enough products per timed batch that the submit and read-back do not dominate.
+    let per = ((2e7 / flops.max(1.0)) as usize).clamp(4, 64);
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        for _ in 0..per {
+            run(gpu, layout, shape, [&[], &[], &[]], Some(t.bufs))?;
+        }
+        gpu.read(t.bufs[4])?;
+        times.push(t0.elapsed().as_secs_f64() * 1e6 / per as f64);
+    }
+    // The minimum: other processes only ever add time.
+    Ok(times.into_iter().reduce(f64::min))
+}
+
+/// Times every variant on one product; variants that fail verification drop out (`None`
+/// when all do).
+pub fn tune_product(
+    gpu: &mut GpuBackend,
+    layout: Layout,
+    shape: (usize, usize, usize),
+) -> Result<Option<Entry>> {
+    let saved = gpu.matmul_variant();
+    let t = trial(gpu, layout, shape)?;
+    let result = (|| {
+        gpu.set_matmul_variant(Some(Variant::Tiled64));
+        run(gpu, layout, shape, [&[], &[], &[]], Some(t.bufs))?;
+        let baseline: Vec<u32> = gpu.read(t.bufs[3])?.iter().map(|v| v.to_bits()).collect();
+        let mut us = BTreeMap::new();
+        for v in Variant::ALL {
+            if let Some(time) = measure(gpu, layout, shape, &t, v, &baseline)? {
+                us.insert(v.name().to_string(), time);
+            }
+        }
+        Ok::<_, Error>(us)
+    })();
+    gpu.set_matmul_variant(saved);
+    for b in t.bufs {
+        gpu.free(b)?;
+    }
+    let us = result?;
+    // None passed (the baseline disagrees with the CPU: a broken driver, or wgpu's noop
+    // backend): nothing to choose, and nothing worth caching.
+    let Some(best) = us
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(v, _)| v.clone())
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Entry {
+        best,
+        shape: [shape.0, shape.1, shape.2],
+        us,
+    }))
+}
+
+/// `--tune`: `Off` uses the defaults; `Auto` uses the cache and tunes missing classes
+/// within a small time budget; `Force` tunes every class again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Off,
+    Auto,
+    Force,
+}
+
+/// Time `Auto` may spend tuning missing classes before a run.
+const AUTO_BUDGET_S: f64 = 3.0;
+
+/// Loads the plan for a network of `sizes` at `batch` into `gpu`, tuning the shape classes
+/// the cache lacks (all of them with `Force`) and saving what was measured. Returns lines
+/// for the user (warnings and one line about what was tuned).
+pub fn prepare(
+    gpu: &mut GpuBackend,
+    sizes: &[usize],
+    batch: usize,
+    mode: Mode,
+) -> Result<Vec<String>> {
+    prepare_entries(gpu, sizes, batch, mode).map(|(lines, _)| lines)
+}
+
+/// What a tuning run measured: (class, entry) per shape class.
+pub type Measured = Vec<(ShapeClass, Entry)>;
+
+/// `prepare`, also returning what was measured now.
+pub fn prepare_entries(
+    gpu: &mut GpuBackend,
+    sizes: &[usize],
+    batch: usize,
+    mode: Mode,
+) -> Result<(Vec<String>, Measured)> {
+    let mut measured = Vec::new();
+    if mode == Mode::Off {
+        gpu.set_matmul_plan(HashMap::new());
+        return Ok((Vec::new(), measured));
+    }
+    let mut lines = Vec::new();
+    let path = cache_path();
+    let (mut cache, warning) = match &path {
+        Some(p) => Cache::load(p),
+        None => (Cache::default(), None),
+    };
+    lines.extend(warning);
+    cache.format = FORMAT.to_string();
+    let key = adapter_key(gpu.adapter_info());
+    let t0 = Instant::now();
+    let mut tuned = 0;
+    let mut skipped = 0;
+    for (class, shape) in step_products(sizes, batch) {
+        let have = cache
+            .adapters
+            .get(&key)
+            .is_some_and(|m| m.contains_key(&class.key()));
+        if have && mode == Mode::Auto {
+            continue;
+        }
+        if mode == Mode::Auto && t0.elapsed().as_secs_f64() > AUTO_BUDGET_S {
+            skipped += 1;
+            continue;
+        }
+        match tune_product(gpu, class.layout, shape)? {
+            Some(e) => {
+                measured.push((class, e.clone()));
+                let classes = cache.adapters.entry(key.clone()).or_default();
+                classes.insert(class.key(), e);
+                tuned += 1;
+            }
+            None => lines.push(format!(
+                "tune: no matmul variant matches the CPU on {} {shape:?}; using the defaults",
+                class.key()
+            )),
+        }
+    }
+    if tuned > 0 {
+        let saved = match &path {
+            Some(p) => match cache.save(p) {
+                Ok(()) => format!("cached in {}", p.display()),
+                Err(e) => format!("not cached: {e}"),
+            },
+            None => "not cached: no cache folder (set WGTRAIN_CACHE_DIR)".to_string(),
+        };
+        lines.push(format!(
+            "tune: timed the matmul variants on {tuned} shape class(es) of this network in {:.2} s{}; {saved}",
+            t0.elapsed().as_secs_f64(),
+            if skipped > 0 { format!(" ({skipped} left for later: time budget)") } else { String::new() },
+        ));
+    }
+    gpu.set_matmul_plan(cache.plan(&key));
+    Ok((lines, measured))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("wgtrain-tune-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("temp dir");
+        d
+    }
+
+    #[test]
+    fn a_corrupt_or_foreign_cache_is_ignored_with_a_warning() {
+        let d = temp_dir("corrupt");
+        let p = d.join("tune.json");
+        assert_eq!(Cache::load(&p).1, None, "a missing cache is no warning");
+        std::fs::write(&p, b"{ not json").expect("write");
+        let (c, w) = Cache::load(&p);
+        assert!(c.adapters.is_empty());
+        assert!(w.is_some_and(|w| w.contains("corrupt")), "warns");
+        std::fs::write(&p, br#"{"format":"other","adapters":{}}"#).expect("write");
+        assert!(Cache::load(&p).1.is_some_and(|w| w.contains("format")));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_saved_cache_loads_back_into_a_plan_per_adapter() {
+        let d = temp_dir("roundtrip");
+        let p = d.join("sub").join("tune.json");
+        let class = ShapeClass::of(Layout::Nn, 256, 100, 100);
+        let mut c = Cache {
+            format: FORMAT.to_string(),
+            ..Default::default()
+        };
+        let e = Entry {
+            best: "reg8".into(),
+            shape: [256, 100, 100],
+            us: [("reg8".to_string(), 1.5), ("tiled64".to_string(), 2.0)].into(),
+        };
+        c.adapters
+            .entry("gpu A".into())
+            .or_default()
+            .insert(class.key(), e);
+        c.save(&p).expect("save");
+        let (back, w) = Cache::load(&p);
+        assert_eq!((back.clone(), w), (c, None));
+        assert_eq!(back.plan("gpu A").get(&class), Some(&Variant::Reg8));
+        assert!(back.plan("gpu B").is_empty(), "keyed by adapter");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_step_uses_one_class_per_distinct_product() {
+        let p = step_products(&[56, 100, 100, 100, 1], 256);
+        let keys: Vec<String> = p.iter().map(|(c, _)| c.key()).collect();
+        assert_eq!(
+            keys,
+            [
+                "nt m8 n7 k6",
+                "tn m8 n7 k6",
+                "nt m8 n7 k7",
+                "tn m8 n7 k7",
+                "nn m8 n7 k7",
+                "nt m8 n0 k7",
+                "tn m8 n0 k7",
+                "nn m8 n0 k7"
+            ]
+        );
+    }
+
+    #[test]
+    fn shape_classes_bucket_by_log2_and_round_trip_through_their_key() {
+        let c = ShapeClass::of(Layout::Tn, 256, 100, 56);
+        assert_eq!((c.m, c.n, c.k), (8, 7, 6));
+        assert_eq!(ShapeClass::of(Layout::Tn, 129, 65, 33), c);
+        assert_ne!(ShapeClass::of(Layout::Tn, 257, 100, 56), c);
+        assert_eq!(c.key(), "tn m8 n7 k6");
+        assert_eq!(ShapeClass::parse(&c.key()), Some(c));
+        assert_eq!(ShapeClass::of(Layout::Nt, 1, 1, 0).key(), "nt m0 n0 k0");
+        assert_eq!(ShapeClass::parse("xx m1 n2 k3"), None);
+    }
+}
