@@ -522,6 +522,7 @@ fn model_never_panics(bytes: Vec<u8>) -> Result<(), TestCaseError> {
     let dev = DeviceArgs {
         device: DeviceChoice::Cpu,
         adapter: None,
+        tune: wgtrain::backend::gpu::tune::Mode::Off,
     };
     let _ = wgtrain::cmd::predict::run(&PredictArgs {
         model: model_path.clone(),
