@@ -653,9 +653,11 @@ fn cross_validation_and_sweep_on_the_gpu() {
             "gpu",
             "--grid",
             "lr=0.01|0.001",
+            "--runs",
+            "sweeps",
         ],
     );
     let board =
-        std::fs::read_to_string(d.path().join("runs/1-iris-sweep/leaderboard.csv")).unwrap();
+        std::fs::read_to_string(d.path().join("sweeps/1-iris-sweep/leaderboard.csv")).unwrap();
     assert_eq!(board.lines().count(), 3, "{board}");
 }

@@ -66,8 +66,8 @@ pub fn run(a: &SweepArgs) -> Result<()> {
     let mut views: HashMap<String, Data> = HashMap::new();
     for c in &configs {
         let key = fit::data_key(&c.args);
-        if !views.contains_key(&key) {
-            views.insert(key, fit::load(&c.args, &table)?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = views.entry(key) {
+            slot.insert(fit::load(&c.args, &table)?);
         }
     }
     let dir = runs::create_numbered_dir(
