@@ -320,6 +320,22 @@ fn run_folders_record_the_run_and_serve_predict_and_eval() {
         ],
     );
     assert!(so.starts_with("species,species_pred,prob_setosa"), "{so}");
+    let (so, _) = ok_in(
+        d.path(),
+        &[
+            "predict",
+            "runs/1-iris",
+            &iris,
+            "--keep",
+            "sepal*",
+            "--device",
+            "cpu",
+        ],
+    );
+    assert!(
+        so.starts_with("sepal_length,sepal_width,species,prob_"),
+        "{so}"
+    );
     // A failed run leaves no folder.
     let out = wgtrain_in(
         d.path(),
