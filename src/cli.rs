@@ -324,7 +324,7 @@ pub struct TrainArgs {
     pub group: Vec<String>,
     /// K-fold cross-validation (stratified for classes, grouped with --group): prints each
     /// fold and the mean ± std, then refits on all rows.
-    #[arg(long, conflicts_with_all = ["val", "val_every", "val_last"], value_parser = at_least::<2>())]
+    #[arg(long, conflicts_with_all = ["val", "val_every", "val_last", "val_split"], value_parser = at_least::<2>())]
     pub cv: Option<usize>,
     /// With --cv: report the folds only, train no final model.
     #[arg(long, requires = "cv")]
