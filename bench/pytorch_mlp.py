@@ -61,25 +61,32 @@ def bench_train(a, dev):
             mods.append(torch.nn.ReLU())
     model = torch.nn.Sequential(*mods).to(dev)
     opt = {
-        "adam": lambda p: torch.optim.Adam(p, lr=a.lr),
+        # capturable: Adam's step count stays on the device, as CUDA graphs need.
+        "adam": lambda p: torch.optim.Adam(p, lr=a.lr, capturable=a.cuda_graph),
         "sgd": lambda p: torch.optim.SGD(p, lr=a.lr),
         "momentum": lambda p: torch.optim.SGD(p, lr=a.lr, momentum=0.9),
     }[a.optimizer](model.parameters())
 
     state = {"order": None, "next": 0}
 
-    def step():
+    def batch_idx():
         if state["next"] == 0:
             state["order"] = torch.randperm(rows, device=dev)
         start = state["next"] * a.batch
-        idx = state["order"][start : start + a.batch]
+        state["next"] = (state["next"] + 1) % a.batches
+        return state["order"][start : start + a.batch]
+
+    def step():
+        idx = batch_idx()
         xb, yb = x[idx], y[idx]
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(xb), yb)
         loss.backward()
         opt.step()
-        state["next"] = (state["next"] + 1) % a.batches
         return loss
+
+    if a.cuda_graph:
+        step = graphed_step(a, dev, model, opt, loss_fn, x, y, batch_idx)
 
     loss = None
     for _ in range(warmup):
@@ -100,7 +107,7 @@ def bench_train(a, dev):
     sps = 1e3 / ms
     out = {
         "mode": "train",
-        "framework": "pytorch-eager",
+        "framework": "pytorch-cuda-graph" if a.cuda_graph else "pytorch-eager",
         "device": describe(dev),
         "layers": sizes,
         "batch": a.batch,
@@ -131,6 +138,36 @@ def bench_train(a, dev):
             f"  median {ms:.3f} ms/step = {sps:.1f} steps/s = {sps * a.batch:.0f} samples/s "
             f"(last batch loss {last:.4f})"
         )
+
+
+def graphed_step(a, dev, model, opt, loss_fn, x, y, batch_idx):
+    """One whole training step (gather, forward, loss, backward, optimizer) captured as a CUDA
+    graph and replayed: the launch cost PyTorch eager pays per op, paid once per step. The
+    batch's indices are copied into a static buffer before each replay."""
+    if dev.type != "cuda":
+        sys.exit("--cuda-graph needs a CUDA device")
+    static_idx = batch_idx().clone()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):  # warm-up on a side stream, as the CUDA graphs notes ask
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x[static_idx]), y[static_idx]).backward()
+            opt.step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        static_loss = loss_fn(model(x[static_idx]), y[static_idx])
+        static_loss.backward()
+        opt.step()
+
+    def step():
+        static_idx.copy_(batch_idx())
+        graph.replay()
+        return static_loss
+
+    return step
 
 
 def bench_matmul(a, dev):
@@ -194,6 +231,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["cuda", "cpu"])
     p.add_argument("--json", action="store_true")
+    p.add_argument("--cuda-graph", action="store_true", help="replay each step as a CUDA graph")
     a = p.parse_args()
     dev = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(a.seed)

@@ -7,7 +7,7 @@ use crate::report;
 use crate::train::{self, Metrics};
 
 pub fn run(a: &EvalArgs) -> Result<Metrics> {
-    let (model, _, ds, _) = super::load_for_data(&a.model, &a.data, true)?;
+    let (model, _, ds, _) = super::load_for_data(&a.model, &a.data, true, false)?;
     let rows = super::model_rows(&model, &ds);
     let mut be = a.dev.open()?;
     let m = train::evaluate(be.as_mut(), &model, &rows)?;

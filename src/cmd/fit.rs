@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 use crate::backend::Backend;
 use crate::cli::TrainArgs;
 use crate::data::folds::{self, Holdout};
-use crate::data::select::{keep_features, select_columns, select_k};
-use crate::data::{DataSpec, Dataset, Table, read_table};
+use crate::data::select::{drop_list, file_header, keep_features, select_columns, select_k};
+use crate::data::{DataSpec, Dataset, LoadOptions, read_table};
 use crate::error::{Error, Result};
 use crate::metrics::MetricsLog;
 use crate::model::{Model, layer_sizes};
@@ -42,21 +42,28 @@ pub fn data_key(a: &TrainArgs) -> String {
     )
 }
 
-/// The dataset `a` asks for, from `table`.
-pub fn load(a: &TrainArgs, table: &Table) -> Result<Data> {
+/// The dataset `a` asks for. Column patterns are expanded against the file's header first,
+/// so the loader sees exact names.
+pub fn load(a: &TrainArgs) -> Result<Data> {
     if a.window.is_some() && !a.features.is_empty() {
         return Err(Error::flag(
             "--features",
             "series mode (--window) builds its own features from the target",
         ));
     }
+    let header = file_header(&a.data)?;
+    let drop = drop_list(&header, &a.target, &a.drop, &a.features)?;
     let spec = DataSpec {
         targets: &a.target,
-        drop: &a.drop,
+        drop: &drop,
         task: a.task,
         window: a.window,
     };
-    let ds = Dataset::from_table_features(table, &spec, &a.features)?;
+    let opts = LoadOptions {
+        progress: !a.quiet,
+        block_bytes: 0,
+    };
+    let ds = Dataset::load(&a.data, &spec, &opts)?;
     if a.task.is_none() && !a.quiet && ds.schema.task == Task::Classification && whole_labels(&ds) {
         crate::errln!(
             "wgtrain: note: '{}' holds {} whole-number values, read as classes; \
@@ -71,10 +78,7 @@ pub fn load(a: &TrainArgs, table: &Table) -> Result<Data> {
         _ if a.window.is_some() => {
             return Err(Error::flag("--group", "is not for series mode (--window)"));
         }
-        pats => {
-            let cols = select_columns(&table.header, "--group", pats)?;
-            Some(folds::group_keys(table, &cols))
-        }
+        pats => Some(group_of_rows(a, &header, pats, &ds)?),
     };
     if groups.is_some() && (a.val.is_some() || a.val_every.is_some()) {
         return Err(Error::flag(
@@ -85,8 +89,7 @@ pub fn load(a: &TrainArgs, table: &Table) -> Result<Data> {
     let mut files = vec![a.data.clone()];
     let val_file = match &a.val {
         Some(path) => {
-            let vt = read_table(path)?;
-            let (v, _) = Dataset::for_schema(&vt, &ds.schema, true)?;
+            let (v, _) = Dataset::load_for_schema(path, &ds.schema, true, &opts)?;
             files.push(path.clone());
             Some(v)
         }
@@ -99,6 +102,39 @@ pub fn load(a: &TrainArgs, table: &Table) -> Result<Data> {
         loss,
         files,
     })
+}
+
+/// The `--group` of every row: from the feature matrix when every group column is a feature
+/// (a one-hot block), else from the file's text.
+fn group_of_rows(
+    a: &TrainArgs,
+    header: &[String],
+    pats: &[String],
+    ds: &Dataset,
+) -> Result<Vec<usize>> {
+    let cols = select_columns(header, "--group", pats)?;
+    let names: Vec<&String> = cols.iter().map(|&c| &header[c]).collect();
+    let idx: Option<Vec<usize>> = names
+        .iter()
+        .map(|n| ds.schema.features.iter().position(|f| f == *n))
+        .collect();
+    if let Some(idx) = idx {
+        let nf = ds.schema.features.len();
+        return Ok(folds::group_ids((0..ds.rows).map(|r| {
+            idx.iter()
+                .map(|&j| ds.x[r * nf + j].to_bits())
+                .collect::<Vec<u32>>()
+        })));
+    }
+    let table = read_table(&a.data)?;
+    if table.records.len() != ds.rows {
+        return Err(Error::internal(format!(
+            "--group: {} rows as text, {} as numbers",
+            table.records.len(),
+            ds.rows
+        )));
+    }
+    Ok(folds::group_keys(&table, &cols))
 }
 
 /// Class labels that are all whole numbers: inferred from a numeric column, worth a note.

@@ -14,7 +14,7 @@ pub mod tune;
 
 use std::path::Path;
 
-use crate::data::{Dataset, Table, read_table};
+use crate::data::{Dataset, LoadOptions, Table, read_table};
 use crate::error::Result;
 use crate::model::Model;
 use crate::spec::Task;
@@ -45,17 +45,24 @@ fn model_rows(model: &Model, ds: &Dataset) -> Rows {
     }
 }
 
-/// A model file and a CSV file read for it (the model's columns, window and classes).
+/// A model file and a CSV file read for it (the model's columns, window and classes); with
+/// `text`, the file's text too (for `predict --keep`), else it is streamed.
 fn load_for_data(
     model_path: &Path,
     data: &Path,
     need_targets: bool,
-) -> Result<(Model, Table, Dataset, bool)> {
+    text: bool,
+) -> Result<(Model, Option<Table>, Dataset, bool)> {
     // A run folder stands for the model in it.
     let model = Model::load(&crate::runs::resolve_model(model_path)?)?;
+    if !text {
+        let (ds, has) =
+            Dataset::load_for_schema(data, &model.schema, need_targets, &LoadOptions::default())?;
+        return Ok((model, None, ds, has));
+    }
     let table = read_table(data)?;
     let (ds, has_targets) = Dataset::for_schema(&table, &model.schema, need_targets)?;
-    Ok((model, table, ds, has_targets))
+    Ok((model, Some(table), ds, has_targets))
 }
 
 /// Lets the backend pick (and if need be tune) its kernels for this network, saying so.

@@ -18,7 +18,15 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     }
     // Held to the end: its lock keeps a second run off --out.
     let _outputs = plan.check()?;
-    let (model, table, ds, _) = super::load_for_data(&a.model, &a.data, false)?;
+    let (model, table, ds, _) = super::load_for_data(&a.model, &a.data, false, !a.keep.is_empty())?;
+    // Without --keep the rows were streamed: no text to copy through.
+    let table = table.unwrap_or_else(|| Table {
+        path: a.data.clone(),
+        header: Vec::new(),
+        records: Vec::new(),
+        lines: Vec::new(),
+        raw_header: Vec::new(),
+    });
     let keep_cols = keep_columns(a, &table)?;
     let kept: Vec<String> = keep_cols.iter().map(|&c| table.header[c].clone()).collect();
     let header = header(a, &model, kept)?;

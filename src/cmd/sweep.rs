@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use super::fit::{self, Data, Outputs};
 use crate::backend::gpu::DeviceChoice;
 use crate::cli::{SweepArgs, TrainArgs};
-use crate::data::read_table;
 use crate::error::{Error, Result};
 use crate::grid;
 use crate::runs;
@@ -61,13 +60,12 @@ pub fn run(a: &SweepArgs) -> Result<()> {
             })
         })
         .collect::<Result<_>>()?;
-    let table = read_table(&base.data)?;
     // The data once per distinct data view (usually one); configurations share it.
     let mut views: HashMap<String, Data> = HashMap::new();
     for c in &configs {
         let key = fit::data_key(&c.args);
         if let std::collections::hash_map::Entry::Vacant(slot) = views.entry(key) {
-            slot.insert(fit::load(&c.args, &table)?);
+            slot.insert(fit::load(&c.args)?);
         }
     }
     let dir = runs::create_numbered_dir(

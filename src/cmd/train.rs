@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::backend::Backend;
 use crate::cli::{ScheduleKind, TrainArgs};
-use crate::data::{Dataset, Normalizer, read_table};
+use crate::data::{Dataset, Normalizer};
 use crate::error::{Error, Result};
 use crate::metrics::EpochMetrics;
 use crate::model::{Model, init_layers_with, layer_sizes};
@@ -28,8 +28,7 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
         Some(_) => Some(plan_outputs(a, &super::fit::Outputs::plan(a, None)?)?),
         None => None,
     };
-    let table = read_table(&a.data)?;
-    let data = super::fit::load(a, &table)?;
+    let data = super::fit::load(a)?;
     let mut be = a.dev.open()?;
     let out = super::fit::Outputs::plan(a, None)?;
     if planned.is_none() {

@@ -36,48 +36,7 @@ impl Dataset {
     /// The training view of a table: `spec.targets` are the targets, every other column that is
     /// not dropped is a numeric feature.
     pub fn from_table(t: &Table, spec: &DataSpec) -> Result<Dataset> {
-        Dataset::from_table_features(t, spec, &[])
-    }
-
-    /// [`Dataset::from_table`] with `--features`: only the columns those patterns name
-    /// (names, globs, ranges) are inputs, never a target; empty means every column.
-    pub fn from_table_features(t: &Table, spec: &DataSpec, features: &[String]) -> Result<Dataset> {
-        if spec.targets.is_empty() {
-            return Err(Error::flag("--target", "no target column given"));
-        }
-        let tcols = resolve(t, "--target", spec.targets)?;
-        for name in spec.targets {
-            refuse_repeated_target(t, name)?;
-        }
-        for (i, name) in spec.targets.iter().enumerate() {
-            if spec.targets[..i].contains(name) {
-                return Err(Error::flag(
-                    "--target",
-                    format!("column '{name}' is named twice"),
-                ));
-            }
-        }
-        let dcols = super::select::select_columns(&t.header, "--drop", spec.drop)?;
-        if let Some(name) = spec.drop.iter().find(|d| spec.targets.contains(d)) {
-            return Err(Error::flag(
-                "--drop",
-                format!("'{name}' is a target column; it cannot also be dropped"),
-            ));
-        }
-        // --features keeps only the columns it names; a pattern never makes a target a feature.
-        let wanted = match features {
-            [] => None,
-            pats => Some(super::select::select_columns(
-                &t.header,
-                "--features",
-                pats,
-            )?),
-        };
-        let fcols: Vec<usize> = (0..t.header.len())
-            .filter(|c| !tcols.contains(c) && !dcols.contains(c))
-            .filter(|c| wanted.as_ref().is_none_or(|w| w.contains(c)))
-            .collect();
-
+        let (tcols, fcols) = training_columns(t, spec)?;
         if let Some(n) = spec.window {
             return window::from_table(t, spec, n, tcols, &fcols);
         }
@@ -219,6 +178,30 @@ impl Dataset {
         }
     }
 
+    /// `(self.subset(keep), self.subset(take))` without a second copy of the kept rows: they
+    /// are moved down in place (`keep` must be ascending, as the splits give it), so a split
+    /// costs the taken rows, not the whole matrix again.
+    pub fn split(mut self, keep: &[usize], take: &[usize]) -> (Dataset, Dataset) {
+        let taken = self.subset(take);
+        if !keep.windows(2).all(|w| w[0] < w[1]) {
+            return (self.subset(keep), taken);
+        }
+        let nf = self.schema.features.len();
+        let ny = self.y.len().checked_div(self.rows).unwrap_or(0);
+        for (k, &i) in keep.iter().enumerate() {
+            self.x.copy_within(i * nf..(i + 1) * nf, k * nf);
+            self.y.copy_within(i * ny..(i + 1) * ny, k * ny);
+            self.lines[k] = self.lines[i];
+        }
+        self.x.truncate(keep.len() * nf);
+        self.y.truncate(keep.len() * ny);
+        self.lines.truncate(keep.len());
+        self.x.shrink_to_fit();
+        self.y.shrink_to_fit();
+        self.rows = keep.len();
+        (self, taken)
+    }
+
     pub fn n_features(&self) -> usize {
         self.schema.n_features()
     }
@@ -227,6 +210,37 @@ impl Dataset {
     pub fn n_outputs(&self) -> usize {
         self.schema.n_outputs()
     }
+}
+
+/// The target and feature columns (every column neither a target nor dropped) of a training
+/// run, checked; the features may be none (series mode needs only the target).
+pub(crate) fn training_columns(t: &Table, spec: &DataSpec) -> Result<(Vec<usize>, Vec<usize>)> {
+    if spec.targets.is_empty() {
+        return Err(Error::flag("--target", "no target column given"));
+    }
+    let tcols = resolve(t, "--target", spec.targets)?;
+    for name in spec.targets {
+        refuse_repeated_target(t, name)?;
+    }
+    for (i, name) in spec.targets.iter().enumerate() {
+        if spec.targets[..i].contains(name) {
+            return Err(Error::flag(
+                "--target",
+                format!("column '{name}' is named twice"),
+            ));
+        }
+    }
+    let dcols = resolve(t, "--drop", spec.drop)?;
+    if let Some(name) = spec.drop.iter().find(|d| spec.targets.contains(d)) {
+        return Err(Error::flag(
+            "--drop",
+            format!("'{name}' is a target column; it cannot also be dropped"),
+        ));
+    }
+    let fcols: Vec<usize> = (0..t.header.len())
+        .filter(|c| !tcols.contains(c) && !dcols.contains(c))
+        .collect();
+    Ok((tcols, fcols))
 }
 
 /// Column indices of names the user gave on the command line for `flag`.
@@ -240,7 +254,7 @@ pub(crate) fn resolve(t: &Table, flag: &str, names: &[String]) -> Result<Vec<usi
 /// A target named by a name the file uses for several columns is refused: taking the first
 /// (as pandas would) silently trains on the wrong column, e.g. day 1 of the covid file's three
 /// `tested_positive` columns where the course means the last.
-fn refuse_repeated_target(t: &Table, name: &str) -> Result<()> {
+pub(crate) fn refuse_repeated_target(t: &Table, name: &str) -> Result<()> {
     let cols = t.repeats(name);
     if cols.is_empty() {
         return Ok(());
@@ -369,6 +383,11 @@ fn line_of(t: &Table, row: usize) -> u64 {
 
 /// The error for a value that `parse_num` rejected.
 pub(crate) fn value_error(t: &Table, row: usize, col: usize, why: String, role: Role) -> Error {
+    value_error_at(t, line_of(t, row), col, why, role)
+}
+
+/// The same for a value at a known file line.
+pub(crate) fn value_error_at(t: &Table, line: u64, col: usize, why: String, role: Role) -> Error {
     let name = &t.header[col];
     let hint = match role {
         _ if !why.ends_with("is not a number") => String::new(),
@@ -378,7 +397,7 @@ pub(crate) fn value_error(t: &Table, row: usize, col: usize, why: String, role: 
     };
     Error::data(
         &t.path,
-        line_of(t, row),
+        line,
         col as u64 + 1,
         format!("column '{name}': {why}{hint}"),
     )
@@ -422,13 +441,20 @@ fn first_non_numeric(t: &Table, cols: &[usize]) -> Option<(usize, usize)> {
 /// A single target whose values are all whole numbers, with 2 to 20 distinct values, each
 /// seen twice on average: digit or rating labels, read as classes (`--task` overrides).
 pub(crate) fn few_whole_values(t: &Table, cols: &[usize]) -> bool {
-    const MAX_CLASSES: usize = 20;
     let [col] = cols else { return false };
+    let values = t
+        .records
+        .iter()
+        .map(|rec| rec.get(*col).and_then(|s| s.parse::<f64>().ok()));
+    few_whole_numbers(values, t.records.len())
+}
+
+/// The rule of [`few_whole_values`] over parsed values (`None`: not a number).
+pub(crate) fn few_whole_numbers(values: impl Iterator<Item = Option<f64>>, rows: usize) -> bool {
+    const MAX_CLASSES: usize = 20;
     let mut seen: Vec<i64> = Vec::new();
-    for rec in &t.records {
-        let Some(v) = rec.get(*col).and_then(|s| s.parse::<f64>().ok()) else {
-            return false;
-        };
+    for v in values {
+        let Some(v) = v else { return false };
         if !(v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15) {
             return false;
         }
@@ -439,7 +465,7 @@ pub(crate) fn few_whole_values(t: &Table, cols: &[usize]) -> bool {
             seen.push(v as i64);
         }
     }
-    seen.len() >= 2 && seen.len() * 2 <= t.records.len()
+    seen.len() >= 2 && seen.len() * 2 <= rows
 }
 
 /// The distinct labels of column `col`: numerically sorted when all are numbers (so "2" comes
@@ -459,7 +485,13 @@ fn class_labels(t: &Table, col: usize) -> Result<Vec<String>> {
         }
         seen.entry(s).or_insert(());
     }
-    let mut labels: Vec<String> = seen.into_keys().map(str::to_owned).collect();
+    let labels = sort_labels(seen.into_keys().map(str::to_owned).collect());
+    check_two_classes(t, col, labels)
+}
+
+/// Class labels in class-id order: numerically when all are numbers (so "2" comes before
+/// "10"), else as strings.
+pub(crate) fn sort_labels(mut labels: Vec<String>) -> Vec<String> {
     let numeric: Option<Vec<f64>> = labels.iter().map(|s| s.parse::<f64>().ok()).collect();
     match numeric {
         Some(_) => labels.sort_by(|a, b| {
@@ -471,6 +503,11 @@ fn class_labels(t: &Table, col: usize) -> Result<Vec<String>> {
         }),
         None => labels.sort(),
     }
+    labels
+}
+
+/// `labels` of column `col`, refused when fewer than two.
+pub(crate) fn check_two_classes(t: &Table, col: usize, labels: Vec<String>) -> Result<Vec<String>> {
     if labels.len() < 2 {
         return Err(Error::data(
             &t.path,
@@ -607,34 +644,6 @@ mod tests {
         let d = Dataset::from_table(&t, &spec).unwrap();
         assert_eq!(d.schema.classes, ["2", "9", "10"]);
         assert_eq!(d.y, [2.0, 0.0, 2.0, 1.0]);
-    }
-
-    #[test]
-    fn feature_patterns_never_take_the_target() {
-        let t = table("id,AL,AK,cli,cli.1,y,note\n1,1,0,0.5,0.7,3.5,x\n2,0,1,0.6,0.8,4.5,y\n");
-        let targets = s(&["y"]);
-        let spec = DataSpec {
-            targets: &targets,
-            drop: &[],
-            task: None,
-            window: None,
-        };
-        // The text column 'note' is never parsed when --features leaves it out.
-        let d = Dataset::from_table_features(&t, &spec, &s(&["AL:AK", "cli*", "y"])).unwrap();
-        assert_eq!(d.schema.features, ["AL", "AK", "cli", "cli.1"]);
-        assert_eq!(&d.x[..4], [1.0, 0.0, 0.5, 0.7]);
-        let drop = s(&["cli*", "note"]);
-        let spec = DataSpec {
-            drop: &drop,
-            ..spec
-        };
-        let d = Dataset::from_table(&t, &spec).unwrap();
-        assert_eq!(d.schema.features, ["id", "AL", "AK"]);
-        let e = Dataset::from_table_features(&t, &spec, &s(&["nope"])).unwrap_err();
-        assert!(
-            e.to_string().starts_with("--features: no column 'nope'"),
-            "{e}"
-        );
     }
 
     #[test]

@@ -17,7 +17,11 @@
 
 mod dataset;
 pub mod folds;
+mod loader;
 mod normalize;
+mod num;
+mod parquet;
+mod scan;
 mod schema;
 pub mod select;
 mod split;
@@ -25,6 +29,7 @@ mod table;
 mod window;
 
 pub use dataset::{DataSpec, Dataset};
+pub use loader::LoadOptions;
 pub use normalize::Normalizer;
 pub use schema::Schema;
 pub use split::{every_nth, split_indices};

@@ -157,6 +157,48 @@ pub fn close_matches(header: &[String], name: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// The column names of a CSV file as wgtrain reads them (repeats renamed `cli`, `cli.1`, …),
+/// from its header alone; a Parquet file's from its schema.
+pub fn file_header(path: &std::path::Path) -> Result<Vec<String>> {
+    if super::parquet::is_parquet(path) {
+        return super::parquet::header(path);
+    }
+    let o = super::scan::open(path)?;
+    Ok(super::table::unique_names(&o.raw_header))
+}
+
+/// The exact column names to drop so that only what `--features` names (all columns when it
+/// is empty) minus what `--drop` names remain beside the targets. Patterns are expanded here,
+/// once, against the file's header; a pattern that matches a target leaves the target alone,
+/// while a target named exactly in `--drop` is still refused by the loader.
+pub fn drop_list(
+    header: &[String],
+    targets: &[String],
+    drop: &[String],
+    features: &[String],
+) -> Result<Vec<String>> {
+    let dcols = select_columns(header, "--drop", drop)?;
+    let wanted = match features {
+        [] => None,
+        pats => Some(select_columns(header, "--features", pats)?),
+    };
+    let mut out: Vec<String> = drop
+        .iter()
+        .filter(|d| targets.contains(d))
+        .cloned()
+        .collect();
+    for (c, name) in header.iter().enumerate() {
+        if targets.contains(name) {
+            continue;
+        }
+        let unwanted = wanted.as_ref().is_some_and(|w| !w.contains(&c));
+        if dcols.contains(&c) || unwanted {
+            out.push(name.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// `ds` with only the feature columns `keep` (indices into `ds.schema.features`, kept in that order).
 pub fn keep_features(ds: &Dataset, keep: &[usize]) -> Dataset {
     let nf = ds.schema.features.len();
@@ -488,5 +530,26 @@ mod tests {
         assert!(e.starts_with("--select-k: 5 is more than the 4"), "{e}");
         assert!(select_k(&ds, &rows, 0).is_err());
         assert!(select_k(&ds, &rows[..2], 1).is_err());
+    }
+
+    #[test]
+    fn drop_list_expands_patterns_and_spares_the_target() {
+        let hd = h(&["id", "AL", "AK", "cli", "cli.1", "y", "note"]);
+        let t = h(&["y"]);
+        assert_eq!(
+            drop_list(&hd, &t, &h(&["cli*", "note"]), &[]).unwrap(),
+            ["cli", "cli.1", "note"]
+        );
+        assert_eq!(
+            drop_list(&hd, &t, &[], &h(&["AL:AK", "cli*", "y"])).unwrap(),
+            ["id", "note"]
+        );
+        // A glob over every column never drops the target; an exact name is passed on (refused).
+        assert_eq!(drop_list(&hd, &t, &h(&["*"]), &[]).unwrap().len(), 6);
+        assert_eq!(drop_list(&hd, &t, &h(&["y"]), &[]).unwrap(), ["y"]);
+        let e = drop_list(&hd, &t, &[], &h(&["nope"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--features: no column 'nope'"), "{e}");
     }
 }

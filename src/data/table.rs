@@ -189,9 +189,75 @@ fn parse(path: &Path, buf: &[u8]) -> Result<Table> {
     })
 }
 
+/// The header found at the start of a file's text, for the streaming loader.
+pub(super) enum HeaderScan {
+    /// The buffer may end inside the header record: read more and look again.
+    NeedMore,
+    Found {
+        raw_header: Vec<String>,
+        header_line: u64,
+        /// Offset of the first byte after the header record.
+        data_start: usize,
+    },
+}
+
+/// The header of `buf`, the start of a file's text (`at_eof`: it is the whole text), read by the
+/// same reader, with the same errors and line numbers, as [`read_table`].
+pub(super) fn scan_header(path: &Path, buf: &[u8], at_eof: bool) -> Result<HeaderScan> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(buf);
+    let mut at = LineCounter {
+        buf,
+        pos: 0,
+        line: 1,
+    };
+    let mut raw = csv::ByteRecord::new();
+    loop {
+        let rec = match next(path, &mut rdr, &mut raw, &mut at) {
+            // A cut through a multi-byte character at the end of the buffer is no error yet.
+            Err(_) if !at_eof && rdr.position().byte() as usize >= buf.len() => {
+                return Ok(HeaderScan::NeedMore);
+            }
+            r => r?,
+        };
+        let data_start = rdr.position().byte() as usize;
+        if !at_eof && data_start >= buf.len() {
+            return Ok(HeaderScan::NeedMore);
+        }
+        let Some(rec) = rec else {
+            return Err(Error::data(
+                path,
+                1,
+                0,
+                "empty file: expected a header line",
+            ));
+        };
+        if is_blank(&rec) {
+            continue;
+        }
+        let header_line = at.line_of(&rec);
+        let raw_header: Vec<String> = rec.iter().map(str::to_owned).collect();
+        if let Some(i) = raw_header.iter().position(String::is_empty) {
+            return Err(Error::data(
+                path,
+                header_line,
+                i as u64 + 1,
+                "empty column name in the header",
+            ));
+        }
+        return Ok(HeaderScan::Found {
+            raw_header,
+            header_line,
+            data_start,
+        });
+    }
+}
+
 /// Names made unique the way pandas' `read_csv` does: the first `x` stays `x`, later ones
 /// become `x.1`, `x.2`, … (skipping names the file already uses).
-fn unique_names(raw: &[String]) -> Vec<String> {
+pub(super) fn unique_names(raw: &[String]) -> Vec<String> {
     let mut counts: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::with_capacity(raw.len());
     for name in raw {
