@@ -1,9 +1,9 @@
 // What every matmul variant shares (compiled before the variant's file): the parameters and
-// bindings, the three layouts and their operand addressing, the fused epilogues and the entry
-// points. A variant defines `THREADS` and `fn mm(lay, wid, lid)`, and must sum every output in
-// the same order (r = 0, 1, …, as `acc += a * b`) so that all variants give the same bits.
-//
-// Layouts (see `Backend` in src/backend/mod.rs):
+// bindings, the three layouts with their operand addressing, and the fused epilogues. A variant
+// defines `THREADS` and `fn mm(lay, wid, lid)` for matmul_entries.wgsl (or its own entry
+// points), and must sum every output in the same order (r = 0, 1, …, as `acc += a * b`) so that
+// all variants give the same bits.
+
 struct Params {
     m: u32,
     n: u32,
@@ -87,19 +87,4 @@ fn store_db(i: u32, sum: f32) {
     } else if (p.has_db == 1u) {
         db[p.db_off + i] = sum;
     }
-}
-
-@compute @workgroup_size(THREADS)
-fn matmul_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    mm(LAYOUT_NT, wid, lid);
-}
-
-@compute @workgroup_size(THREADS)
-fn matmul_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    mm(LAYOUT_NN, wid, lid);
-}
-
-@compute @workgroup_size(THREADS)
-fn matmul_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    mm(LAYOUT_TN, wid, lid);
 }

@@ -218,9 +218,14 @@ impl DeviceArgs {
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     /// The training data: a CSV file with a header (.csv or .csv.gz).
+    #[arg(
+        required_unless_present = "resume",
+        default_value = "-",
+        hide_default_value = true
+    )]
     pub data: PathBuf,
     /// Target column(s); several (a,b) mean multi-output regression.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "resume")]
     pub target: Vec<String>,
     /// Columns to ignore (e.g. an id).
     #[arg(long, value_delimiter = ',')]
@@ -339,6 +344,19 @@ pub struct TrainArgs {
     /// Where run folders go when there is no --out.
     #[arg(long, default_value = "runs")]
     pub runs: PathBuf,
+    /// Write a checkpoint (weights, optimizer state, random state, progress, flags, data
+    /// hashes) to this file every --checkpoint-every epochs, when the run ends, and on Ctrl-C.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Epochs between checkpoints.
+    #[arg(long, default_value = "1", value_parser = at_least::<1>())]
+    pub checkpoint_every: usize,
+    /// Continue the run a checkpoint holds, with its data and flags (--epochs may extend it).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// The command line as `main` received it, kept in checkpoints (empty for library calls).
+    #[arg(skip)]
+    pub argv: Vec<String>,
 }
 
 /// `wgtrain sweep DATA --target COL [train flags] --grid FLAG=V1|V2|… [--grid …]`

@@ -6,7 +6,9 @@
 //! Layers, top down: `cli` (flags) → `cmd` (one module per command) → `train`, `model`,
 //! `data`, `metrics`, `plot`, `io` → `backend`. Nothing imports a layer above itself.
 
+pub mod auto;
 pub mod backend;
+pub mod budget;
 pub mod checkpoint;
 pub mod cli;
 pub mod cmd;

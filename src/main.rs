@@ -2,7 +2,14 @@ use clap::Parser;
 
 fn main() {
     quiet_wayland_probe();
-    let cli = wgtrain::cli::Cli::parse();
+    let mut cli = wgtrain::cli::Cli::parse();
+    if let wgtrain::cli::Command::Train(a) = &mut cli.command {
+        // Checkpoints keep the command line; a path that is not UTF-8 keeps none.
+        a.argv = std::env::args_os()
+            .map(|s| s.into_string())
+            .collect::<Result<_, _>>()
+            .unwrap_or_default();
+    }
     if let Err(e) = wgtrain::signals::install() {
         wgtrain::errln!("wgtrain: warning: {e}; Ctrl-C will end the run without saving");
     }

@@ -225,7 +225,7 @@ fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 
 fn activate(v: f32, act: u32) -> f32 {
     switch act {
-        case ACT_RELU: { return max(v, 0.0); }
+        case ACT_RELU: { return select(v, 0.0, v < 0.0); }
         case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-v)); }
         default: { return v; }
     }

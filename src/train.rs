@@ -88,6 +88,18 @@ pub enum Metrics {
 impl Metrics {
     /// From `eval_stats` sums over `rows` rows: slots 0 and 1 hold mse and mae (regression)
     /// or cross-entropy and softmax MSE (classification), slot 2 the correct rows.
+    /// Regression errors summed in `unit`s (see `target_unit`) back in the target's units.
+    fn in_units(self, unit: f64) -> Metrics {
+        match self {
+            Metrics::Regression { rows, mse, mae } => Metrics::Regression {
+                rows,
+                mse: mse * unit * unit,
+                mae: mae * unit,
+            },
+            m => m,
+        }
+    }
+
     fn from_sums(task: Task, sums: [f64; STATS_WIDTH], rows: usize) -> Metrics {
         let r = rows.max(1) as f64;
         match task {
@@ -379,9 +391,27 @@ fn target_cols(model: &Model) -> usize {
 /// The factor from the network's standardized outputs back to the target's units.
 fn scale_buf<B: Backend + ?Sized>(be: &mut B, model: &Model) -> Result<Option<Buf>> {
     let std = &model.target_normalizer.std;
+    let unit = target_unit(model);
     match model.schema.task {
-        Task::Regression if std.iter().any(|&s| s != 1.0) => Ok(Some(be.upload(std)?)),
+        Task::Regression if std.iter().any(|&s| s != 1.0) => {
+            let rel: Vec<f32> = std.iter().map(|&s| (s as f64 / unit) as f32).collect();
+            Ok(Some(be.upload(&rel)?))
+        }
         _ => Ok(None),
+    }
+}
+
+/// The unit the device sums regression errors in: the largest target std. The scale buffer
+/// holds std / unit (at most 1), so the f32 sums stay near the standardized errors (targets
+/// around 1e19 no longer overflow them), and the host multiplies back in f64.
+fn target_unit(model: &Model) -> f64 {
+    let std = &model.target_normalizer.std;
+    match model.schema.task {
+        Task::Regression if std.iter().any(|&s| s != 1.0) => std
+            .iter()
+            .fold(0f64, |m, &s| m.max(s as f64))
+            .max(f64::MIN_POSITIVE),
+        _ => 1.0,
     }
 }
 
@@ -473,22 +503,8 @@ impl Stepper {
         slot: usize,
         lr: f32,
     ) -> Result<()> {
+        self.gradients(be, data, start, m, stats, slot)?;
         let (net, gr) = (&self.net, &self.gr);
-        let n_out = *net.sizes.last().unwrap_or(&1);
-        data.gather(be, start, m, net.a[0], Some(self.y_batch))?;
-        net.forward(be, m)?;
-        be.loss_grad(
-            self.loss,
-            net.output(),
-            self.y_batch,
-            self.scale,
-            gr.g(net.w.len())?,
-            m,
-            n_out,
-            stats,
-            slot,
-        )?;
-        backward(be, net, gr, m)?;
         let clip = match self.clip {
             Some(max_norm) => Some(clip_gradients(be, gr, self.clip_parts, max_norm)?),
             None => None,
@@ -505,6 +521,85 @@ impl Stepper {
             hp,
             clip,
         )
+    }
+
+    /// The part of `step` before the update: gather, forward, loss (its sum into
+    /// stats[slot]), backward into the gradient slab.
+    fn gradients<B: Backend + ?Sized>(
+        &self,
+        be: &mut B,
+        data: &Uploaded,
+        start: usize,
+        m: usize,
+        stats: Buf,
+        slot: usize,
+    ) -> Result<()> {
+        let (net, gr) = (&self.net, &self.gr);
+        let n_out = *net.sizes.last().unwrap_or(&1);
+        data.gather(be, start, m, net.a[0], Some(self.y_batch))?;
+        net.forward(be, m)?;
+        be.loss_grad(
+            self.loss,
+            net.output(),
+            self.y_batch,
+            self.scale,
+            gr.g(net.w.len())?,
+            m,
+            n_out,
+            stats,
+            slot,
+        )?;
+        backward(be, net, gr, m)
+    }
+}
+
+/// The training step's own wiring without the update, for the gradient checks
+/// (tests/gradcheck.rs, on `CpuBackend::new_f64`): all rows as one batch through gather,
+/// forward, loss and backward, with the parameter and gradient slabs exposed.
+#[doc(hidden)]
+pub struct GradProbe {
+    st: Stepper,
+    data: Uploaded,
+    stats: Buf,
+}
+
+#[doc(hidden)]
+impl GradProbe {
+    pub fn new<B: Backend + ?Sized>(be: &mut B, model: &Model, rows: &Rows) -> Result<GradProbe> {
+        let cfg = TrainConfig {
+            optimizer: Optimizer::Sgd,
+            lr: 0.0,
+            schedule: Schedule::Constant,
+            batch_size: rows.rows,
+            epochs: 1,
+            seed: 0,
+            weight_decay: 0.0,
+            patience: None,
+            clip: None,
+            progress: false,
+        };
+        Ok(GradProbe {
+            st: Stepper::new(be, model, rows.rows.max(1), &cfg)?,
+            data: upload(be, rows, target_cols(model))?,
+            stats: be.alloc(1)?,
+        })
+    }
+    /// Every weight, then every bias (`ParamLayout`).
+    pub fn params(&self) -> Buf {
+        self.st.net.params
+    }
+    /// ∂L/∂params after `run`, laid out like `params`.
+    pub fn grads(&self) -> Buf {
+        self.st.gr.grad
+    }
+    pub fn layout(&self) -> &ParamLayout {
+        &self.st.net.layout
+    }
+    /// One pass; returns the buffer whose element 0 is Σ eₙ (L = that / rows).
+    pub fn run<B: Backend + ?Sized>(&self, be: &mut B) -> Result<Buf> {
+        self.st
+            .gradients(be, &self.data, 0, self.data.rows, self.stats, 0)?;
+        Ok(self.stats)
     }
 }
 
@@ -531,6 +626,8 @@ pub struct Trainer {
     schedule: Schedule,
     total_steps: u64,
     task: Task,
+    /// See `target_unit`.
+    unit: f64,
     bar: Option<indicatif::ProgressBar>,
 }
 
@@ -575,8 +672,10 @@ impl Trainer {
             order: (0..train.rows as u32).collect(),
             lr: cfg.lr as f64,
             schedule: cfg.schedule,
-            total_steps: (n_batches * cfg.epochs) as u64,
+            // Saturating: --epochs is only bounded by usize, and nothing may overflow on it.
+            total_steps: (n_batches as u64).saturating_mul(cfg.epochs as u64),
             task: model.schema.task,
+            unit: target_unit(model),
             bar: progress_bar(cfg.progress && n_batches >= 100, n_batches),
         })
     }
@@ -604,6 +703,17 @@ impl Trainer {
     /// Records the rest of the current pass over the training rows (a whole pass when called
     /// between passes) and returns its mean loss per row: one read.
     pub fn run_epoch<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<f64> {
+        Ok(self.run_epoch_until(be, &|| false)?.unwrap_or(f64::NAN))
+    }
+
+    /// [`Trainer::run_epoch`], asking `stop` after every step: `None` when it said stop
+    /// before the pass ended (the step in flight is finished; the rest of the pass is left
+    /// for a resume from [`Trainer::snapshot`]).
+    pub fn run_epoch_until<B: Backend + ?Sized>(
+        &mut self,
+        be: &mut B,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<f64>> {
         loop {
             self.step(be)?;
             let done = match self.next_batch {
@@ -616,12 +726,76 @@ impl Trainer {
             if self.next_batch == 0 {
                 break;
             }
+            if stop() {
+                return Ok(None);
+            }
         }
         if let Some(b) = &self.bar {
             b.reset();
         }
         let sums = be.read(self.losses)?;
-        Ok(sums.iter().map(|&v| v as f64).sum::<f64>() / self.data.rows as f64)
+        let per_unit = match self.st.loss {
+            Loss::Mse => self.unit * self.unit,
+            Loss::Mae => self.unit,
+            _ => 1.0,
+        };
+        let sum = sums.iter().map(|&v| v as f64).sum::<f64>();
+        Ok(Some(sum * per_unit / self.data.rows as f64))
+    }
+
+    /// Everything besides the weights that the next step depends on, read from the device.
+    pub fn snapshot<B: Backend + ?Sized>(&self, be: &mut B) -> Result<Snapshot> {
+        let losses = be.read(self.losses)?;
+        Ok(Snapshot {
+            epoch: self.epoch,
+            batch: self.next_batch,
+            step: self.st.step,
+            rng: self.shuffle.position(),
+            order: self.order.clone(),
+            partial_losses: losses[..self.next_batch].to_vec(),
+            state: self
+                .st
+                .gr
+                .state
+                .iter()
+                .map(|&b| be.read(b))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// Continues from `s` (taken from a trainer built like this one, with the weights it had
+    /// then): the following steps are the ones that run would have taken, bit for bit.
+    pub fn restore<B: Backend + ?Sized>(&mut self, be: &mut B, s: &Snapshot) -> Result<()> {
+        let bad = |msg: String| Err(Error::internal(format!("checkpoint does not fit: {msg}")));
+        let rows = self.data.rows;
+        let mut seen = vec![false; rows];
+        let permutation = s.order.len() == rows
+            && s.order
+                .iter()
+                .all(|&i| (i as usize) < rows && !std::mem::replace(&mut seen[i as usize], true));
+        if !permutation {
+            return bad(format!("its row order is not a permutation of {rows} rows"));
+        }
+        if s.batch >= self.n_batches || s.partial_losses.len() != s.batch {
+            return bad(format!("batch {} of {}", s.batch, self.n_batches));
+        }
+        let slab = self.st.net.layout.len;
+        if s.state.len() != self.st.gr.state.len() || s.state.iter().any(|v| v.len() != slab) {
+            return bad("its optimizer state is for another optimizer or network".into());
+        }
+        self.epoch = s.epoch;
+        self.next_batch = s.batch;
+        self.st.step = s.step;
+        self.shuffle.set_position(s.rng);
+        self.order = s.order.clone();
+        be.write_u32(self.data.idx, &self.order)?;
+        let mut losses = vec![0f32; self.n_batches];
+        losses[..s.batch].copy_from_slice(&s.partial_losses);
+        be.write(self.losses, &losses)?;
+        for (&b, v) in self.st.gr.state.iter().zip(&s.state) {
+            be.write(b, v)?;
+        }
+        Ok(())
     }
 
     /// The current weights' metrics on the validation rows (`None` without them): one read.
@@ -633,7 +807,8 @@ impl Trainer {
         let (net, y, scale) = (&self.st.net, self.st.y_batch, self.st.scale);
         record_eval(be, net, val, y, scale, classes, stats)?;
         let sums = sum_stats(&be.read(stats)?);
-        Ok(Some(Metrics::from_sums(self.task, sums, val.rows)))
+        let m = Metrics::from_sums(self.task, sums, val.rows);
+        Ok(Some(m.in_units(self.unit)))
     }
 
     /// Copies the current weights into `model`.
@@ -705,10 +880,61 @@ impl EarlyStop {
 #[derive(Clone, Debug)]
 pub struct History {
     pub epochs: Vec<EpochMetrics>,
-    /// The epoch whose weights the model holds (the last one without early stopping).
+    /// The epoch whose weights the model holds (the last one without early stopping; the best
+    /// one so far after an interruption, when there are validation rows; 0 if none ended).
     pub best_epoch: usize,
     /// Set when early stopping ended the run before `--epochs`.
     pub stopped_early: bool,
+    /// Set when `Control::stop` ended the run (Ctrl-C, SIGTERM).
+    pub interrupted: bool,
+}
+
+/// Where a run stands besides its weights (see [`Trainer::snapshot`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// Passes over the training rows begun, and the next batch of the current one.
+    pub epoch: usize,
+    pub batch: usize,
+    /// Optimizer steps taken: Adam's t and the schedule's position.
+    pub step: u64,
+    /// The shuffle generator's position, and the row order it last produced.
+    pub rng: u128,
+    pub order: Vec<u32>,
+    /// The loss sums of the batches of the current pass done so far.
+    pub partial_losses: Vec<f32>,
+    /// The optimizer's state slabs (none for SGD; velocity; Adam's m and v).
+    pub state: Vec<Vec<f32>>,
+}
+
+/// A run to continue where it stopped.
+#[derive(Clone, Debug)]
+pub struct Resume {
+    pub snapshot: Snapshot,
+    /// The best validation epoch so far and its loss, and that epoch's weights.
+    pub best: Option<(usize, f64)>,
+    pub best_model: Option<Model>,
+    /// The metrics of every finished epoch.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// What a checkpoint takes from the loop.
+pub struct RunState<'a> {
+    pub snapshot: Snapshot,
+    /// The current weights.
+    pub current: Model,
+    pub best: Option<(usize, f64)>,
+    pub best_model: Option<&'a Model>,
+    pub history: &'a [EpochMetrics],
+}
+
+/// How a run is steered from outside: a stop request, a run to continue, checkpoints.
+pub struct Control<'a> {
+    /// Asked after every step; true ends the run at that step (the first Ctrl-C).
+    pub stop: &'a dyn Fn() -> bool,
+    pub resume: Option<Resume>,
+    /// Hand a [`RunState`] to `on_checkpoint` every this many epochs and when the run ends.
+    pub checkpoint_every: Option<usize>,
+    pub on_checkpoint: &'a mut dyn FnMut(RunState) -> Result<()>,
 }
 
 /// Trains `model` (initialized, normalizers set) in place and returns the per-epoch metrics.
@@ -719,7 +945,28 @@ pub fn train<B: Backend + ?Sized>(
     train: &Rows,
     val: Option<&Rows>,
     cfg: &TrainConfig,
+    on_epoch: impl FnMut(&EpochMetrics),
+) -> Result<History> {
+    let mut none = |_: RunState| Ok(());
+    let ctl = Control {
+        stop: &|| false,
+        resume: None,
+        checkpoint_every: None,
+        on_checkpoint: &mut none,
+    };
+    train_with(be, model, train, val, cfg, on_epoch, ctl)
+}
+
+/// [`train`] steered by `ctl`. With validation rows the best epoch's weights are kept (read
+/// back only when they improve), so an interrupted run saves those.
+pub fn train_with<B: Backend + ?Sized>(
+    be: &mut B,
+    model: &mut Model,
+    train: &Rows,
+    val: Option<&Rows>,
+    cfg: &TrainConfig,
     mut on_epoch: impl FnMut(&EpochMetrics),
+    mut ctl: Control,
 ) -> Result<History> {
     if cfg.patience.is_some() && val.is_none_or(|v| v.rows == 0) {
         return Err(Error::flag(
@@ -731,12 +978,29 @@ pub fn train<B: Backend + ?Sized>(
         return Err(Error::flag("--val-split", "no training rows left"));
     }
     let mut trainer = Trainer::new(be, model, train, val, cfg)?;
-    let mut early = cfg.patience.map(EarlyStop::new);
-    let mut history = Vec::with_capacity(cfg.epochs);
-    let mut stopped_early = false;
-    for epoch in 1..=cfg.epochs {
+    let patience = cfg.patience.unwrap_or(usize::MAX);
+    let mut early = val.filter(|v| v.rows > 0).map(|_| EarlyStop::new(patience));
+    // Grown as epochs end: nothing is allocated in proportion to --epochs.
+    let mut history = Vec::new();
+    let mut first = 1;
+    if let Some(r) = ctl.resume.take() {
+        trainer.restore(be, &r.snapshot)?;
+        if let Some(e) = early.as_mut() {
+            e.best = r.best;
+        }
+        if let Some(m) = r.best_model {
+            *model = m;
+        }
+        history = r.history;
+        first = r.snapshot.epoch + usize::from(r.snapshot.batch == 0);
+    }
+    let (mut stopped_early, mut interrupted) = (false, false);
+    for epoch in first..=cfg.epochs {
         let t0 = Instant::now();
-        let train_loss = trainer.run_epoch(be)?;
+        let Some(train_loss) = trainer.run_epoch_until(be, ctl.stop)? else {
+            interrupted = true;
+            break;
+        };
         if !train_loss.is_finite() {
             return Err(Error::training(format!(
                 "training diverged at epoch {epoch} (loss is {train_loss}); \
@@ -765,18 +1029,52 @@ pub fn train<B: Backend + ?Sized>(
                 break;
             }
         }
+        if (ctl.stop)() {
+            interrupted = true;
+            break;
+        }
+        if ctl.checkpoint_every.is_some_and(|n| epoch % n == 0) && epoch < cfg.epochs {
+            checkpoint(be, &trainer, model, early.as_ref(), &history, &mut ctl)?;
+        }
     }
-    let best_epoch = match early.and_then(|e| e.best_epoch()) {
+    checkpoint(be, &trainer, model, early.as_ref(), &history, &mut ctl)?;
+    let keep_best = cfg.patience.is_some() || interrupted;
+    let best_epoch = match early.and_then(|e| e.best_epoch()).filter(|_| keep_best) {
         Some(e) => e,
         None => {
             trainer.download(be, model)?;
-            history.len()
+            history.last().map_or(0, |m| m.epoch)
         }
     };
     Ok(History {
         epochs: history,
         best_epoch,
         stopped_early,
+        interrupted,
+    })
+}
+
+/// Hands the run's state to `ctl.on_checkpoint` (when checkpoints are on).
+fn checkpoint<B: Backend + ?Sized>(
+    be: &mut B,
+    trainer: &Trainer,
+    model: &Model,
+    early: Option<&EarlyStop>,
+    history: &[EpochMetrics],
+    ctl: &mut Control,
+) -> Result<()> {
+    if ctl.checkpoint_every.is_none() {
+        return Ok(());
+    }
+    let mut current = model.clone();
+    trainer.download(be, &mut current)?;
+    let best = early.and_then(|e| e.best);
+    (ctl.on_checkpoint)(RunState {
+        snapshot: trainer.snapshot(be)?,
+        current,
+        best,
+        best_model: best.map(|_| model),
+        history,
     })
 }
 
@@ -851,7 +1149,7 @@ pub fn evaluate<B: Backend + ?Sized>(be: &mut B, model: &Model, data: &Rows) -> 
     }
     up.free(be)?;
     net.free(be)?;
-    Ok(Metrics::from_sums(task, sums, data.rows))
+    Ok(Metrics::from_sums(task, sums, data.rows).in_units(target_unit(model)))
 }
 
 #[cfg(test)]

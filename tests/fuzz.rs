@@ -600,6 +600,9 @@ const FLAGS: &[&str] = &[
     "--names",
     "--json",
     "--title",
+    "--checkpoint",
+    "--checkpoint-every",
+    "--resume",
     "-q",
 ];
 
@@ -656,6 +659,7 @@ const VALUES: &[&str] = &[
     "@NODIR",
     "@MODEL",
     "@VAL",
+    "@CKPT",
 ];
 
 fn flag_case() -> impl Strategy<Value = (usize, Vec<(usize, usize, bool)>)> {
@@ -696,6 +700,7 @@ impl Files {
             "@SVG" => p("plot.svg"),
             "@NODIR" => p("nodir/x.csv"),
             "@MODEL" => p("m.safetensors"),
+            "@CKPT" => p("c.ckpt"),
             other => other.to_string(),
         }
     }
@@ -759,7 +764,7 @@ fn flags_never_panic(case: (usize, Vec<(usize, usize, bool)>)) -> Result<(), Tes
 
 #[test]
 fn flag_parser_never_panics_on_random_command_lines() {
-    run_cases("flags", &flag_case(), 400, 5, flags_never_panic);
+    run_cases("flags", &flag_case(), 250, 5, flags_never_panic);
 }
 
 #[test]

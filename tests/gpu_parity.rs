@@ -45,10 +45,20 @@ fn gather_of_features_and_targets_matches_cpu_including_chunked_data_sets() {
 }
 
 #[test]
-/// Includes the fused epilogues: bias + activation (nt), the activation backward (nn), the
-/// bias gradient (tn, in its own buffer and as a view of one gradient slab).
+/// Every matmul variant, each with the fused epilogues: bias + activation (nt), the
+/// activation backward (nn), the bias gradient (tn, in its own buffer and as a view of one
+/// gradient slab); and each word for word against the baseline.
 fn matmuls_match_cpu_on_ragged_shapes_with_both_tile_sizes() {
     let Some(mut g) = gpu() else { return };
+    let variants = g.variants();
+    println!("variants on this adapter: {variants:?}");
+    assert!(variants.len() >= 5, "{variants:?}");
+    if let Some(a) = adapter()
+        && a.features().contains(wgpu::Features::SUBGROUP)
+        && a.get_info().subgroup_max_size <= 64
+    {
+        assert!(variants.contains(&wgtrain::backend::gpu::Variant::Subgroup));
+    }
     assert_all(check::matmul_tile_cases(
         &mut g,
         &mut CpuBackend::new(),

@@ -1,12 +1,15 @@
-//! Gradient checks: the backward ops of the CPU reference against central finite differences,
-//! in f64, on small random networks — every activation, every loss, the input gradient too.
+//! Gradient checks: the real training wiring (`train::GradProbe` runs `Stepper`'s gather,
+//! `Net::forward`, the loss and `backward`, exactly what every training step runs) on the CPU
+//! backend in f64, against central finite differences, on small random networks — every
+//! activation, every loss.
 
 use wgtrain::backend::StepParams;
-use wgtrain::backend::cpu::{
-    act_backward, bias_grad, loss_grad, matmul_nn, matmul_nt, matmul_tn, optimizer_step,
-};
+use wgtrain::backend::cpu::{CpuBackend, optimizer_step};
+use wgtrain::data::{Normalizer, Schema};
+use wgtrain::model::{Layer, Model};
 use wgtrain::rng::Rng;
-use wgtrain::spec::{Activation, Loss, Optimizer};
+use wgtrain::spec::{Activation, Loss, Optimizer, Task};
+use wgtrain::train::{GradProbe, Rows};
 
 struct Case {
     sizes: Vec<usize>,
@@ -15,127 +18,107 @@ struct Case {
     m: usize,
 }
 
-/// params = [w0, b0, w1, b1, …]; returns L = 1/m Σ eₙ.
-fn loss_of(c: &Case, params: &[Vec<f64>], x: &[f64], t: &[f64]) -> f64 {
-    let mut a = x.to_vec();
-    let layers = c.sizes.len() - 1;
-    for l in 0..layers {
-        let (k, n) = (c.sizes[l], c.sizes[l + 1]);
-        let act = if l + 1 == layers {
-            Activation::Identity
-        } else {
-            c.act
-        };
-        let mut y = vec![f64::NAN; c.m * n];
-        matmul_nt(
-            &a,
-            &params[2 * l],
-            Some(&params[2 * l + 1]),
-            act,
-            &mut y,
-            c.m,
-            n,
-            k,
-        );
-        a = y;
-    }
-    let mut g = vec![0.0; a.len()];
-    loss_grad(c.loss, &a, t, None, &mut g, c.m, *c.sizes.last().unwrap()) / c.m as f64
+fn model_of(c: &Case) -> Model {
+    let n_out = *c.sizes.last().unwrap();
+    let d = c.sizes[0];
+    let names = |p: &str, n: usize| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+    let (task, targets, classes) = match c.loss {
+        Loss::Mse | Loss::Mae => (Task::Regression, names("y", n_out), vec![]),
+        _ => (Task::Classification, vec!["y".into()], names("c", n_out)),
+    };
+    let target_cols = if task == Task::Regression { n_out } else { 0 };
+    let layers = c
+        .sizes
+        .windows(2)
+        .map(|w| Layer {
+            inputs: w[0],
+            outputs: w[1],
+            weight: vec![0.0; w[0] * w[1]],
+            bias: vec![0.0; w[1]],
+        })
+        .collect();
+    let schema = Schema {
+        features: names("x", d),
+        targets,
+        task,
+        classes,
+        window: None,
+    };
+    Model::new(
+        schema,
+        c.act,
+        c.loss,
+        0,
+        layers,
+        Normalizer::identity(d),
+        Normalizer::identity(target_cols),
+    )
+    .expect("a valid model")
 }
 
-/// Analytic gradients by backpropagation through the reference ops: (param grads, input grad).
-fn grads_of(c: &Case, params: &[Vec<f64>], x: &[f64], t: &[f64]) -> (Vec<Vec<f64>>, Vec<f64>) {
-    let layers = c.sizes.len() - 1;
-    let act_of = |l: usize| {
-        if l + 1 == layers {
-            Activation::Identity
-        } else {
-            c.act
-        }
-    };
-    let mut acts = vec![x.to_vec()];
-    for l in 0..layers {
-        let (k, n) = (c.sizes[l], c.sizes[l + 1]);
-        let mut y = vec![f64::NAN; c.m * n];
-        matmul_nt(
-            &acts[l],
-            &params[2 * l],
-            Some(&params[2 * l + 1]),
-            act_of(l),
-            &mut y,
-            c.m,
-            n,
-            k,
-        );
-        acts.push(y);
-    }
-    let n_out = *c.sizes.last().unwrap();
-    let mut g = vec![f64::NAN; c.m * n_out];
-    loss_grad(c.loss, &acts[layers], t, None, &mut g, c.m, n_out);
-    let mut out = vec![Vec::new(); 2 * layers];
-    for l in (0..layers).rev() {
-        let (k, n) = (c.sizes[l], c.sizes[l + 1]);
-        let mut dw = vec![f64::NAN; n * k];
-        let mut db = vec![f64::NAN; n];
-        matmul_tn(&g, &acts[l], &mut dw, c.m, n, k);
-        bias_grad(&g, &mut db, c.m, n);
-        let mut dx = vec![f64::NAN; c.m * k];
-        matmul_nn(&g, &params[2 * l], &mut dx, c.m, n, k);
-        if l > 0 {
-            act_backward(act_of(l - 1), &acts[l], &mut dx);
-        }
-        out[2 * l] = dw;
-        out[2 * l + 1] = db;
-        g = dx;
-    }
-    (out, g)
+/// L = 1/m Σ eₙ at `params` (the probe's parameter slab, in f64).
+fn loss_at(be: &mut CpuBackend<f64>, probe: &GradProbe, params: &[f64], m: usize) -> f64 {
+    be.write_f64(probe.params(), params).expect("write params");
+    let stats = probe.run(be).expect("forward, loss, backward");
+    be.read_f64(stats).expect("read loss")[0] / m as f64
 }
 
 fn check(c: Case, seed: u64) {
     let mut r = Rng::new(seed);
-    let mut params = Vec::new();
-    for w in c.sizes.windows(2) {
-        params.push(
-            (0..w[0] * w[1])
-                .map(|_| r.normal() * 0.8)
-                .collect::<Vec<f64>>(),
-        );
-        params.push((0..w[1]).map(|_| r.normal() * 0.3).collect::<Vec<f64>>());
-    }
-    let x: Vec<f64> = (0..c.m * c.sizes[0])
-        .map(|_| r.normal() * 1.3 + 0.2)
-        .collect();
+    let model = model_of(&c);
     let n_out = *c.sizes.last().unwrap();
-    let t: Vec<f64> = match c.loss {
-        Loss::Mse | Loss::Mae => (0..c.m * n_out).map(|_| r.normal()).collect(),
-        _ => (0..c.m).map(|_| r.below(n_out) as f64).collect(),
+    // Inputs and targets travel as f32 (the data path); the parameters are f64 throughout.
+    let x: Vec<f32> = (0..c.m * c.sizes[0])
+        .map(|_| (r.normal() * 1.3 + 0.2) as f32)
+        .collect();
+    let y: Vec<f32> = match c.loss {
+        Loss::Mse | Loss::Mae => (0..c.m * n_out).map(|_| r.normal() as f32).collect(),
+        _ => (0..c.m).map(|_| r.below(n_out) as f32).collect(),
     };
-    let (analytic, dx) = grads_of(&c, &params, &x, &t);
+    let rows = Rows { x, y, rows: c.m };
+    let mut be = CpuBackend::new_f64();
+    let probe = GradProbe::new(&mut be, &model, &rows).expect("probe");
+    let layout = probe.layout().clone();
+    let mut params = vec![0.0f64; layout.len];
+    for l in 0..layout.w.len() {
+        let ((wo, wl), (bo, bl)) = (layout.w[l], layout.b[l]);
+        params[wo..wo + wl]
+            .iter_mut()
+            .for_each(|v| *v = r.normal() * 0.8);
+        params[bo..bo + bl]
+            .iter_mut()
+            .for_each(|v| *v = r.normal() * 0.3);
+    }
+    loss_at(&mut be, &probe, &params, c.m);
+    let analytic = be.read_f64(probe.grads()).expect("read gradient");
+    let name = |i: usize| {
+        for l in 0..layout.w.len() {
+            let ((wo, wl), (bo, bl)) = (layout.w[l], layout.b[l]);
+            if (wo..wo + wl).contains(&i) {
+                return format!("layers.{l}.weight[{}]", i - wo);
+            }
+            if (bo..bo + bl).contains(&i) {
+                return format!("layers.{l}.bias[{}]", i - bo);
+            }
+        }
+        format!("param[{i}]")
+    };
     let h = 1e-6;
     let mut worst = (0.0f64, String::new());
-    let mut compare = |what: String, a: f64, num: f64| {
+    for i in 0..params.len() {
+        let (mut plus, mut minus) = (params.clone(), params.clone());
+        plus[i] += h;
+        minus[i] -= h;
+        let num = (loss_at(&mut be, &probe, &plus, c.m) - loss_at(&mut be, &probe, &minus, c.m))
+            / (2.0 * h);
+        let a = analytic[i];
         let err = (a - num).abs() / (1e-7 + 1e-5 * num.abs().max(a.abs()));
         if err > worst.0 {
-            worst = (err, format!("{what}: analytic {a:.9e} numeric {num:.9e}"));
+            worst = (
+                err,
+                format!("{}: analytic {a:.9e} numeric {num:.9e}", name(i)),
+            );
         }
-    };
-    for p in 0..params.len() {
-        for i in 0..params[p].len() {
-            let mut plus = params.clone();
-            plus[p][i] += h;
-            let mut minus = params.clone();
-            minus[p][i] -= h;
-            let num = (loss_of(&c, &plus, &x, &t) - loss_of(&c, &minus, &x, &t)) / (2.0 * h);
-            let name = if p % 2 == 0 { "weight" } else { "bias" };
-            compare(format!("layers.{}.{name}[{i}]", p / 2), analytic[p][i], num);
-        }
-    }
-    for i in 0..x.len() {
-        let (mut xp, mut xm) = (x.clone(), x.clone());
-        xp[i] += h;
-        xm[i] -= h;
-        let num = (loss_of(&c, &params, &xp, &t) - loss_of(&c, &params, &xm, &t)) / (2.0 * h);
-        compare(format!("input[{i}]"), dx[i], num);
     }
     println!(
         "{:?} {:?} {:?}: worst relative error {:.3} of tolerance at {}",

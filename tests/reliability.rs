@@ -229,3 +229,590 @@ fn a_second_run_writing_the_same_model_is_refused_while_the_first_runs() {
     let o = run(&again);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+// ---------------------------------------------------------------------------------------
+// Signals and checkpoints
+
+mod common;
+
+use wgtrain::backend::Backend;
+use wgtrain::data::{Normalizer, Schema};
+use wgtrain::model::{Model, init_layers};
+use wgtrain::spec::{Activation, Loss, Optimizer, Task};
+use wgtrain::train::{Control, Resume, Rows, RunState, Schedule, TrainConfig, train_with};
+
+/// Seeded rows of y = sin(x·w) + noise over `d` features, drawn fresh (never zeros or ones).
+fn rows(n: usize, d: usize, seed: u64) -> Rows {
+    let mut r = wgtrain::rng::Rng::new(seed);
+    let x: Vec<f32> = (0..n * d).map(|_| r.normal() as f32).collect();
+    let y = x
+        .chunks(d)
+        .map(|row| {
+            let s: f32 = row
+                .iter()
+                .enumerate()
+                .map(|(j, v)| v * (j as f32 * 0.3 - 0.5))
+                .sum();
+            s.sin() + 0.1 * r.normal() as f32
+        })
+        .collect();
+    Rows { x, y, rows: n }
+}
+
+fn small_model(d: usize) -> Model {
+    let schema = Schema {
+        features: (0..d).map(|j| format!("x{j}")).collect(),
+        targets: vec!["y".into()],
+        task: Task::Regression,
+        classes: vec![],
+        window: None,
+    };
+    let layers = init_layers(&[d, 17, 9, 1], Activation::Relu, 5);
+    let (n, t) = (Normalizer::identity(d), Normalizer::identity(1));
+    Model::new(schema, Activation::Relu, Loss::Mse, 5, layers, n, t).unwrap()
+}
+
+/// Everything that carries state across steps: Adam, a cosine schedule, decay, clipping,
+/// early stopping with best weights.
+fn config() -> TrainConfig {
+    TrainConfig {
+        optimizer: Optimizer::Adam,
+        lr: 0.01,
+        schedule: Schedule::Cosine { min: 0.0005 },
+        batch_size: 16,
+        epochs: 5,
+        seed: 11,
+        weight_decay: 0.01,
+        patience: Some(100),
+        clip: Some(1.0),
+        progress: false,
+    }
+}
+
+/// Trains with a stop after `stop_after` polls (None: never) and returns the model's bytes
+/// and the state of the last checkpoint taken.
+fn run_steered(
+    be: &mut dyn Backend,
+    model: Model,
+    resume: Option<Resume>,
+    stop_after: Option<usize>,
+) -> (Vec<u8>, Option<Resume>, bool) {
+    let (train, val) = (rows(203, 6, 1), rows(61, 6, 2));
+    let polls = std::cell::Cell::new(0usize);
+    let stop = || {
+        polls.set(polls.get() + 1);
+        stop_after.is_some_and(|n| polls.get() >= n)
+    };
+    let mut last: Option<Resume> = None;
+    let mut keep = |s: RunState| {
+        last = Some(Resume {
+            snapshot: s.snapshot,
+            best: s.best,
+            best_model: s.best_model.cloned(),
+            history: s.history.to_vec(),
+        });
+        // The weights to resume from travel as the model the trainer starts with.
+        CURRENT.with(|c| *c.borrow_mut() = Some(s.current));
+        Ok(())
+    };
+    let ctl = Control {
+        stop: &stop,
+        resume,
+        checkpoint_every: Some(2),
+        on_checkpoint: &mut keep,
+    };
+    let mut m = model;
+    let h = train_with(be, &mut m, &train, Some(&val), &config(), |_| {}, ctl).unwrap();
+    (m.to_bytes().unwrap(), last, h.interrupted)
+}
+
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<Model>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Interrupts a run in the middle of an epoch, resumes it from its checkpoint state, and
+/// expects the very bytes of a run that was never interrupted.
+fn resume_is_exact(be: &mut dyn Backend) {
+    let (full, _, interrupted) = run_steered(be, small_model(6), None, None);
+    assert!(!interrupted);
+    // 203 rows / 16 = 13 batches per epoch: poll 30 is mid-epoch 3.
+    for stop_after in [1, 30, 13 * 4 + 5] {
+        let (_, state, interrupted) = run_steered(be, small_model(6), None, Some(stop_after));
+        assert!(interrupted, "stop after {stop_after} polls");
+        let state = state.expect("an interrupted run hands over its state");
+        let current = CURRENT.with(|c| c.borrow_mut().take()).unwrap();
+        let (resumed, _, again) = run_steered(be, current, Some(state), None);
+        assert!(!again);
+        assert!(
+            resumed == full,
+            "stopped after {stop_after} polls: the resumed model differs from the uninterrupted one"
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_run_resumes_bit_for_bit_on_the_cpu() {
+    resume_is_exact(&mut wgtrain::backend::cpu::CpuBackend::new());
+}
+
+#[test]
+fn an_interrupted_run_resumes_bit_for_bit_on_the_gpu() {
+    let Some(mut gpu) = common::gpu() else {
+        return;
+    };
+    resume_is_exact(&mut gpu);
+}
+
+/// A regression CSV of `n` rows and `d` features (seeded).
+fn write_csv(path: &Path, n: usize, d: usize) {
+    let r = rows(n, d, 7);
+    let mut text: String = (0..d).map(|j| format!("x{j},")).collect::<String>() + "y\n";
+    for (row, y) in r.x.chunks(d).zip(&r.y) {
+        for v in row {
+            text += &format!("{v},");
+        }
+        text += &format!("{y}\n");
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill on the pid of a child we spawned and have not waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+/// Runs `train` on `dev` with Ctrl-C after the second epoch, then `--resume`, and compares
+/// with a run never interrupted.
+fn ctrl_c_then_resume(dev: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    write_csv(&data, 1500, 8);
+    let (out, full, metrics, ckpt) = (
+        d.path().join("m.st"),
+        d.path().join("full.st"),
+        d.path().join("m.csv"),
+        d.path().join("c.ckpt"),
+    );
+    let common = [
+        "train",
+        s(&data),
+        "--target",
+        "y",
+        "--epochs",
+        "8",
+        "--batch-size",
+        "4",
+        "--hidden",
+        "32,16",
+        "--lr-schedule",
+        "cosine",
+        "--patience",
+        "50",
+        "--device",
+        dev,
+    ];
+    let o = run(&[&common[..], &["--out", s(&full), "-q"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let args = [
+        &common[..],
+        &[
+            "--out",
+            s(&out),
+            "--metrics",
+            s(&metrics),
+            "--checkpoint",
+            s(&ckpt),
+        ],
+    ]
+    .concat();
+    let (mut child, mut lines) = start_long_run(&args);
+    let mut second = String::new();
+    lines.read_line(&mut second).unwrap();
+    signal(&child, libc::SIGINT);
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("stopped by Ctrl-C") && err.contains("--resume"),
+        "{err}"
+    );
+    Model::load(&out).expect("the interrupted run's model loads");
+    let logged = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        logged.lines().count() >= 3,
+        "header and two epochs:\n{logged}"
+    );
+    assert!(
+        logged.lines().count() < 10,
+        "interrupted before the end:\n{logged}"
+    );
+
+    let o = run(&["train", "--resume", s(&ckpt)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        std::fs::read(&out).unwrap() == std::fs::read(&full).unwrap(),
+        "the resumed run's model differs from the uninterrupted run's"
+    );
+    let logged = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(logged.lines().count(), 9, "every epoch once:\n{logged}");
+}
+
+#[test]
+fn ctrl_c_saves_everything_exits_130_and_the_run_resumes_exactly_on_the_cpu() {
+    ctrl_c_then_resume("cpu");
+}
+
+#[test]
+fn ctrl_c_saves_everything_exits_130_and_the_run_resumes_exactly_on_the_gpu() {
+    if common::adapter().is_none() {
+        return;
+    }
+    ctrl_c_then_resume("gpu");
+}
+
+#[test]
+fn a_second_signal_ends_the_run_at_once_without_touching_outputs() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    write_csv(&data, 512, 64);
+    let (out, ckpt) = (d.path().join("m.st"), d.path().join("c.ckpt"));
+    std::fs::write(&out, "the previous model").unwrap();
+    // Steps of several seconds each (two 4000-wide layers, a batch of 512), so both signals
+    // arrive during the first step.
+    let mut child = bin()
+        .args([
+            "train",
+            s(&data),
+            "--target",
+            "y",
+            "--hidden",
+            "4000,4000",
+            "--batch-size",
+            "512",
+            "--device",
+            "cpu",
+            "--out",
+            s(&out),
+            "--checkpoint",
+            s(&ckpt),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut announce = String::new();
+    err.read_line(&mut announce).unwrap();
+    assert!(announce.contains("regression on"), "{announce}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(&child, libc::SIGINT);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    signal(&child, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "the previous model");
+    assert!(
+        !ckpt.exists(),
+        "no checkpoint written after the second signal"
+    );
+}
+
+#[test]
+fn resume_refuses_changed_data_other_files_and_other_flags() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    write_csv(&data, 100, 3);
+    let (out, ckpt) = (d.path().join("m.st"), d.path().join("c.ckpt"));
+    let o = run(&[
+        "train",
+        s(&data),
+        "--target",
+        "y",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        s(&out),
+        "--checkpoint",
+        s(&ckpt),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    refused(
+        &["train", "--resume", s(&out)],
+        1,
+        &["not a wgtrain checkpoint"],
+    );
+    refused(
+        &["train", "--resume", s(&data)],
+        1,
+        &["not a wgtrain checkpoint"],
+    );
+    refused(
+        &["train", "--resume", s(&ckpt), "--lr", "0.1"],
+        2,
+        &["--resume", "--lr", "only --epochs"],
+    );
+    refused(
+        &["train", "--resume", s(&ckpt), "--epochs", "1"],
+        2,
+        &["--epochs", "fewer"],
+    );
+    let mut text = std::fs::read_to_string(&data).unwrap();
+    text = text.replacen('1', "2", 1);
+    std::fs::write(&data, text).unwrap();
+    refused(
+        &["train", "--resume", s(&ckpt)],
+        1,
+        &["changed since the checkpoint", "d.csv"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Sizes, numerics, labels
+
+#[test]
+fn impossible_sizes_and_f32_underflow_are_refused_with_numbers() {
+    let d = tempfile::tempdir().unwrap();
+    let data = iris_in(d.path());
+    let base = ["train", s(&data), "--target", "species", "--device", "cpu"];
+    let se = refused(
+        &[&base[..], &["--hidden", "100000000"]].concat(),
+        2,
+        &["--hidden", "the run needs about", "available"],
+    );
+    assert!(!se.contains("epoch"), "{se}");
+    refused(
+        &[&base[..], &["--lr", "1e-50"]].concat(),
+        2,
+        &["--lr", "32-bit"],
+    );
+    refused(
+        &[&base[..], &["--lr", "1e39"]].concat(),
+        2,
+        &["--lr", "inf"],
+    );
+    refused(
+        &[&base[..], &["--weight-decay", "1e-46"]].concat(),
+        2,
+        &["--weight-decay", "32-bit"],
+    );
+}
+
+#[test]
+fn a_trillion_epochs_allocates_nothing_for_them_and_stops_on_ctrl_c() {
+    let d = tempfile::tempdir().unwrap();
+    let data = iris_in(d.path());
+    let out = d.path().join("m.st");
+    let (mut child, _) = start_long_run(&[
+        "train",
+        s(&data),
+        "--target",
+        "species",
+        "--epochs",
+        "1000000000000",
+        "--device",
+        "cpu",
+        "--out",
+        s(&out),
+    ]);
+    signal(&child, libc::SIGINT);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    Model::load(&out).unwrap();
+}
+
+#[test]
+fn labels_only_in_validation_or_differing_in_case_are_warnings() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    let mut text = String::from("x,label\n");
+    for i in 0..40 {
+        // Rows 0 and 2 (validation with --val-every 2) are the only birds.
+        let label = match i {
+            0 | 2 => "bird",
+            _ if i % 3 == 0 => "Cat",
+            _ if i % 3 == 1 => "cat",
+            _ => "dog",
+        };
+        text += &format!("{},{label}\n", (i as f32 * 0.37).sin());
+    }
+    std::fs::write(&data, text).unwrap();
+    let o = run(&[
+        "train",
+        s(&data),
+        "--target",
+        "label",
+        "--val-every",
+        "2",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        s(&d.path().join("m.st")),
+    ]);
+    let se = stderr(&o);
+    assert!(o.status.success(), "{se}");
+    assert!(
+        se.contains("warning: class(es) bird appear only in the validation rows"),
+        "{se}"
+    );
+    assert!(
+        se.contains("warning: labels 'Cat', 'cat' differ only in case"),
+        "{se}"
+    );
+}
+
+#[test]
+fn a_non_finite_prediction_is_an_error_naming_the_row() {
+    let d = tempfile::tempdir().unwrap();
+    let (data, model_path) = (d.path().join("d.csv"), d.path().join("m.st"));
+    std::fs::write(&data, "a,b\n0,0\n1e30,2\n").unwrap();
+    let schema = Schema {
+        features: vec!["a".into(), "b".into()],
+        targets: vec!["y".into()],
+        task: Task::Regression,
+        classes: vec![],
+        window: None,
+    };
+    let mut layers = init_layers(&[2, 1], Activation::Relu, 1);
+    layers[0].weight = vec![3e38, 1.0];
+    let (n, t) = (Normalizer::identity(2), Normalizer::identity(1));
+    let m = Model::new(schema, Activation::Relu, Loss::Mse, 1, layers, n, t).unwrap();
+    m.save(&model_path).unwrap();
+    refused(
+        &["predict", s(&model_path), s(&data), "--device", "cpu"],
+        1,
+        &["d.csv:3", "predicts inf"],
+    );
+}
+
+/// y[m,n] = relu(x[m,k]·w[n,k]ᵀ + b[n]) with a NaN planted in x: every output of that row
+/// must be NaN (a ReLU that maps NaN to 0 hides a diverged network), the other rows finite.
+fn relu_keeps_nan(be: &mut dyn Backend) {
+    let (m, n, k) = (5, 3, 17);
+    let mut r = wgtrain::rng::Rng::new(3);
+    let mut x: Vec<f32> = (0..m * k).map(|_| r.normal() as f32).collect();
+    x[2 * k + 7] = f32::NAN;
+    let w: Vec<f32> = (0..n * k).map(|_| r.normal() as f32).collect();
+    let b: Vec<f32> = (0..n).map(|_| r.normal() as f32).collect();
+    let (xb, wb, bb) = (
+        be.upload(&x).unwrap(),
+        be.upload(&w).unwrap(),
+        be.upload(&b).unwrap(),
+    );
+    let y = be.upload(&vec![0.5; m * n]).unwrap();
+    be.matmul_nt(xb, wb, Some(bb), Activation::Relu, y, m, n, k)
+        .unwrap();
+    let out = be.read(y).unwrap();
+    for (i, v) in out.iter().enumerate() {
+        let row = i / n;
+        assert_eq!(
+            v.is_nan(),
+            row == 2,
+            "{} [{row},{}] = {v}",
+            be.describe(),
+            i % n
+        );
+    }
+}
+
+#[test]
+fn relu_keeps_nan_visible_on_the_cpu_and_the_gpu() {
+    relu_keeps_nan(&mut wgtrain::backend::cpu::CpuBackend::new());
+    if let Some(mut gpu) = common::gpu() {
+        relu_keeps_nan(&mut gpu);
+    }
+}
+
+/// Targets around 1e19: the network learns standardized values and is fine; the reported
+/// loss (about 1e38 in target units) used to overflow the f32 sums and read as divergence.
+#[test]
+fn targets_around_1e19_train_without_a_false_divergence() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("big.csv");
+    let r = rows(300, 3, 9);
+    let mut text = String::from("a,b,c,y\n");
+    for (row, y) in r.x.chunks(3).zip(&r.y) {
+        text += &format!("{},{},{},{}\n", row[0], row[1], row[2], 3e19 + 1e19 * y);
+    }
+    std::fs::write(&data, text).unwrap();
+    let metrics = d.path().join("m.csv");
+    for dev in ["cpu", "gpu"] {
+        if dev == "gpu" && common::adapter().is_none() {
+            continue;
+        }
+        let o = run(&[
+            "train",
+            s(&data),
+            "--target",
+            "y",
+            "--epochs",
+            "3",
+            "--device",
+            dev,
+            "--out",
+            s(&d.path().join("m.st")),
+            "--metrics",
+            s(&metrics),
+        ]);
+        assert!(o.status.success(), "{dev}: {}", stderr(&o));
+        let logged = std::fs::read_to_string(&metrics).unwrap();
+        let last = logged.lines().last().unwrap().to_string();
+        let loss: f64 = last.split(',').nth(1).unwrap().parse().unwrap();
+        assert!(
+            loss.is_finite() && loss > 1e36 && loss < 1e40,
+            "{dev}: {last}"
+        );
+    }
+}
+
+#[test]
+fn predict_reads_only_the_feature_columns() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    write_csv(&data, 60, 3);
+    let model = d.path().join("m.st");
+    let o = run(&[
+        "train",
+        s(&data),
+        "--target",
+        "y",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        s(&model),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The target column empty, '?', or absent.
+    let text = std::fs::read_to_string(&data).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.take(4).collect();
+    let cut = |l: &str| l.rsplit_once(',').unwrap().0.to_string();
+    let mut unknown = format!("{header}\n");
+    for (i, r) in rows.iter().enumerate() {
+        unknown += &format!("{},{}\n", cut(r), ["", "?", "", "?"][i]);
+    }
+    let mut absent = format!("{}\n", cut(header));
+    for r in &rows {
+        absent += &format!("{}\n", cut(r));
+    }
+    let mut outs = Vec::new();
+    for (name, body) in [("unknown.csv", unknown), ("absent.csv", absent)] {
+        let p = d.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        let o = run(&["predict", s(&model), s(&p), "--device", "cpu"]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        outs.push(String::from_utf8_lossy(&o.stdout).into_owned());
+    }
+    assert_eq!(outs[0].lines().count(), 5, "{}", outs[0]);
+    assert_eq!(outs[0], outs[1], "the target column plays no part");
+}

@@ -2,10 +2,16 @@
 //! over f32 (training) and f64 (the gradient checks). The WGSL kernels in `shaders/` are
 //! verified against these functions; read them side by side.
 //!
-//! The three matrix products go through `matrixmultiply`'s blocked, multi-threaded gemm
-//! (strides express the transposed layouts, so no copies); `*_naive` keeps the textbook loops
-//! as the reference that the fast path is tested against.
+//! The three matrix products go through the `gemm` crate (strides express the transposed
+//! layouts, so no copies; the strides are bounds-checked before every call); `*_naive` keeps
+//! the textbook loops as the reference. The `CpuBackend` itself runs the f32 fast path of
+//! `fast.rs` (a persistent thread pool, fused epilogues, vectorized optimizer), which is
+//! tested against the functions here.
 
+use std::time::Instant;
+
+use super::fast;
+use super::pool::Pool;
 use super::{Backend, Buf, Clip, DType, Fault, Gather, STATS_WIDTH, StepParams};
 use crate::error::{Error, Result};
 use crate::spec::{ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Activation, Loss, MOMENTUM, Optimizer};
@@ -32,7 +38,8 @@ pub trait Real:
     fn ln(self) -> Self;
     fn sqrt(self) -> Self;
     fn abs(self) -> Self;
-    /// c[m, n] = a[m, k] · b[k, n] with arbitrary (row, column) strides.
+    /// c[m, n] = a[m, k] · b[k, n] with arbitrary (row, column) strides; panics (never reads
+    /// out of bounds) when the strides reach past a slice.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
         m: usize,
@@ -47,7 +54,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $gemm:path) => {
+    ($t:ty) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -79,49 +86,25 @@ macro_rules! impl_real {
                 sb: (usize, usize),
                 c: &mut [Self],
             ) {
-                if m == 0 || n == 0 {
-                    return;
-                }
-                // The strides below stay inside the slices the callers sized as m·k, k·n, m·n.
-                assert!(
-                    a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-                    "gemm: buffer too small"
-                );
-                unsafe {
-                    $gemm(
-                        m,
-                        k,
-                        n,
-                        1.0,
-                        a.as_ptr(),
-                        sa.0 as isize,
-                        sa.1 as isize,
-                        b.as_ptr(),
-                        sb.0 as isize,
-                        sb.1 as isize,
-                        0.0,
-                        c.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    )
-                }
+                super::fast::gemm(m, n, k, a, sa, b, sb, c, n, 1.0);
             }
         }
     };
 }
-impl_real!(f32, matrixmultiply::sgemm);
-impl_real!(f64, matrixmultiply::dgemm);
+impl_real!(f32);
+impl_real!(f64);
 
 // ---- activations -------------------------------------------------------------------------
 
 pub fn act_forward<F: Real>(act: Activation, z: F) -> F {
     match act {
         Activation::Identity => z,
+        // Written so a NaN passes through: a ReLU must not hide a diverged network.
         Activation::Relu => {
-            if z > F::ZERO {
-                z
-            } else {
+            if z < F::ZERO {
                 F::ZERO
+            } else {
+                z
             }
         }
         Activation::Sigmoid => F::ONE / (F::ONE + (-z).exp()),
@@ -480,50 +463,359 @@ pub fn optimizer_step<F: Real>(
 // ---- the backend -------------------------------------------------------------------------
 
 /// True when `t` names a class of 0..n, the test `class_of` asserts.
-fn is_class(t: f32, n: usize) -> bool {
-    t >= 0.0 && (t as usize) < n
+fn is_class<F: Real>(t: F, n: usize) -> bool {
+    t >= F::ZERO && (t.to_f64() as usize) < n
 }
 
-/// The CPU backend: buffers are plain vectors in an arena; every op runs at once. The
-/// `*_impl` methods run after the trait's checks, so views lie inside live buffers and no
-/// output shares its backing buffer with another operand.
-#[derive(Default)]
-pub struct CpuBackend {
-    /// Indexed by `Buf::id`; `None` once freed (ids are never reused).
-    bufs: Vec<Option<(Vec<f32>, DType)>>,
-    ops: u64,
+/// The element type of a `CpuBackend`: f32 trains on the fast path of `fast.rs`; f64 runs the
+/// plain reference ops, so the gradient checks go through the real training wiring in f64.
+pub trait CpuReal: Real + Send + Sync + 'static {
+    const NAME: &'static str;
+    fn from_f32(v: f32) -> Self;
+    fn to_f32(self) -> f32;
+    /// Row indices share the arena with values: bit-cast in f32, as exact values in f64.
+    fn from_index(u: u32) -> Self;
+    fn to_index(self) -> u32;
+    fn gather(pool: &Pool, src: &[Self], cols: usize, idx: &[Self], dst: &mut [Self]);
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_nt(
+        pool: &Pool,
+        x: &[Self],
+        w: &[Self],
+        b: Option<&[Self]>,
+        act: Activation,
+        y: &mut [Self],
+        m: usize,
+        n: usize,
+        k: usize,
+    );
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_nn(
+        pool: &Pool,
+        dy: &[Self],
+        w: &[Self],
+        act: Activation,
+        y: Option<&[Self]>,
+        dx: &mut [Self],
+        m: usize,
+        n: usize,
+        k: usize,
+    );
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_tn(
+        pool: &Pool,
+        dy: &[Self],
+        x: &[Self],
+        dw: &mut [Self],
+        db: Option<&mut [Self]>,
+        m: usize,
+        n: usize,
+        k: usize,
+    );
+    #[allow(clippy::too_many_arguments)]
+    fn optimizer_step(
+        pool: &Pool,
+        opt: Optimizer,
+        p: &mut [Self],
+        g: &[Self],
+        s0: Option<&mut [Self]>,
+        s1: Option<&mut [Self]>,
+        decay_len: usize,
+        hp: StepParams,
+        scale: Self,
+    );
 }
 
-impl CpuBackend {
-    pub fn new() -> Self {
-        Self::default()
+impl CpuReal for f32 {
+    const NAME: &'static str = "gemm crate";
+    fn from_f32(v: f32) -> Self {
+        v
     }
-    fn get(&self, b: Buf) -> &[f32] {
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn from_index(u: u32) -> Self {
+        f32::from_bits(u)
+    }
+    fn to_index(self) -> u32 {
+        self.to_bits()
+    }
+    fn gather(pool: &Pool, src: &[f32], cols: usize, idx: &[f32], dst: &mut [f32]) {
+        fast::gather(pool, src, cols, bytemuck::cast_slice(idx), dst);
+    }
+    fn matmul_nt(
+        pool: &Pool,
+        x: &[f32],
+        w: &[f32],
+        b: Option<&[f32]>,
+        act: Activation,
+        y: &mut [f32],
+        m: usize,
+        n: usize,
+        k: usize,
+    ) {
+        fast::matmul_nt(pool, x, w, b, act, y, m, n, k)
+    }
+    fn matmul_nn(
+        pool: &Pool,
+        dy: &[f32],
+        w: &[f32],
+        act: Activation,
+        y: Option<&[f32]>,
+        dx: &mut [f32],
+        m: usize,
+        n: usize,
+        k: usize,
+    ) {
+        fast::matmul_nn(pool, dy, w, act, y, dx, m, n, k)
+    }
+    fn matmul_tn(
+        pool: &Pool,
+        dy: &[f32],
+        x: &[f32],
+        dw: &mut [f32],
+        db: Option<&mut [f32]>,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) {
+        fast::matmul_tn(pool, dy, x, dw, db, m, n, k)
+    }
+    fn optimizer_step(
+        pool: &Pool,
+        opt: Optimizer,
+        p: &mut [f32],
+        g: &[f32],
+        s0: Option<&mut [f32]>,
+        s1: Option<&mut [f32]>,
+        decay_len: usize,
+        hp: StepParams,
+        scale: f32,
+    ) {
+        fast::optimizer_step(pool, opt, p, g, s0, s1, decay_len, hp, scale)
+    }
+}
+
+impl CpuReal for f64 {
+    const NAME: &'static str = "f64 reference";
+    fn from_f32(v: f32) -> Self {
+        v as f64
+    }
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+    fn from_index(u: u32) -> Self {
+        u as f64
+    }
+    fn to_index(self) -> u32 {
+        self as u32
+    }
+    fn gather(_: &Pool, src: &[f64], cols: usize, idx: &[f64], dst: &mut [f64]) {
+        gather_rows(src, cols, idx.iter().map(|&i| i as usize), dst);
+    }
+    fn matmul_nt(
+        _: &Pool,
+        x: &[f64],
+        w: &[f64],
+        b: Option<&[f64]>,
+        act: Activation,
+        y: &mut [f64],
+        m: usize,
+        n: usize,
+        k: usize,
+    ) {
+        matmul_nt(x, w, b, act, y, m, n, k)
+    }
+    fn matmul_nn(
+        _: &Pool,
+        dy: &[f64],
+        w: &[f64],
+        act: Activation,
+        y: Option<&[f64]>,
+        dx: &mut [f64],
+        m: usize,
+        n: usize,
+        k: usize,
+    ) {
+        matmul_nn(dy, w, dx, m, n, k);
+        if let Some(y) = y {
+            act_backward(act, &y[..m * k], &mut dx[..m * k]);
+        }
+    }
+    fn matmul_tn(
+        _: &Pool,
+        dy: &[f64],
+        x: &[f64],
+        dw: &mut [f64],
+        db: Option<&mut [f64]>,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) {
+        matmul_tn(dy, x, dw, m, n, k);
+        if let Some(db) = db {
+            bias_grad(dy, db, m, n);
+        }
+    }
+    fn optimizer_step(
+        _: &Pool,
+        opt: Optimizer,
+        p: &mut [f64],
+        g: &[f64],
+        s0: Option<&mut [f64]>,
+        s1: Option<&mut [f64]>,
+        decay_len: usize,
+        hp: StepParams,
+        scale: f64,
+    ) {
+        let g: Vec<f64> = g.iter().map(|&v| v * scale).collect();
+        let mut states: Vec<&mut [f64]> = s0.into_iter().chain(s1).collect();
+        optimizer_step_slab(opt, p, &g, &mut states, decay_len, hp);
+    }
+}
+
+/// The CPU backend: buffers are plain vectors in an arena; every op runs at once, on the fast
+/// path of `fast.rs` over one persistent thread pool. The `*_impl` methods run after the
+/// trait's checks, so views lie inside live buffers and no output shares its backing buffer
+/// with another operand.
+/// `CpuBackend<f64>` (`new_f64`) runs the plain reference ops in f64 for the gradient checks.
+pub struct CpuBackend<F: CpuReal = f32> {
+    /// Indexed by `Buf::id`; `None` once freed (ids are never reused).
+    bufs: Vec<Option<(Vec<F>, DType)>>,
+    ops: u64,
+    pool: Pool,
+    /// Per-op wall time, kept when WGTRAIN_CPU_PROFILE is set and printed when dropped.
+    profile: Option<Profile>,
+}
+
+impl Default for CpuBackend<f32> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Calls and seconds per op name, in first-call order.
+#[derive(Default)]
+struct Profile {
+    ops: Vec<(&'static str, u64, f64)>,
+}
+
+impl Profile {
+    fn add(&mut self, op: &'static str, secs: f64) {
+        match self.ops.iter_mut().find(|o| o.0 == op) {
+            Some(o) => {
+                o.1 += 1;
+                o.2 += secs;
+            }
+            None => self.ops.push((op, 1, secs)),
+        }
+    }
+    /// A table: op, calls, total ms, µs per call, share of the total.
+    fn report(&self) -> String {
+        let total: f64 = self.ops.iter().map(|o| o.2).sum();
+        let mut ops = self.ops.clone();
+        ops.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let mut out = format!(
+            "{:<16} {:>9} {:>10} {:>10} {:>6}\n",
+            "op", "calls", "total ms", "µs/call", "share"
+        );
+        for (op, calls, secs) in ops {
+            out += &format!(
+                "{op:<16} {calls:>9} {:>10.1} {:>10.2} {:>5.1}%\n",
+                secs * 1e3,
+                secs * 1e6 / calls as f64,
+                100.0 * secs / total.max(1e-12)
+            );
+        }
+        out
+    }
+}
+
+impl<F: CpuReal> Drop for CpuBackend<F> {
+    fn drop(&mut self) {
+        if let Some(p) = &self.profile {
+            eprint!("cpu backend profile (wall time per op):\n{}", p.report());
+        }
+    }
+}
+
+impl CpuBackend<f32> {
+    /// The training backend: f32, the fast path, one thread per core (WGTRAIN_CPU_THREADS).
+    pub fn new() -> Self {
+        CpuBackend::with_pool(Pool::from_env())
+    }
+}
+
+impl CpuBackend<f64> {
+    /// The f64 reference backend of the gradient checks (single-threaded).
+    pub fn new_f64() -> Self {
+        CpuBackend::with_pool(Pool::new(1))
+    }
+    /// Overwrites the f32 view `buf` with f64 values, at full precision.
+    pub fn write_f64(&mut self, buf: Buf, data: &[f64]) -> Result<()> {
+        self.check_buf(buf, "write_f64")?;
+        if buf.dtype != DType::F32 || data.len() != buf.len {
+            return Err(Error::internal(format!(
+                "write_f64 of {} values to {buf:?}",
+                data.len()
+            )));
+        }
+        let mut v = self.take(buf);
+        v[buf.offset..buf.end()].copy_from_slice(data);
+        self.put(buf, v);
+        Ok(())
+    }
+    /// The f32 view `buf` at full f64 precision.
+    pub fn read_f64(&mut self, buf: Buf) -> Result<Vec<f64>> {
+        self.check_buf(buf, "read_f64")?;
+        Ok(self.get(buf).to_vec())
+    }
+}
+
+impl<F: CpuReal> CpuBackend<F> {
+    fn with_pool(pool: Pool) -> Self {
+        CpuBackend {
+            bufs: Vec::new(),
+            ops: 0,
+            pool,
+            profile: std::env::var_os("WGTRAIN_CPU_PROFILE").map(|_| Profile::default()),
+        }
+    }
+    /// The start of a timed op (None when not profiling).
+    fn tic(&self) -> Option<Instant> {
+        self.profile.as_ref().map(|_| Instant::now())
+    }
+    fn toc(&mut self, op: &'static str, t0: Option<Instant>) {
+        if let (Some(p), Some(t0)) = (&mut self.profile, t0) {
+            p.add(op, t0.elapsed().as_secs_f64());
+        }
+    }
+    fn get(&self, b: Buf) -> &[F] {
         match &self.bufs[b.id as usize] {
             Some((v, _)) => &v[b.offset..b.end()],
             None => &[],
         }
     }
-    fn take(&mut self, b: Buf) -> Vec<f32> {
+    fn take(&mut self, b: Buf) -> Vec<F> {
         match &mut self.bufs[b.id as usize] {
             Some((v, _)) => std::mem::take(v),
             None => Vec::new(),
         }
     }
-    fn put(&mut self, b: Buf, v: Vec<f32>) {
+    fn put(&mut self, b: Buf, v: Vec<F>) {
         if let Some((slot, _)) = &mut self.bufs[b.id as usize] {
             *slot = v;
         }
     }
     /// Runs `f` with the output view taken out of the arena, so inputs can be borrowed.
-    fn with_out<R>(&mut self, out: Buf, f: impl FnOnce(&Self, &mut [f32]) -> R) -> R {
+    fn with_out<R>(&mut self, out: Buf, f: impl FnOnce(&Self, &mut [F]) -> R) -> R {
         self.ops += 1;
         let mut o = self.take(out);
         let r = f(self, &mut o[out.offset..out.end()]);
         self.put(out, o);
         r
     }
-    fn push(&mut self, v: Vec<f32>, dtype: DType) -> Result<Buf> {
+    fn push(&mut self, v: Vec<F>, dtype: DType) -> Result<Buf> {
         let id = u32::try_from(self.bufs.len())
             .map_err(|_| Error::internal("cpu backend: too many buffers"))?;
         let len = v.len();
@@ -544,32 +836,25 @@ impl CpuBackend {
     }
 }
 
-fn idx_of(v: f32) -> usize {
-    v.to_bits() as usize
+fn idx_of<F: CpuReal>(v: F) -> usize {
+    v.to_index() as usize
 }
 
-impl Backend for CpuBackend {
+impl<F: CpuReal> Backend for CpuBackend<F> {
     fn describe(&self) -> String {
-        format!(
-            "cpu (matrixmultiply sgemm, {} threads)",
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        )
+        format!("cpu ({}, {} threads)", F::NAME, self.pool.threads())
     }
     fn dispatches(&self) -> u64 {
         self.ops
     }
     fn alloc(&mut self, len: usize) -> Result<Buf> {
-        self.push(vec![0.0; len], DType::F32)
+        self.push(vec![F::ZERO; len], DType::F32)
     }
     fn upload(&mut self, data: &[f32]) -> Result<Buf> {
-        self.push(data.to_vec(), DType::F32)
+        self.push(data.iter().map(|&v| F::from_f32(v)).collect(), DType::F32)
     }
     fn upload_u32(&mut self, data: &[u32]) -> Result<Buf> {
-        // Indices are kept bit-cast in the f32 arena.
-        self.push(
-            data.iter().map(|&u| f32::from_bits(u)).collect(),
-            DType::U32,
-        )
+        self.push(data.iter().map(|&u| F::from_index(u)).collect(), DType::U32)
     }
     fn backing(&self, id: u32) -> Option<(usize, DType)> {
         match self.bufs.get(id as usize) {
@@ -585,15 +870,26 @@ impl Backend for CpuBackend {
         Ok(())
     }
     fn write_impl(&mut self, buf: Buf, data: &[u32]) -> Result<()> {
+        // f32 values arrive bit-cast as u32 (see `Backend::write`).
         let mut v = self.take(buf);
         for (d, &u) in v[buf.offset..buf.end()].iter_mut().zip(data) {
-            *d = f32::from_bits(u);
+            *d = match buf.dtype {
+                DType::F32 => F::from_f32(f32::from_bits(u)),
+                DType::U32 => F::from_index(u),
+            };
         }
         self.put(buf, v);
         Ok(())
     }
     fn read_impl(&mut self, buf: Buf) -> Result<Vec<f32>> {
-        Ok(self.get(buf).to_vec())
+        Ok(match buf.dtype {
+            DType::F32 => self.get(buf).iter().map(|&v| v.to_f32()).collect(),
+            DType::U32 => self
+                .get(buf)
+                .iter()
+                .map(|&v| f32::from_bits(v.to_index()))
+                .collect(),
+        })
     }
 
     fn gather_impl(
@@ -611,13 +907,15 @@ impl Backend for CpuBackend {
                 return Err(Fault::error(Fault::RowIndex.bit()));
             }
         }
+        let t0 = self.tic();
         for g in std::iter::once(x).chain(y) {
             self.with_out(g.dst, |s, d| {
-                let (src, idx) = (s.get(g.src), &s.get(idx)[start..start + count]);
-                gather_rows(src, g.cols, idx.iter().map(|&i| idx_of(i)), d);
+                let idx = &s.get(idx)[start..start + count];
+                F::gather(&s.pool, s.get(g.src), g.cols, idx, d);
             });
         }
         self.ops -= y.is_some() as u64; // one op, however many sources
+        self.toc("gather", t0);
         Ok(())
     }
     fn matmul_nt_impl(
@@ -631,9 +929,12 @@ impl Backend for CpuBackend {
         n: usize,
         k: usize,
     ) -> Result<()> {
+        let t0 = self.tic();
         self.with_out(y, |s, y| {
-            matmul_nt(s.get(x), s.get(w), b.map(|b| s.get(b)), act, y, m, n, k)
+            let b = b.map(|b| s.get(b));
+            F::matmul_nt(&s.pool, s.get(x), s.get(w), b, act, y, m, n, k)
         });
+        self.toc("matmul_nt", t0);
         Ok(())
     }
     fn matmul_nn_impl(
@@ -647,12 +948,12 @@ impl Backend for CpuBackend {
         n: usize,
         k: usize,
     ) -> Result<()> {
+        let t0 = self.tic();
         self.with_out(dx, |s, dx| {
-            matmul_nn(s.get(dy), s.get(w), dx, m, n, k);
-            if let Some(y) = y.filter(|_| act != Activation::Identity) {
-                act_backward(act, &s.get(y)[..m * k], &mut dx[..m * k]);
-            }
+            let y = y.filter(|_| act != Activation::Identity).map(|y| s.get(y));
+            F::matmul_nn(&s.pool, s.get(dy), s.get(w), act, y, dx, m, n, k);
         });
+        self.toc("matmul_nn", t0);
         Ok(())
     }
     fn matmul_tn_impl(
@@ -665,11 +966,25 @@ impl Backend for CpuBackend {
         n: usize,
         k: usize,
     ) -> Result<()> {
-        self.with_out(dw, |s, dw| matmul_tn(s.get(dy), s.get(x), dw, m, n, k));
-        if let Some(db) = db {
-            self.with_out(db, |s, db| bias_grad(s.get(dy), db, m, n));
-            self.ops -= 1; // fused into the product: one op
+        let t0 = self.tic();
+        // dw and db are usually views of one gradient slab: take each backing buffer out once.
+        let mut o = self.take(dw);
+        let db_apart = db.filter(|b| b.id != dw.id);
+        let mut ob = db_apart.map(|b| self.take(b));
+        let (dwv, dbv) = match (&mut ob, db) {
+            (Some(ob), Some(b)) => (
+                &mut o[dw.offset..dw.end()],
+                Some(&mut ob[b.offset..b.end()]),
+            ),
+            _ => split_two(&mut o, dw.offset..dw.end(), db.map(|b| b.offset..b.end())),
+        };
+        F::matmul_tn(&self.pool, self.get(dy), self.get(x), dwv, dbv, m, n, k);
+        self.put(dw, o);
+        if let (Some(b), Some(v)) = (db_apart, ob) {
+            self.put(b, v);
         }
+        self.ops += 1;
+        self.toc("matmul_tn", t0);
         Ok(())
     }
     fn softmax_impl(&mut self, x: Buf, m: usize, n: usize) -> Result<()> {
@@ -691,6 +1006,7 @@ impl Backend for CpuBackend {
         if loss.task() == crate::spec::Task::Classification {
             self.classes_ok(target, m, n)?;
         }
+        let t0 = self.tic();
         let sum = self.with_out(grad, |s, g| {
             loss_grad(
                 loss,
@@ -704,6 +1020,7 @@ impl Backend for CpuBackend {
         });
         self.with_out(stats, |_, st| st[slot] = sum);
         self.ops -= 1;
+        self.toc("loss_grad", t0);
         Ok(())
     }
     fn eval_stats_impl(
@@ -747,28 +1064,44 @@ impl Backend for CpuBackend {
         hp: StepParams,
         clip: Option<Clip>,
     ) -> Result<()> {
-        let mut taken: Vec<Vec<f32>> = state.iter().map(|&b| self.take(b)).collect();
+        let t0 = self.tic();
+        // At most two state buffers (Adam's m, v), taken out of the arena without allocating.
+        let [mut s0, mut s1] =
+            [0, 1].map(|i| state.get(i).map_or_else(Vec::new, |&b| self.take(b)));
         self.with_out(param, |s, pv| {
-            let factor = clip.map(|c| clip_factor(s.get(c.partials), c.max_norm));
-            let scaled: Vec<f32>;
-            let g = match factor {
-                Some(f) => {
-                    scaled = s.get(grad).iter().map(|&v| v * f).collect();
-                    &scaled[..]
-                }
-                None => s.get(grad),
-            };
-            let mut views: Vec<&mut [f32]> = taken
-                .iter_mut()
-                .zip(state)
-                .map(|(v, b)| &mut v[b.offset..b.end()])
-                .collect();
-            optimizer_step_slab(opt, pv, g, &mut views, decay_len, hp);
+            let factor = clip.map_or(F::ONE, |c| {
+                clip_factor(s.get(c.partials), F::from_f32(c.max_norm))
+            });
+            let m = state.first().map(|b| &mut s0[b.offset..b.end()]);
+            let v = state.get(1).map(|b| &mut s1[b.offset..b.end()]);
+            let g = s.get(grad);
+            F::optimizer_step(&s.pool, opt, pv, g, m, v, decay_len, hp, factor);
         });
-        for (&b, v) in state.iter().zip(taken) {
+        for (&b, v) in state.iter().zip([s0, s1]) {
             self.put(b, v);
         }
+        self.toc("optimizer_step", t0);
         Ok(())
+    }
+}
+
+/// Two disjoint ranges of one vector as two mutable slices (`b` may be absent).
+fn split_two<F>(
+    v: &mut [F],
+    a: std::ops::Range<usize>,
+    b: Option<std::ops::Range<usize>>,
+) -> (&mut [F], Option<&mut [F]>) {
+    match b {
+        None => (&mut v[a], None),
+        Some(b) if b.start >= a.end => {
+            let (lo, hi) = v.split_at_mut(b.start);
+            (&mut lo[a], Some(&mut hi[..b.end - b.start]))
+        }
+        Some(b) => {
+            // The trait refuses overlapping dw and db, so b lies wholly before a here.
+            let (lo, hi) = v.split_at_mut(a.start);
+            (&mut hi[..a.end - a.start], Some(&mut lo[b]))
+        }
     }
 }
 

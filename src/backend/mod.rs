@@ -14,7 +14,9 @@
 //! GPU raises a fault flag that the next `read` returns, with the same message (`Fault`).
 
 pub mod cpu;
+mod fast;
 pub mod gpu;
+mod pool;
 
 use crate::error::{Error, Result};
 use crate::spec::{Activation, Loss, Optimizer};

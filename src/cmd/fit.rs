@@ -436,7 +436,7 @@ fn holdout(
             json!(val_ds.as_ref().map_or(0, |v| v.rows)),
         );
     }
-    let line = super::train::report(a, out, &fit.history, name, "");
+    let line = super::train::report_line(a, out, &fit.history, name, "");
     if let Some(path) = &out.plot {
         let val = val_ds.as_ref().zip(fit.val_rows.as_ref());
         super::train::draw_train_plots(a, path, be, &fit.model, &fit.history, val)?;
@@ -617,7 +617,7 @@ fn refit(
         m.insert("val_rows".into(), json!(0));
         m.insert("cv".into(), cv);
     }
-    let line = super::train::report(a, out, &fit.history, name, &format!("; {cv_line}"));
+    let line = super::train::report_line(a, out, &fit.history, name, &format!("; {cv_line}"));
     if let Some(path) = &out.plot {
         super::train::draw_train_plots(a, path, be, &fit.model, &fit.history, None)?;
     }

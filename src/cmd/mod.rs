@@ -8,6 +8,7 @@ pub mod eval;
 pub mod fit;
 pub mod plot;
 pub mod predict;
+pub mod resume;
 pub mod sweep;
 pub mod train;
 pub mod tune;

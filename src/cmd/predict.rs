@@ -38,6 +38,20 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         ds.rows,
     )?;
 
+    // A NaN or infinite prediction is never written as if it were a number.
+    let width = model.outputs().max(1);
+    if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+        return Err(Error::data(
+            &a.data,
+            ds.lines.get(i / width).copied().unwrap_or(0),
+            0,
+            format!(
+                "the model predicts {} for this row (values far outside the training data?)",
+                out[i]
+            ),
+        ));
+    }
+
     // The record each sample came from (windows skip the first rows), for --keep.
     let record_of: HashMap<u64, usize> = table
         .lines

@@ -3,10 +3,11 @@
 use std::path::Path;
 
 use crate::backend::Backend;
+use crate::checkpoint::Checkpoint;
 use crate::cli::{ScheduleKind, TrainArgs};
-use crate::data::{Dataset, Normalizer};
+use crate::data::{DataSpec, Dataset, LoadOptions, Normalizer};
 use crate::error::{Error, Result};
-use crate::metrics::EpochMetrics;
+use crate::metrics::{EpochMetrics, MetricsLog};
 use crate::model::{Model, init_layers_with, layer_sizes};
 use crate::spec::{Activation, Loss, Task};
 use crate::train::{self, History, Rows, Schedule, TrainConfig};
@@ -18,6 +19,19 @@ pub struct TrainOutcome {
 }
 
 pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
+    match &a.resume {
+        Some(path) => {
+            let (orig, ckpt) = super::resume::load(a, path)?;
+            run_from(&orig, Some(ckpt))
+        }
+        None if a.checkpoint.is_some() => run_from(a, None),
+        // Everything else: run folders, --cv, --select-k, sweeps (cmd/fit.rs).
+        None => run_fit(a),
+    }
+}
+
+/// A run without checkpoints: one fit, or --cv's folds and refit, into --out or a run folder.
+fn run_fit(a: &TrainArgs) -> Result<TrainOutcome> {
     let cfg = config(a)?;
     if let Some(path) = &a.plot {
         crate::plot::format_of(path)?;
@@ -25,14 +39,14 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
     // --out's clashes are refused before any data is read; a run folder is new, so its
     // files are planned (and locked) once it exists.
     let mut planned = match &a.out {
-        Some(_) => Some(plan_outputs(a, &super::fit::Outputs::plan(a, None)?)?),
+        Some(_) => Some(plan_run_outputs(a, &super::fit::Outputs::plan(a, None)?)?),
         None => None,
     };
     let data = super::fit::load(a)?;
     let mut be = a.dev.open()?;
     let out = super::fit::Outputs::plan(a, None)?;
     if planned.is_none() {
-        planned = Some(plan_outputs(a, &out)?);
+        planned = Some(plan_run_outputs(a, &out)?);
     }
     let o = match super::fit::run(a, &cfg, &data, be.as_mut(), &out, &train_argv()) {
         Ok(o) => o,
@@ -65,8 +79,188 @@ fn train_argv() -> Vec<std::ffi::OsString> {
     }
 }
 
+/// A run from its start, or from a checkpoint of it.
+fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
+    let cfg = config(a)?;
+    if let Some(path) = &a.plot {
+        crate::plot::format_of(path)?;
+    }
+    let flow = [
+        ("--cv", a.cv.is_some()),
+        ("--select-k", a.select_k.is_some()),
+        ("--val-last", a.val_last.is_some()),
+        ("--group", !a.group.is_empty()),
+        ("--features", !a.features.is_empty()),
+        ("--init-from", a.init_from.is_some()),
+    ];
+    if let Some((flag, _)) = flow.iter().find(|(_, set)| *set) {
+        return Err(Error::flag(
+            *flag,
+            "is not checkpointed yet: leave out --checkpoint / --resume",
+        ));
+    }
+    let Some(out) = a.out.clone() else {
+        return Err(Error::flag(
+            "--checkpoint",
+            "needs --out (run folders are not checkpointed yet)",
+        ));
+    };
+    // Held to the end of the run: its locks keep a second run off these files.
+    let _outputs = plan_outputs(a, &out)?;
+    let saver = a
+        .checkpoint
+        .as_ref()
+        .map(|p| super::resume::Saver::new(a, p))
+        .transpose()?;
+    let (train_ds, val_ds, loss) = read_data(a)?;
+    let s = &train_ds.schema;
+    let sizes = layer_sizes(s.n_features(), &a.hidden.0, s.n_outputs());
+    let rows = train_ds.rows + val_ds.as_ref().map_or(0, |v| v.rows);
+    let batch = a.batch_size.min(train_ds.rows.max(1));
+    let needs = crate::budget::Needs::of(&sizes, batch, rows, s.target_cols(), a.optimizer);
+    crate::budget::check(&needs, crate::budget::available())?;
+    let mut model = match &resume {
+        Some(c) => c.model.clone(),
+        None => new_model(a, &train_ds, loss)?,
+    };
+    let train_rows = super::model_rows(&model, &train_ds);
+    let val_rows = val_ds.as_ref().map(|v| super::model_rows(&model, v));
+
+    let batch = cfg.batch_size.min(train_rows.rows.max(1));
+    // auto times a few steps of this network on the (tuned) GPU and on the CPU and keeps the
+    // faster; every choice is tuned for this network.
+    let mut be = crate::auto::open_for_training(
+        a.dev.device,
+        a.dev.adapter.as_deref(),
+        &model,
+        &cfg,
+        batch,
+        a.dev.tune,
+    )?;
+    if !a.quiet {
+        announce(a, &model, be.as_ref(), &train_rows, val_rows.as_ref());
+    }
+    let metric_name = metric_name(model.schema.task);
+    let resume = resume.map(super::resume::state);
+    let mut log = match &a.metrics {
+        Some(path) => Some(MetricsLog::create(path, metric_name)?),
+        None => None,
+    };
+    let mut log_err = None;
+    // A resumed run's metrics file starts with the epochs before the checkpoint.
+    for m in resume.iter().flat_map(|r| &r.history) {
+        if let Some(l) = log.as_mut() {
+            l.write(m)?;
+        }
+    }
+    let mut on_checkpoint = |s: train::RunState| saver.as_ref().map_or(Ok(()), |sv| sv.save(s));
+    let control = train::Control {
+        stop: &crate::signals::requested,
+        resume,
+        checkpoint_every: saver.as_ref().map(|_| a.checkpoint_every),
+        on_checkpoint: &mut on_checkpoint,
+    };
+    let on_epoch = |m: &EpochMetrics| {
+        if !a.quiet {
+            crate::outln!("{}", epoch_line(m, metric_name));
+        }
+        if let Some(l) = log.as_mut()
+            && let Err(e) = l.write(m)
+        {
+            log_err.get_or_insert(e);
+        }
+    };
+    let (tr, va) = (&train_rows, val_rows.as_ref());
+    let history = train::train_with(be.as_mut(), &mut model, tr, va, &cfg, on_epoch, control)?;
+    if let Some(e) = log_err {
+        return Err(e);
+    }
+    crate::validate::model(&model, &out)?;
+    model.save(&out)?;
+    if history.interrupted {
+        report_interrupt(a, &history);
+        return Ok(TrainOutcome {
+            model: Some(model),
+            history: Some(history),
+        });
+    }
+    report(a, &history, metric_name);
+    if let Some(path) = &a.plot {
+        let val = val_ds.as_ref().zip(val_rows.as_ref());
+        draw_train_plots(a, path, be.as_mut(), &model, &history, val)?;
+    }
+    Ok(TrainOutcome {
+        model: Some(model),
+        history: Some(history),
+    })
+}
+
+/// What an interrupted run saved, and how to go on.
+fn report_interrupt(a: &TrainArgs, history: &History) {
+    let weights = match history.best_epoch {
+        0 => "the weights of the last step".to_string(),
+        e => format!("the weights of epoch {e}"),
+    };
+    let out = a
+        .out
+        .as_deref()
+        .map_or_else(String::new, |p| p.display().to_string());
+    let mut saved = vec![format!("{out} ({weights})")];
+    saved.extend(
+        a.metrics
+            .as_ref()
+            .map(|m| format!("{} ({} epochs)", m.display(), history.epochs.len())),
+    );
+    saved.extend(a.checkpoint.as_ref().map(|c| c.display().to_string()));
+    crate::errln!(
+        "wgtrain: stopped by {} after {} epochs; saved {}",
+        crate::signals::which(),
+        history.epochs.len(),
+        saved.join(", ")
+    );
+    match &a.checkpoint {
+        Some(c) => crate::errln!(
+            "wgtrain: continue with: wgtrain train --resume {}",
+            c.display()
+        ),
+        None => crate::errln!("wgtrain: no --checkpoint was given, so this run cannot be resumed"),
+    };
+}
+
 /// Every file this run writes, checked before any data is read (see [`crate::io`]).
-pub(super) fn plan_outputs(a: &TrainArgs, out: &super::fit::Outputs) -> Result<crate::io::Planned> {
+fn plan_outputs(a: &TrainArgs, out: &Path) -> Result<crate::io::Planned> {
+    let mut plan = crate::io::OutputPlan::new();
+    plan.input("the training data", &a.data);
+    if let Some(v) = &a.val {
+        plan.input("the --val data", v);
+    }
+    plan.output("--out", out);
+    if let Some(m) = &a.metrics {
+        plan.output("--metrics", m);
+    }
+    if let Some(c) = &a.checkpoint {
+        plan.output("--checkpoint", c);
+    }
+    if let Some(p) = &a.plot {
+        plan.output("--plot", p);
+        // The predictions plot beside it (drawn for regression only; planned anyway).
+        let pred = crate::plot::predictions_path;
+        if a.target.len() > 1 {
+            for t in &a.target {
+                plan.output("--plot", &pred(p, Some(t)));
+            }
+        } else {
+            plan.output("--plot", &pred(p, None));
+        }
+    }
+    plan.check()
+}
+
+/// Every file a fit writes (--out or a run folder's), checked before any data is read (see [`crate::io`]).
+pub(super) fn plan_run_outputs(
+    a: &TrainArgs,
+    out: &super::fit::Outputs,
+) -> Result<crate::io::Planned> {
     let mut plan = crate::io::OutputPlan::new();
     plan.input("the training data", &a.data);
     if let Some(v) = &a.val {
@@ -116,6 +310,22 @@ pub(super) fn config(a: &TrainArgs) -> Result<TrainConfig> {
             ));
         }
     };
+    // A value that is fine as f64 but 0 or infinite as the f32 the kernels use would train
+    // nothing, or NaN.
+    for (flag, v) in [
+        ("--lr", Some(a.lr)),
+        ("--weight-decay", Some(a.weight_decay)),
+        ("--clip", a.clip),
+    ] {
+        if let Some(v) = v
+            && (v != 0.0 && (v as f32 == 0.0 || (v as f32).is_infinite()))
+        {
+            return Err(Error::flag(
+                flag,
+                format!("{v} is {} in 32-bit floats, which training uses", v as f32),
+            ));
+        }
+    }
     Ok(TrainConfig {
         optimizer: a.optimizer,
         lr: a.lr as f32,
@@ -128,6 +338,105 @@ pub(super) fn config(a: &TrainArgs) -> Result<TrainConfig> {
         clip: a.clip.map(|c| c as f32),
         progress: !a.quiet,
     })
+}
+
+/// The training rows, the validation rows (`--val`, `--val-every` or `--val-split`), and the
+/// loss the task takes.
+fn read_data(a: &TrainArgs) -> Result<(Dataset, Option<Dataset>, Loss)> {
+    let spec = DataSpec {
+        targets: &a.target,
+        drop: &a.drop,
+        task: a.task,
+        window: a.window,
+    };
+    let load = LoadOptions {
+        progress: !a.quiet,
+        block_bytes: 0,
+    };
+    let ds = Dataset::load(&a.data, &spec, &load)?;
+    let task = ds.schema.task;
+    if task == Task::Regression && a.task.is_none() && !a.quiet && looks_like_labels(&ds) {
+        crate::errln!(
+            "wgtrain: note: '{}' holds a few integer values, read as numbers (regression); \
+             add --task classification to treat them as classes",
+            ds.schema.targets[0]
+        );
+    }
+    let loss = Loss::for_task(task, a.loss.map(|l| l.as_str()))?;
+    let (train_ds, val_ds) = match (&a.val, a.val_every) {
+        (Some(path), _) => {
+            let (v, _) = Dataset::load_for_schema(path, &ds.schema, true, &load)?;
+            (ds, Some(v))
+        }
+        (None, Some(n)) => {
+            let (tr, va) = crate::data::every_nth(ds.rows, n);
+            let (tr, va) = ds.split(&tr, &va);
+            (tr, Some(va))
+        }
+        (None, None) => {
+            // A series validates on its last rows, as the lecture trains on 2017–2020 and tests on 2021.
+            let (tr, va) =
+                crate::data::split_indices(&ds, a.val_split, a.seed, a.window.is_some())?;
+            let (tr, val) = ds.split(&tr, &va);
+            (tr, (val.rows > 0).then_some(val))
+        }
+    };
+    if !a.quiet {
+        for w in label_warnings(&train_ds, val_ds.as_ref()) {
+            crate::errln!("wgtrain: warning: {w}");
+        }
+    }
+    Ok((train_ds, val_ds, loss))
+}
+
+/// Classes that only the validation rows have (the network can never predict them), and
+/// labels that differ only in case or spaces (probably one class typed two ways).
+fn label_warnings(train: &Dataset, val: Option<&Dataset>) -> Vec<String> {
+    let classes = &train.schema.classes;
+    if train.schema.task != Task::Classification {
+        return Vec::new();
+    }
+    let mut seen = vec![false; classes.len()];
+    for &y in &train.y {
+        if let Some(s) = seen.get_mut(y as usize) {
+            *s = true;
+        }
+    }
+    let mut out = Vec::new();
+    let only_val: Vec<&str> = val
+        .map(|v| {
+            v.y.iter()
+                .map(|&y| y as usize)
+                .collect::<std::collections::BTreeSet<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&c| c < classes.len() && !seen[c])
+        .map(|c| classes[c].as_str())
+        .collect();
+    if !only_val.is_empty() {
+        out.push(format!(
+            "class(es) {} appear only in the validation rows; the network never sees them in training",
+            crate::error::cut(&only_val.join(", "), 80)
+        ));
+    }
+    let mut by_key: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for c in classes {
+        let key: String = c
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        by_key.entry(key).or_default().push(c);
+    }
+    for same in by_key.values().filter(|v| v.len() > 1) {
+        let quoted: Vec<String> = same.iter().map(|c| format!("'{c}'")).collect();
+        out.push(format!(
+            "labels {} differ only in case or spaces; they are trained as different classes",
+            crate::error::cut(&quoted.join(", "), 80)
+        ));
+    }
+    out
 }
 
 /// A freshly initialized model whose normalizers are fitted on the training rows.
@@ -199,9 +508,36 @@ pub(super) fn metric_name(task: Task) -> &'static str {
     }
 }
 
+/// The closing lines on stderr: early stop, and the epoch whose weights were written.
+fn report(a: &TrainArgs, history: &History, metric_name: &str) {
+    let (ran, best) = (history.epochs.len(), history.best_epoch);
+    if history.stopped_early {
+        crate::errln!(
+            "wgtrain: stopped early at epoch {ran}: val_loss has not improved for {} epochs since epoch {best}",
+            a.patience.unwrap_or(0)
+        );
+    }
+    if let Some(m) = history.epochs.get(best.wrapping_sub(1)) {
+        let val = match (m.val_loss, m.val_metric) {
+            (Some(l), Some(v)) => format!(", val_loss {l:.6}, {metric_name} {v:.4}"),
+            _ => String::new(),
+        };
+        let which = if best == ran {
+            String::new()
+        } else {
+            format!(" (weights of epoch {best})")
+        };
+        crate::errln!(
+            "wgtrain: wrote {} after {ran} epochs{which}: train_loss {:.6}{val}",
+            a.out.as_deref().unwrap_or(Path::new("")).display(),
+            m.train_loss
+        );
+    }
+}
+
 /// The summary line to print (the one line `-q` keeps): where the model went, the epoch whose
 /// weights it holds, and whether early stopping ended the run.
-pub(super) fn report(
+pub(super) fn report_line(
     a: &TrainArgs,
     out: &super::fit::Outputs,
     history: &History,
@@ -285,6 +621,17 @@ pub(super) fn draw_train_plots(
         }
     }
     Ok(())
+}
+
+/// A single numeric target with few distinct whole values (digit labels, say): probably classes.
+fn looks_like_labels(ds: &Dataset) -> bool {
+    if ds.schema.targets.len() != 1 || ds.rows < 20 || ds.y.iter().any(|v| v.fract() != 0.0) {
+        return false;
+    }
+    let mut distinct: Vec<i64> = ds.y.iter().map(|&v| v as i64).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    distinct.len() <= 20
 }
 
 pub fn epoch_line(m: &EpochMetrics, metric_name: &str) -> String {

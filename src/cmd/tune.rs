@@ -3,7 +3,7 @@
 
 use crate::backend::Backend;
 use crate::backend::gpu::tune::{self, Mode};
-use crate::backend::gpu::{DeviceChoice, GpuBackend, Variant, select_adapter};
+use crate::backend::gpu::{DeviceChoice, GpuBackend, select_adapter};
 use crate::cli::TuneArgs;
 use crate::error::{Error, Result};
 
@@ -34,7 +34,7 @@ pub fn run(a: &TuneArgs) -> Result<()> {
         Mode::Force
     };
     let (lines, measured) = tune::prepare_entries(&mut gpu, sizes, a.batch, mode)?;
-    let names: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
+    let names: Vec<&str> = gpu.variants().iter().map(|v| v.name()).collect();
     println!(
         "{:<14} {:<16} {}  best",
         "class",

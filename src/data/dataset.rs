@@ -114,7 +114,8 @@ impl Dataset {
         }
         let mut missing_targets = Vec::new();
         let tcols = find_columns(t, targets, &mut missing_targets);
-        let has_targets = !targets.is_empty() && missing_targets.is_empty();
+        // predict (need_targets false) never reads the targets: absent, empty or `?` is fine.
+        let has_targets = need_targets && !targets.is_empty() && missing_targets.is_empty();
         if !has_targets && need_targets {
             let msg = if targets.is_empty() {
                 "the model names no target columns".to_string()

@@ -166,15 +166,18 @@ pub enum Variant {
     Small,
     /// 128×128 tiles, 8×8 outputs per thread, workgroup-memory staging.
     Reg8,
+    /// One row per workgroup, A shared through subgroup shuffles (`Features::SUBGROUP`).
+    Subgroup,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 5] = [
+    pub const ALL: [Variant; 6] = [
         Variant::Tiled64,
         Variant::Tiled32,
         Variant::Direct,
         Variant::Small,
         Variant::Reg8,
+        Variant::Subgroup,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -183,6 +186,7 @@ impl Variant {
             Variant::Direct => "direct",
             Variant::Small => "small",
             Variant::Reg8 => "reg8",
+            Variant::Subgroup => "subgroup",
         }
     }
     pub fn parse(s: &str) -> Option<Variant> {
@@ -195,6 +199,7 @@ impl Variant {
             Variant::Tiled32 => (32, 32),
             Variant::Small => (16, 16),
             Variant::Reg8 => (128, 128),
+            Variant::Subgroup => (1, 256),
         }
     }
 }
@@ -215,7 +220,8 @@ pub enum Kernel {
 const MATMUL: &[Access] = &[R, R, R, W, W];
 
 impl Kernel {
-    pub fn all() -> Vec<Kernel> {
+    /// Every kernel; the subgroup matmuls only when the device has subgroups.
+    pub fn all(subgroups: bool) -> Vec<Kernel> {
         let mut v = vec![
             Kernel::Gather,
             Kernel::Softmax,
@@ -227,7 +233,9 @@ impl Kernel {
             Kernel::SumSquares,
         ];
         for var in Variant::ALL {
-            v.extend(Layout::ALL.map(|l| Kernel::Matmul(l, var)));
+            if var != Variant::Subgroup || subgroups {
+                v.extend(Layout::ALL.map(|l| Kernel::Matmul(l, var)));
+            }
         }
         v
     }
@@ -269,7 +277,7 @@ pub enum Shader {
 }
 
 impl Shader {
-    fn all() -> Vec<Shader> {
+    fn all(subgroups: bool) -> Vec<Shader> {
         let mut v = vec![
             Shader::Elementwise,
             Shader::Gather,
@@ -277,12 +285,18 @@ impl Shader {
             Shader::Optim,
             Shader::Clip,
         ];
-        v.extend(Variant::ALL.map(Shader::Matmul));
+        v.extend(
+            Variant::ALL
+                .into_iter()
+                .filter(|&x| x != Variant::Subgroup || subgroups)
+                .map(Shader::Matmul),
+        );
         v
     }
 
     fn source(self) -> (&'static str, Cow<'static, str>) {
         let common = include_str!("../../../shaders/matmul_common.wgsl");
+        let entries = include_str!("../../../shaders/matmul_entries.wgsl");
         let tiled = include_str!("../../../shaders/matmul.wgsl");
         let (name, src): (&str, Cow<str>) = match self {
             Shader::Matmul(v) => {
@@ -292,8 +306,12 @@ impl Shader {
                     Variant::Direct => include_str!("../../../shaders/matmul_direct.wgsl").into(),
                     Variant::Small => include_str!("../../../shaders/matmul_small.wgsl").into(),
                     Variant::Reg8 => include_str!("../../../shaders/matmul_reg8.wgsl").into(),
+                    Variant::Subgroup => {
+                        let sg = include_str!("../../../shaders/matmul_subgroup.wgsl");
+                        return (v.name(), format!("{common}{sg}").into());
+                    }
                 };
-                return (v.name(), format!("{common}{body}").into());
+                return (v.name(), format!("{common}{body}{entries}").into());
             }
             Shader::Elementwise => (
                 "elementwise.wgsl",
@@ -324,6 +342,7 @@ pub struct Kernels {
     /// One layout per access pattern.
     layouts: HashMap<&'static [Access], wgpu::BindGroupLayout>,
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
+    subgroups: bool,
 }
 
 fn layout(device: &wgpu::Device, access: &[Access]) -> wgpu::BindGroupLayout {
@@ -364,13 +383,14 @@ impl Kernels {
     /// Compiles every shader and builds every pipeline. Shader or pipeline errors are caught
     /// by an error scope and returned, never raised as a panic.
     pub fn new(device: &wgpu::Device) -> Result<Kernels> {
+        let subgroups = device.features().contains(wgpu::Features::SUBGROUP);
         if !include_str!("../../../shaders/matmul.wgsl").contains(TILE_64) {
             return Err(Error::gpu(format!(
                 "matmul.wgsl lacks the line `{TILE_64}`"
             )));
         }
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let built = Self::build(device);
+        let built = Self::build(device, subgroups);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::gpu(format!(
                 "building the compute pipelines failed: {e}"
@@ -379,18 +399,20 @@ impl Kernels {
         Ok(built)
     }
 
-    fn build(device: &wgpu::Device) -> Kernels {
+    fn build(device: &wgpu::Device, subgroups: bool) -> Kernels {
         let mut layouts = HashMap::new();
-        for k in Kernel::all() {
+        for k in Kernel::all(subgroups) {
             layouts
                 .entry(k.access())
                 .or_insert_with(|| layout(device, k.access()));
         }
         let prelude = crate::spec::wgsl_prelude();
-        let modules: HashMap<Shader, wgpu::ShaderModule> = Shader::all()
+        let modules: HashMap<Shader, wgpu::ShaderModule> = Shader::all(subgroups)
             .into_iter()
             .map(|s| {
                 let (name, src) = s.source();
+                // naga 30 takes the subgroup builtins with Features::SUBGROUP and refuses
+                // WGSL's `enable subgroups;` ("not yet supported"): none is written.
                 let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(name),
                     source: wgpu::ShaderSource::Wgsl(format!("{prelude}{src}").into()),
@@ -398,7 +420,7 @@ impl Kernels {
                 (s, module)
             })
             .collect();
-        let pipelines = Kernel::all()
+        let pipelines = Kernel::all(subgroups)
             .into_iter()
             .map(|k| {
                 let (shader, entry, access) = k.spec();
@@ -419,7 +441,16 @@ impl Kernels {
                 (k, pipeline)
             })
             .collect();
-        Kernels { layouts, pipelines }
+        Kernels {
+            layouts,
+            pipelines,
+            subgroups,
+        }
+    }
+
+    /// Whether `v` was built for this device.
+    pub fn has(&self, v: Variant) -> bool {
+        v != Variant::Subgroup || self.subgroups
     }
 
     pub fn layout(&self, k: Kernel) -> &wgpu::BindGroupLayout {
@@ -427,8 +458,8 @@ impl Kernels {
         &self.layouts[k.access()]
     }
 
-    pub fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {
-        // Built for every kernel of `Kernel::all()`.
-        &self.pipelines[&k]
+    /// `None` only for a kernel this device lacks (the subgroup matmuls without subgroups).
+    pub fn pipeline(&self, k: Kernel) -> Option<&wgpu::ComputePipeline> {
+        self.pipelines.get(&k)
     }
 }

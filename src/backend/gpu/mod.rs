@@ -115,7 +115,7 @@ impl GpuBackend {
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgtrain"),
-            required_features: wgpu::Features::empty(),
+            required_features: subgroup_feature(&adapter, &info),
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -370,7 +370,10 @@ impl GpuBackend {
                 })
                 .forget_lifetime()
         });
-        pass.set_pipeline(self.kernels.pipeline(k));
+        let Some(pipeline) = self.kernels.pipeline(k) else {
+            return Err(Error::gpu(format!("no pipeline for {k:?} on this device")));
+        };
+        pass.set_pipeline(pipeline);
         pass.set_bind_group(0, bg, &[(slot as u64 * self.ring_stride) as u32]);
         pass.dispatch_workgroups(groups.0, groups.1, 1);
         self.dispatches += 1;
@@ -423,10 +426,12 @@ impl GpuBackend {
         };
         let variant = self
             .matmul_force
+            .filter(|&v| self.kernels.has(v))
             .or_else(|| {
                 self.matmul_plan
                     .get(&ShapeClass::of(layout, m, n, k))
                     .copied()
+                    .filter(|&v| self.kernels.has(v))
             })
             .unwrap_or_else(|| {
                 let g = groups(Variant::Tiled64);
@@ -458,6 +463,14 @@ impl GpuBackend {
 
     pub fn matmul_variant(&self) -> Option<Variant> {
         self.matmul_force
+    }
+
+    /// The matmul variants built for this device (the subgroup one needs subgroups).
+    pub fn variants(&self) -> Vec<Variant> {
+        Variant::ALL
+            .into_iter()
+            .filter(|&v| self.kernels.has(v))
+            .collect()
     }
 
     /// The variants to use per shape class (what `tune` found fastest on this adapter).
@@ -584,6 +597,21 @@ impl GpuBackend {
             act,
             ..Default::default()
         })
+    }
+}
+
+/// `Features::SUBGROUP` when the adapter has it and its subgroups fit the subgroup matmul's
+/// 64-thread workgroups (every lane must reach every shuffle); else none.
+fn subgroup_feature(adapter: &wgpu::Adapter, info: &wgpu::AdapterInfo) -> wgpu::Features {
+    let sub = wgpu::Features::SUBGROUP;
+    if adapter.features().contains(sub)
+        && info.subgroup_max_size <= 64
+        && info.subgroup_min_size >= 1
+        && std::env::var_os("WGTRAIN_NO_SUBGROUPS").is_none()
+    {
+        sub
+    } else {
+        wgpu::Features::empty()
     }
 }
 

@@ -1,0 +1,286 @@
+//! `--device auto` for training, by measurement: when a GPU adapter is there, time a few real
+//! training steps of this run's network on it and on the CPU, keep the faster backend, and say
+//! so in one line with both figures. A small GPU (or a slow driver) loses to the CPU path on
+//! small networks, so taking any hardware GPU is often the wrong choice.
+//!
+//! The figures are cached per adapter (the tuning cache's key: name, backend, driver, wgtrain
+//! version) and network shape in `device-auto.json` beside the tuning cache, so a second run
+//! with the same shape decides at once. Software adapters (lavapipe) never enter
+//! auto, except when the test-only variable WGTRAIN_AUTO_SOFTWARE=1 lets them in, so a test can
+//! prove that auto measures and picks the CPU here.
+//!
+//! Sits between `cmd` and `train`: it runs `train::Trainer` steps on both backends.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::cpu::CpuBackend;
+use crate::backend::gpu::tune::{self, Mode};
+use crate::backend::gpu::{self, DeviceChoice, GpuBackend};
+use crate::backend::{self, Backend};
+use crate::error::Result;
+use crate::model::Model;
+use crate::rng::Rng;
+use crate::spec::Task;
+use crate::train::{Rows, Schedule, TrainConfig, Trainer};
+
+/// Time spent measuring one device, after its warm-up step (at least one timed step).
+const BUDGET: Duration = Duration::from_millis(120);
+/// Timed steps to stop at when they are fast.
+const MAX_STEPS: usize = 20;
+const FORMAT: &str = "wgtrain-device-auto-1";
+
+/// Both figures of one decision, in ms per training step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    pub cpu_ms: f64,
+    pub gpu_ms: f64,
+}
+
+impl Timing {
+    pub fn gpu_wins(&self) -> bool {
+        self.gpu_ms < self.cpu_ms
+    }
+    /// `auto: cpu 0.21 ms/step, Intel Iris Xe 0.55 ms/step → cpu`
+    pub fn line(&self, adapter: &str, cached: bool) -> String {
+        format!(
+            "auto: cpu {:.3} ms/step, {adapter} {:.3} ms/step → {}{}",
+            self.cpu_ms,
+            self.gpu_ms,
+            if self.gpu_wins() { "gpu" } else { "cpu" },
+            if cached { " (cached)" } else { "" }
+        )
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Cache {
+    format: String,
+    /// adapter key → network key → timing
+    entries: BTreeMap<String, BTreeMap<String, Timing>>,
+}
+
+/// The backend for training `model` with `cfg` at `batch`, its kernels tuned as `tune` says:
+/// `--device gpu|cpu` and `--adapter` as always; `auto` measures (see the module notes).
+pub fn open_for_training(
+    choice: DeviceChoice,
+    adapter: Option<&str>,
+    model: &Model,
+    cfg: &TrainConfig,
+    batch: usize,
+    tune: Mode,
+) -> Result<Box<dyn Backend>> {
+    let sizes = model.sizes();
+    let tuned = |mut be: Box<dyn Backend>| -> Result<Box<dyn Backend>> {
+        for line in be.tune(&sizes, batch, tune)? {
+            eprintln!("{line}");
+        }
+        Ok(be)
+    };
+    if choice != DeviceChoice::Auto || adapter.is_some() {
+        return tuned(backend::open(choice, adapter)?);
+    }
+    let software = std::env::var("WGTRAIN_AUTO_SOFTWARE").is_ok_and(|v| v == "1");
+    let found = match gpu::device::select_adapter(DeviceChoice::Auto, None)? {
+        Some(a) => Some(a),
+        // Test-only: let a software adapter compete (an error means there is none at all).
+        None if software => gpu::device::select_adapter(DeviceChoice::Gpu, None)
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let Some(adapter) = found else {
+        eprintln!("wgtrain: no hardware GPU adapter found; running on the CPU");
+        return tuned(Box::<CpuBackend>::default());
+    };
+    let info = adapter.get_info();
+    let adapter_key = tune::adapter_key(&info);
+    let cfg = TrainConfig {
+        batch_size: batch,
+        ..cfg.clone()
+    };
+    let net_key = network_key(model, &cfg);
+    let path = cache_path();
+    let cached = path
+        .as_deref()
+        .and_then(|p| lookup(p, &adapter_key, &net_key));
+    // Tuned before it is timed: the GPU competes with the kernels it would train with.
+    let mut gpu_be = tuned(Box::new(GpuBackend::new(adapter)?))?;
+    let timing = match &cached {
+        Some(t) => t.clone(),
+        None => {
+            let mut cpu_be = CpuBackend::new();
+            let t = Timing {
+                cpu_ms: ms_per_step(&mut cpu_be, model, &cfg)?,
+                gpu_ms: ms_per_step(gpu_be.as_mut(), model, &cfg)?,
+            };
+            if let Some(p) = &path
+                && let Err(e) = store(p, &adapter_key, &net_key, &t)
+            {
+                eprintln!("wgtrain: could not cache the device choice: {e}");
+            }
+            t
+        }
+    };
+    eprintln!("{}", timing.line(&info.name, cached.is_some()));
+    if timing.gpu_wins() {
+        Ok(gpu_be)
+    } else {
+        tuned(Box::<CpuBackend>::default())
+    }
+}
+
+/// What the step time depends on: layer sizes, activation, loss, optimizer, batch.
+fn network_key(model: &Model, cfg: &TrainConfig) -> String {
+    let sizes: Vec<String> = model.sizes().iter().map(|s| s.to_string()).collect();
+    format!(
+        "{} {} {} {} batch {}",
+        sizes.join("-"),
+        model.activation.as_str(),
+        model.loss.as_str(),
+        cfg.optimizer.as_str(),
+        cfg.batch_size
+    )
+}
+
+/// Median-free, budgeted timing: one warm-up step (pipelines, first touches), then steps until
+/// MAX_STEPS or BUDGET, each run ended by a read-back so the device has really finished.
+pub fn ms_per_step<B: Backend + ?Sized>(
+    be: &mut B,
+    model: &Model,
+    cfg: &TrainConfig,
+) -> Result<f64> {
+    let batch = cfg.batch_size.max(1);
+    let rows = random_rows(model, batch * 2);
+    let cfg = TrainConfig {
+        schedule: Schedule::Constant,
+        epochs: 1,
+        patience: None,
+        progress: false,
+        ..cfg.clone()
+    };
+    let mut tr = Trainer::new(be, model, &rows, None, &cfg)?;
+    tr.step(be)?;
+    tr.batch_loss(be)?;
+    let t0 = Instant::now();
+    let mut steps = 0;
+    while steps < MAX_STEPS && (steps == 0 || t0.elapsed() < BUDGET) {
+        tr.step(be)?;
+        be.flush()?;
+        steps += 1;
+        // Waiting every few steps keeps the budget honest on a device that queues work.
+        if steps % 4 == 0 {
+            tr.batch_loss(be)?;
+        }
+    }
+    tr.batch_loss(be)?;
+    Ok(t0.elapsed().as_secs_f64() * 1e3 / steps as f64)
+}
+
+/// Seeded rows of the model's shape: features N(0, 1), targets N(0, 1) or class indices.
+fn random_rows(model: &Model, rows: usize) -> Rows {
+    let (d, n) = (model.sizes()[0], model.outputs());
+    let mut rng = Rng::new(7);
+    let x = (0..rows * d).map(|_| rng.normal() as f32).collect();
+    let y = match model.schema.task {
+        Task::Classification => (0..rows).map(|_| rng.below(n) as f32).collect(),
+        Task::Regression => (0..rows * n).map(|_| rng.normal() as f32).collect(),
+    };
+    Rows { x, y, rows }
+}
+
+/// `device-auto.json` beside the GPU tuning cache (`$WGTRAIN_CACHE_DIR`, else the OS cache
+/// folder's `wgtrain/`).
+pub fn cache_path() -> Option<PathBuf> {
+    tune::cache_path().map(|p| p.with_file_name("device-auto.json"))
+}
+
+/// The cache at `path`; missing, unreadable or of another format reads as empty (it is only a
+/// cache: the worst case is measuring again).
+fn load(path: &Path) -> Cache {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Cache>(&t).ok())
+        .filter(|c| c.format == FORMAT)
+        .unwrap_or_else(|| Cache {
+            format: FORMAT.to_string(),
+            ..Cache::default()
+        })
+}
+
+fn lookup(path: &Path, adapter: &str, net: &str) -> Option<Timing> {
+    load(path).entries.get(adapter)?.get(net).cloned()
+}
+
+fn store(path: &Path, adapter: &str, net: &str, t: &Timing) -> Result<()> {
+    let mut c = load(path);
+    c.entries
+        .entry(adapter.to_string())
+        .or_default()
+        .insert(net.to_string(), t.clone());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| crate::error::Error::io(dir, e))?;
+    }
+    let text = serde_json::to_string_pretty(&c)
+        .map_err(|e| crate::error::Error::internal(format!("device cache: {e}")))?;
+    crate::io::write_atomically(path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_names_both_figures_and_the_faster_device() {
+        let t = Timing {
+            cpu_ms: 0.21,
+            gpu_ms: 0.55,
+        };
+        assert!(!t.gpu_wins());
+        assert_eq!(
+            t.line("Intel Iris Xe", false),
+            "auto: cpu 0.210 ms/step, Intel Iris Xe 0.550 ms/step → cpu"
+        );
+        let t = Timing {
+            cpu_ms: 3.0,
+            gpu_ms: 0.5,
+        };
+        assert!(t.gpu_wins());
+        assert!(t.line("H100", true).ends_with("→ gpu (cached)"));
+    }
+
+    #[test]
+    fn the_cache_keeps_entries_per_adapter_and_network() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("sub").join("device-auto.json");
+        assert_eq!(
+            lookup(&path, "a", "n"),
+            None,
+            "a missing file is an empty cache"
+        );
+        let t1 = Timing {
+            cpu_ms: 1.0,
+            gpu_ms: 2.0,
+        };
+        let t2 = Timing {
+            cpu_ms: 3.0,
+            gpu_ms: 0.5,
+        };
+        store(&path, "a", "n1", &t1).expect("store");
+        store(&path, "a", "n2", &t2).expect("store");
+        store(&path, "b", "n1", &t2).expect("store");
+        assert_eq!(lookup(&path, "a", "n1"), Some(t1));
+        assert_eq!(lookup(&path, "a", "n2"), Some(t2.clone()));
+        assert_eq!(lookup(&path, "b", "n1"), Some(t2));
+        assert_eq!(lookup(&path, "b", "n2"), None);
+        std::fs::write(&path, "{ not json").expect("write");
+        assert_eq!(
+            lookup(&path, "a", "n1"),
+            None,
+            "a corrupt cache reads as empty"
+        );
+    }
+}

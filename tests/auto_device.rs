@@ -1,0 +1,134 @@
+//! `--device auto` by measurement: with the software adapter let in by the test-only variable
+//! WGTRAIN_AUTO_SOFTWARE=1, auto must time both devices, pick the CPU on this machine (lavapipe
+//! runs the same kernels on the same cores, far slower), say why in one line with both
+//! figures, and decide from its cache the second time. `--device cpu|gpu` still force.
+//! Without any adapter the test says it skips, unless WGTRAIN_REQUIRE_GPU=1.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use wgtrain::backend::gpu::{DeviceChoice, select_adapter};
+
+fn has_adapter() -> bool {
+    let required = std::env::var("WGTRAIN_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    match select_adapter(DeviceChoice::Gpu, None) {
+        Ok(Some(_)) => true,
+        other => {
+            let why = other.err().map_or("none".to_string(), |e| e.to_string());
+            assert!(!required, "WGTRAIN_REQUIRE_GPU=1 but no GPU adapter: {why}");
+            println!("skipping: no GPU adapter ({why})");
+            false
+        }
+    }
+}
+
+fn train(dir: &Path, device: &str, software: bool) -> Output {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/iris.csv");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wgtrain"));
+    c.args(["train", &data.to_string_lossy(), "--target", "species"])
+        .args([
+            "--hidden",
+            "8",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--device",
+            device,
+        ])
+        .arg("--out")
+        .arg(dir.join("m.safetensors"))
+        .env("WGTRAIN_CACHE_DIR", dir.join("cache"))
+        .env_remove("WGTRAIN_AUTO_SOFTWARE");
+    if software {
+        c.env("WGTRAIN_AUTO_SOFTWARE", "1");
+    }
+    c.output().expect("the wgtrain binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "wgtrain train failed:\n{e}");
+    e
+}
+
+/// The `auto: cpu X ms/step, ADAPTER Y ms/step → cpu` line, parsed: (cpu ms, gpu ms, pick).
+fn decision(err: &str) -> (f64, f64, String, String) {
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("auto: cpu "))
+        .unwrap_or_else(|| panic!("no 'auto:' line in:\n{err}"));
+    let nums: Vec<f64> = line
+        .split_whitespace()
+        .zip(line.split_whitespace().skip(1))
+        .filter(|(_, unit)| *unit == "ms/step," || *unit == "ms/step")
+        .filter_map(|(v, _)| v.parse().ok())
+        .collect();
+    assert_eq!(nums.len(), 2, "two figures in '{line}'");
+    let pick = line
+        .split("→ ")
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .next()
+        .unwrap_or("");
+    (nums[0], nums[1], pick.to_string(), line.to_string())
+}
+
+#[test]
+fn auto_measures_both_devices_picks_the_cpu_here_and_caches_the_choice() {
+    if !has_adapter() {
+        return;
+    }
+    let d = tempfile::tempdir().expect("temp dir");
+    let err = stderr(&train(d.path(), "auto", true));
+    let (cpu, gpu, pick, line) = decision(&err);
+    println!("{line}");
+    assert!(cpu > 0.0 && gpu > 0.0, "{line}");
+    assert!(cpu < gpu, "the CPU path should beat lavapipe here: {line}");
+    assert_eq!(pick, "cpu", "{line}");
+    assert!(
+        !line.ends_with("(cached)"),
+        "the first run measures: {line}"
+    );
+    let cache = std::fs::read_to_string(d.path().join("cache/device-auto.json"))
+        .expect("auto wrote its cache");
+    assert!(
+        cache.contains("4-8-3") && cache.contains("batch 16"),
+        "{cache}"
+    );
+
+    let again = stderr(&train(d.path(), "auto", true));
+    let (cpu2, gpu2, pick2, line2) = decision(&again);
+    assert!(
+        line2.ends_with("(cached)"),
+        "the second run reads the cache: {line2}"
+    );
+    assert_eq!((cpu2, gpu2, pick2), (cpu, gpu, pick));
+}
+
+#[test]
+fn without_the_test_variable_software_adapters_stay_out_of_auto() {
+    let d = tempfile::tempdir().expect("temp dir");
+    let err = stderr(&train(d.path(), "auto", false));
+    // On a machine with a hardware GPU auto measures it; here there is only lavapipe.
+    if !err.contains("auto: cpu ") {
+        assert!(err.contains("running on the CPU"), "{err}");
+        assert!(!d.path().join("cache/device-auto.json").exists());
+    }
+}
+
+#[test]
+fn forced_devices_do_not_measure() {
+    if !has_adapter() {
+        return;
+    }
+    let d = tempfile::tempdir().expect("temp dir");
+    for device in ["cpu", "gpu"] {
+        let err = stderr(&train(d.path(), device, true));
+        assert!(
+            !err.contains("auto: "),
+            "--device {device} measured:\n{err}"
+        );
+    }
+}
