@@ -41,6 +41,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Draw the loss curves of a `--metrics` CSV file as PNG or SVG.
     Plot(PlotArgs),
+    /// Train every combination of --grid values (data read once; CPU runs in parallel), each
+    /// in its own run folder, ranked by validation loss into leaderboard.csv.
+    Sweep(SweepArgs),
     /// Time every GPU matmul variant on a network's shapes and cache the fastest per shape.
     Tune(TuneArgs),
 }
@@ -56,6 +59,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check(a) => cmd::check::run(&a),
         Command::Plot(a) => cmd::plot::run(&a),
         Command::Bench(a) => cmd::bench::run(&a),
+        Command::Sweep(a) => cmd::sweep::run(&a),
         Command::Tune(a) => cmd::tune::run(&a),
     }
 }
@@ -169,6 +173,13 @@ fn fraction(s: &str) -> std::result::Result<f64, String> {
 }
 
 /// A factor in (0, 1] (the step schedule's drop).
+fn open_fraction(s: &str) -> std::result::Result<f64, String> {
+    let v = number(s)?;
+    (v > 0.0 && v < 1.0)
+        .then_some(v)
+        .ok_or_else(|| format!("{v} is outside (0, 1)"))
+}
+
 fn factor(s: &str) -> std::result::Result<f64, String> {
     let v = number(s)?;
     (v > 0.0 && v <= 1.0)
@@ -287,9 +298,10 @@ pub struct TrainArgs {
     pub no_standardize: bool,
     #[command(flatten)]
     pub dev: DeviceArgs,
-    /// The model file to write.
-    #[arg(long, default_value = "model.safetensors")]
-    pub out: PathBuf,
+    /// The model file to write. Without it, the run gets its own folder under --runs
+    /// (model.safetensors, metrics.csv, loss.png, run.json) and prints its name.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Write per-epoch metrics to this CSV file.
     #[arg(long)]
     pub metrics: Option<PathBuf>,
@@ -297,9 +309,42 @@ pub struct TrainArgs {
     /// validation predictions vs real values to FILE-stem.pred.EXT).
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Print only the final line.
+    /// Print only the summary line (errors still go to stderr).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Only these columns are inputs: names, globs (cli*) and ranges in header order (AL:WI);
+    /// the target never is one.
+    #[arg(long, value_delimiter = ',')]
+    pub features: Vec<String>,
+    /// Keep the K features most related to the target on the training rows (|Pearson r| for
+    /// regression, ANOVA F for classes, as scikit-learn's f_regression / f_classif rank them).
+    #[arg(long, value_parser = at_least::<1>())]
+    pub select_k: Option<usize>,
+    /// The last fraction of rows in file order validate (of each group's rows with --group).
+    #[arg(long, conflicts_with_all = ["val_split", "val", "val_every"], value_parser = open_fraction)]
+    pub val_last: Option<f64>,
+    /// Rows with equal values in these columns form a group (a one-hot block like AL:WI names
+    /// a state): --val-split moves whole groups, --val-last the last rows of each, --cv folds
+    /// never split one.
+    #[arg(long, value_delimiter = ',')]
+    pub group: Vec<String>,
+    /// K-fold cross-validation (stratified for classes, grouped with --group): prints each
+    /// fold and the mean ± std, then refits on all rows.
+    #[arg(long, conflicts_with_all = ["val", "val_every", "val_last", "val_split"], value_parser = at_least::<2>())]
+    pub cv: Option<usize>,
+    /// With --cv: report the folds only, train no final model.
+    #[arg(long, requires = "cv")]
+    pub no_refit: bool,
+    /// Print one JSON object with the final and best metrics as the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Start from this model's weights and normalizers (same features and layer sizes), to
+    /// continue training or fine-tune. A run folder works too.
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
+    /// Where run folders go when there is no --out.
+    #[arg(long, default_value = "runs")]
+    pub runs: PathBuf,
     /// Write a checkpoint (weights, optimizer state, random state, progress, flags, data
     /// hashes) to this file every --checkpoint-every epochs, when the run ends, and on Ctrl-C.
     #[arg(long)]
@@ -313,6 +358,31 @@ pub struct TrainArgs {
     /// The command line as `main` received it, kept in checkpoints (empty for library calls).
     #[arg(skip)]
     pub argv: Vec<String>,
+}
+
+/// `wgtrain sweep DATA --target COL [train flags] --grid FLAG=V1|V2|… [--grid …]`
+#[derive(Args, Debug, Clone)]
+#[command(after_help = "Sweep flags, anywhere among the train flags:\n  \
+    --grid FLAG=V1|V2|…  values to try for a train flag (repeatable; values may hold commas: \
+    'hidden=64|128,64')\n  \
+    --top N              leaderboard rows to print (default 10)\n  \
+    --jobs N             CPU configurations at a time (default: the cores)")]
+pub struct SweepArgs {
+    /// The training data and every train flag (--target included), plus the sweep flags.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, num_args = 1..)]
+    pub args: Vec<String>,
+}
+
+/// Train flags (the data file first) parsed as `wgtrain train` parses them.
+pub fn parse_train_args(args: &[String]) -> std::result::Result<TrainArgs, clap::Error> {
+    #[derive(Parser)]
+    #[command(name = "wgtrain train")]
+    struct One {
+        #[command(flatten)]
+        a: TrainArgs,
+    }
+    let argv = std::iter::once("wgtrain train".to_string()).chain(args.iter().cloned());
+    One::try_parse_from(argv).map(|o| o.a)
 }
 
 #[derive(Args, Debug, Clone)]

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
+use plotters::coord::combinators::BindKeyPoints;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
@@ -135,6 +136,71 @@ pub fn loss_curves(
         series,
     };
     render(path, format, &plot)
+}
+
+/// `loss.png` → `loss.acc.png`: where the validation accuracy of a classifier goes.
+pub fn accuracy_path(path: &Path) -> std::path::PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}.acc.{ext}"))
+}
+
+/// Validation accuracy per epoch (classification). Nothing is drawn without validation rows.
+/// Returns whether a plot was written.
+pub fn accuracy_curve(path: &Path, history: &[EpochMetrics], title: &str) -> Result<bool> {
+    let format = format_of(path)?;
+    let points: Vec<(f64, f64)> = history
+        .iter()
+        .filter_map(|m| m.val_metric.map(|v| (m.epoch as f64, v)))
+        .collect();
+    if points.is_empty() {
+        return Ok(false);
+    }
+    let plot = Plot {
+        title,
+        x_desc: "epoch",
+        y_desc: "validation accuracy",
+        integer_x: true,
+        log_y: false,
+        series: vec![Series {
+            label: "validation",
+            color: VAL_COLOR,
+            points,
+        }],
+    };
+    render(path, format, &plot)?;
+    Ok(true)
+}
+
+/// Labels of a log axis over [lo, hi]: 1, 2 and 5 times each power of ten when the range
+/// spans few decades (so a curve between 0.1 and 0.7 still has numbers beside it), the powers
+/// of ten alone when it spans many.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return Vec::new();
+    }
+    let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let steps: &[f64] = if last - first <= 4 {
+        &[1.0, 2.0, 5.0]
+    } else {
+        &[1.0]
+    };
+    let mut out = Vec::new();
+    for e in first..=last {
+        for &m in steps {
+            let v = m * 10f64.powi(e);
+            if v >= lo && v <= hi {
+                out.push(v);
+            }
+        }
+    }
+    out
 }
 
 /// Regression on validation rows: real values (blue) and predicted values (red) in row order.
@@ -420,7 +486,10 @@ fn draw<DB: DrawingBackend>(
     if plot.log_y {
         body!(
             builder
-                .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                .build_cartesian_2d(
+                    x0..x1,
+                    (y0..y1).log_scale().with_key_points(log_ticks(y0, y1))
+                )
                 .map_err(e)?
         );
     } else {
@@ -428,4 +497,25 @@ fn draw<DB: DrawingBackend>(
     }
     root.present().map_err(e)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ticks_label_every_decade_and_its_halves() {
+        let t = log_ticks(0.0006, 0.7);
+        assert_eq!(t.first().copied(), Some(0.001));
+        assert!(
+            t.contains(&0.2) && t.contains(&0.5) && t.contains(&0.01),
+            "{t:?}"
+        );
+        assert!(t.iter().all(|&v| (0.0006..=0.7).contains(&v)));
+        assert_eq!(
+            log_ticks(1e-8, 1.0),
+            [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+        );
+        assert!(log_ticks(0.0, 1.0).is_empty());
+    }
 }

@@ -845,8 +845,8 @@ fn mnist_test_gz() {
     assert_eq!((ds.rows, ds.n_features()), (10_000, 784));
     assert_eq!(
         ds.schema.task,
-        Task::Regression,
-        "numeric labels are regression unless --task says otherwise"
+        Task::Classification,
+        "ten whole-number labels are classes unless --task says otherwise (issue 9)"
     );
     let ds = Dataset::from_table(
         &t,

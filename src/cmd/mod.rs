@@ -5,9 +5,11 @@ pub mod bench;
 pub mod check;
 pub mod devices;
 pub mod eval;
+pub mod fit;
 pub mod plot;
 pub mod predict;
 pub mod resume;
+pub mod sweep;
 pub mod train;
 pub mod tune;
 
@@ -67,7 +69,8 @@ fn load_for_data(
     need_targets: bool,
     text: bool,
 ) -> Result<(Model, Option<Table>, Dataset, bool)> {
-    let model = Model::load(model_path)?;
+    // A run folder stands for the model in it.
+    let model = Model::load(&crate::runs::resolve_model(model_path)?)?;
     if !text {
         let (ds, has) =
             Dataset::load_for_schema(data, &model.schema, need_targets, &LoadOptions::default())?;

@@ -28,7 +28,8 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         raw_header: Vec::new(),
     });
     let keep_cols = keep_columns(a, &table)?;
-    let header = header(a, &model)?;
+    let kept: Vec<String> = keep_cols.iter().map(|&c| table.header[c].clone()).collect();
+    let header = header(a, &model, kept)?;
     let mut be = a.dev.open()?;
     let out = train::predict(
         be.as_mut(),
@@ -87,28 +88,14 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     }
 }
 
-/// The input columns `--keep` names, by index.
+/// The input columns `--keep` names (names, globs, ranges), by index.
 fn keep_columns(a: &PredictArgs, table: &Table) -> Result<Vec<usize>> {
-    a.keep
-        .iter()
-        .map(|k| {
-            table.header.iter().position(|h| h == k).ok_or_else(|| {
-                Error::flag(
-                    "--keep",
-                    format!(
-                        "no column '{k}' in {}; columns are: {}",
-                        a.data.display(),
-                        crate::error::cut(&table.header.join(", "), 80)
-                    ),
-                )
-            })
-        })
-        .collect()
+    crate::data::select::select_columns(&table.header, "--keep", &a.keep)
 }
 
 /// `--keep` columns, one column per target (named by `--names` or the model), and for classes
 /// one probability column per class.
-fn header(a: &PredictArgs, model: &Model) -> Result<Vec<String>> {
+fn header(a: &PredictArgs, model: &Model, kept: Vec<String>) -> Result<Vec<String>> {
     let names = if a.names.is_empty() {
         model.schema.targets.clone()
     } else {
@@ -123,8 +110,15 @@ fn header(a: &PredictArgs, model: &Model) -> Result<Vec<String>> {
             ),
         ));
     }
-    let mut header: Vec<String> = a.keep.clone();
-    header.extend(names);
+    // A kept column may be the target itself (to compare): the prediction is then <name>_pred.
+    let mut header = kept.clone();
+    header.extend(names.into_iter().map(|n| {
+        if kept.contains(&n) {
+            format!("{n}_pred")
+        } else {
+            n
+        }
+    }));
     if model.schema.task == Task::Classification {
         header.extend(model.schema.classes.iter().map(|c| format!("prob_{c}")));
     }

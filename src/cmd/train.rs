@@ -13,8 +13,9 @@ use crate::spec::{Activation, Loss, Task};
 use crate::train::{self, History, Rows, Schedule, TrainConfig};
 
 pub struct TrainOutcome {
-    pub model: Model,
-    pub history: History,
+    /// None after `--cv --no-refit`.
+    pub model: Option<Model>,
+    pub history: Option<History>,
 }
 
 pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
@@ -23,7 +24,58 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
             let (orig, ckpt) = super::resume::load(a, path)?;
             run_from(&orig, Some(ckpt))
         }
-        None => run_from(a, None),
+        None if a.checkpoint.is_some() => run_from(a, None),
+        // Everything else: run folders, --cv, --select-k, sweeps (cmd/fit.rs).
+        None => run_fit(a),
+    }
+}
+
+/// A run without checkpoints: one fit, or --cv's folds and refit, into --out or a run folder.
+fn run_fit(a: &TrainArgs) -> Result<TrainOutcome> {
+    let cfg = config(a)?;
+    if let Some(path) = &a.plot {
+        crate::plot::format_of(path)?;
+    }
+    // --out's clashes are refused before any data is read; a run folder is new, so its
+    // files are planned (and locked) once it exists.
+    let mut planned = match &a.out {
+        Some(_) => Some(plan_run_outputs(a, &super::fit::Outputs::plan(a, None)?)?),
+        None => None,
+    };
+    let data = super::fit::load(a)?;
+    let mut be = a.dev.open()?;
+    let out = super::fit::Outputs::plan(a, None)?;
+    if planned.is_none() {
+        planned = Some(plan_run_outputs(a, &out)?);
+    }
+    let o = match super::fit::run(a, &cfg, &data, be.as_mut(), &out, &train_argv()) {
+        Ok(o) => o,
+        Err(e) => {
+            // A failed run leaves no half-filled run folder behind to be mistaken for a result.
+            if let Some(dir) = &out.dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(e);
+        }
+    };
+    drop(planned);
+    crate::errln!("{}", o.line);
+    if a.json {
+        crate::outln!("{}", o.summary);
+    }
+    Ok(TrainOutcome {
+        model: o.model,
+        history: o.history,
+    })
+}
+
+/// This process's arguments from `train` on (`train` standing in for the program name), for
+/// run.json; empty when the process was not started as `wgtrain train` (a test, say).
+fn train_argv() -> Vec<std::ffi::OsString> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match args.iter().position(|s| s == "train") {
+        Some(i) => args[i..].to_vec(),
+        None => Vec::new(),
     }
 }
 
@@ -33,8 +85,28 @@ fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
     if let Some(path) = &a.plot {
         crate::plot::format_of(path)?;
     }
+    let flow = [
+        ("--cv", a.cv.is_some()),
+        ("--select-k", a.select_k.is_some()),
+        ("--val-last", a.val_last.is_some()),
+        ("--group", !a.group.is_empty()),
+        ("--features", !a.features.is_empty()),
+        ("--init-from", a.init_from.is_some()),
+    ];
+    if let Some((flag, _)) = flow.iter().find(|(_, set)| *set) {
+        return Err(Error::flag(
+            *flag,
+            "is not checkpointed yet: leave out --checkpoint / --resume",
+        ));
+    }
+    let Some(out) = a.out.clone() else {
+        return Err(Error::flag(
+            "--checkpoint",
+            "needs --out (run folders are not checkpointed yet)",
+        ));
+    };
     // Held to the end of the run: its locks keep a second run off these files.
-    let _outputs = plan_outputs(a)?;
+    let _outputs = plan_outputs(a, &out)?;
     let saver = a
         .checkpoint
         .as_ref()
@@ -103,18 +175,24 @@ fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
     if let Some(e) = log_err {
         return Err(e);
     }
-    crate::validate::model(&model, &a.out)?;
-    model.save(&a.out)?;
+    crate::validate::model(&model, &out)?;
+    model.save(&out)?;
     if history.interrupted {
         report_interrupt(a, &history);
-        return Ok(TrainOutcome { model, history });
+        return Ok(TrainOutcome {
+            model: Some(model),
+            history: Some(history),
+        });
     }
     report(a, &history, metric_name);
     if let Some(path) = &a.plot {
         let val = val_ds.as_ref().zip(val_rows.as_ref());
         draw_train_plots(a, path, be.as_mut(), &model, &history, val)?;
     }
-    Ok(TrainOutcome { model, history })
+    Ok(TrainOutcome {
+        model: Some(model),
+        history: Some(history),
+    })
 }
 
 /// What an interrupted run saved, and how to go on.
@@ -123,7 +201,11 @@ fn report_interrupt(a: &TrainArgs, history: &History) {
         0 => "the weights of the last step".to_string(),
         e => format!("the weights of epoch {e}"),
     };
-    let mut saved = vec![format!("{} ({weights})", a.out.display())];
+    let out = a
+        .out
+        .as_deref()
+        .map_or_else(String::new, |p| p.display().to_string());
+    let mut saved = vec![format!("{out} ({weights})")];
     saved.extend(
         a.metrics
             .as_ref()
@@ -146,13 +228,13 @@ fn report_interrupt(a: &TrainArgs, history: &History) {
 }
 
 /// Every file this run writes, checked before any data is read (see [`crate::io`]).
-fn plan_outputs(a: &TrainArgs) -> Result<crate::io::Planned> {
+fn plan_outputs(a: &TrainArgs, out: &Path) -> Result<crate::io::Planned> {
     let mut plan = crate::io::OutputPlan::new();
     plan.input("the training data", &a.data);
     if let Some(v) = &a.val {
         plan.input("the --val data", v);
     }
-    plan.output("--out", &a.out);
+    plan.output("--out", out);
     if let Some(m) = &a.metrics {
         plan.output("--metrics", m);
     }
@@ -174,8 +256,40 @@ fn plan_outputs(a: &TrainArgs) -> Result<crate::io::Planned> {
     plan.check()
 }
 
+/// Every file a fit writes (--out or a run folder's), checked before any data is read (see [`crate::io`]).
+pub(super) fn plan_run_outputs(
+    a: &TrainArgs,
+    out: &super::fit::Outputs,
+) -> Result<crate::io::Planned> {
+    let mut plan = crate::io::OutputPlan::new();
+    plan.input("the training data", &a.data);
+    if let Some(v) = &a.val {
+        plan.input("the --val data", v);
+    }
+    if let Some(m) = &out.model {
+        plan.output("--out", m);
+    }
+    if let Some(m) = &out.metrics {
+        plan.output("--metrics", m);
+    }
+    if let Some(p) = &out.plot {
+        plan.output("--plot", &crate::plot::accuracy_path(p));
+        plan.output("--plot", p);
+        // The predictions plot beside it (drawn for regression only; planned anyway).
+        let pred = crate::plot::predictions_path;
+        if a.target.len() > 1 {
+            for t in &a.target {
+                plan.output("--plot", &pred(p, Some(t)));
+            }
+        } else {
+            plan.output("--plot", &pred(p, None));
+        }
+    }
+    plan.check()
+}
+
 /// The training hyper-parameters; clap has checked each flag alone, this checks them together.
-fn config(a: &TrainArgs) -> Result<TrainConfig> {
+pub(super) fn config(a: &TrainArgs) -> Result<TrainConfig> {
     if a.activation == Activation::Identity {
         return Err(Error::flag(
             "--activation",
@@ -326,7 +440,7 @@ fn label_warnings(train: &Dataset, val: Option<&Dataset>) -> Vec<String> {
 }
 
 /// A freshly initialized model whose normalizers are fitted on the training rows.
-fn new_model(a: &TrainArgs, train_ds: &Dataset, loss: Loss) -> Result<Model> {
+pub(super) fn new_model(a: &TrainArgs, train_ds: &Dataset, loss: Loss) -> Result<Model> {
     let schema = train_ds.schema.clone();
     let (d, n_out, rows) = (schema.n_features(), schema.n_outputs(), train_ds.rows);
     let standardize = !a.no_standardize;
@@ -354,7 +468,13 @@ fn new_model(a: &TrainArgs, train_ds: &Dataset, loss: Loss) -> Result<Model> {
 }
 
 /// The one line on stderr that says what is about to be trained, on what.
-fn announce(a: &TrainArgs, model: &Model, be: &dyn Backend, tr: &Rows, val: Option<&Rows>) {
+pub(super) fn announce(
+    a: &TrainArgs,
+    model: &Model,
+    be: &dyn Backend,
+    tr: &Rows,
+    val: Option<&Rows>,
+) {
     let d = model.layers.first().map_or(0, |l| l.inputs);
     let shape: Vec<String> = model
         .layers
@@ -381,7 +501,7 @@ fn announce(a: &TrainArgs, model: &Model, be: &dyn Backend, tr: &Rows, val: Opti
     );
 }
 
-fn metric_name(task: Task) -> &'static str {
+pub(super) fn metric_name(task: Task) -> &'static str {
     match task {
         Task::Classification => "val_accuracy",
         Task::Regression => "val_rmse",
@@ -409,14 +529,50 @@ fn report(a: &TrainArgs, history: &History, metric_name: &str) {
         };
         crate::errln!(
             "wgtrain: wrote {} after {ran} epochs{which}: train_loss {:.6}{val}",
-            a.out.display(),
+            a.out.as_deref().unwrap_or(Path::new("")).display(),
             m.train_loss
         );
     }
 }
 
+/// The summary line to print (the one line `-q` keeps): where the model went, the epoch whose
+/// weights it holds, and whether early stopping ended the run.
+pub(super) fn report_line(
+    a: &TrainArgs,
+    out: &super::fit::Outputs,
+    history: &History,
+    metric_name: &str,
+    extra: &str,
+) -> String {
+    let (ran, best) = (history.epochs.len(), history.best_epoch);
+    let Some(m) = history.epochs.get(best.wrapping_sub(1)) else {
+        return String::new();
+    };
+    let val = match (m.val_loss, m.val_metric) {
+        (Some(l), Some(v)) => format!(", val_loss {l:.6}, {metric_name} {v:.4}"),
+        _ => String::new(),
+    };
+    let which = match (history.stopped_early, best == ran) {
+        (true, _) => format!(
+            " (stopped early at epoch {ran}: val_loss has not improved for {} epochs; weights of epoch {best})",
+            a.patience.unwrap_or(0)
+        ),
+        (false, true) => String::new(),
+        (false, false) => format!(" (weights of epoch {best})"),
+    };
+    let wrote = match (&out.dir, &out.model) {
+        (Some(dir), _) => format!("run folder {}/", dir.display()),
+        (None, Some(model)) => model.display().to_string(),
+        (None, None) => "nothing".to_string(),
+    };
+    format!(
+        "wgtrain: wrote {wrote} after {ran} epochs{which}: train_loss {:.6}{val}{extra}",
+        m.train_loss
+    )
+}
+
 /// `train --plot`: the loss curves, and for regression with validation rows, predicted vs real.
-fn draw_train_plots(
+pub(super) fn draw_train_plots(
     a: &TrainArgs,
     path: &Path,
     be: &mut dyn Backend,
@@ -436,7 +592,18 @@ fn draw_train_plots(
     };
     let title = format!("{data_name}: {loss} loss per epoch");
     crate::plot::loss_curves(path, &history.epochs, &format!("{loss} loss"), &title)?;
-    crate::errln!("wgtrain: loss curves in {}", path.display());
+    // Under -q only a --plot the user named is announced (not the run folder's own).
+    let say = !a.quiet || a.plot.is_some();
+    if say {
+        crate::errln!("wgtrain: loss curves in {}", path.display());
+    }
+    if model.schema.task == Task::Classification {
+        let acc = crate::plot::accuracy_path(path);
+        let title = format!("{data_name}: validation accuracy per epoch");
+        if crate::plot::accuracy_curve(&acc, &history.epochs, &title)? && say {
+            crate::errln!("wgtrain: validation accuracy in {}", acc.display());
+        }
+    }
     if let (Task::Regression, Some((ds, rows))) = (model.schema.task, val)
         && rows.rows > 0
     {
@@ -448,7 +615,9 @@ fn draw_train_plots(
             let title =
                 format!("{data_name}: {name}, real (blue) and predicted (red) on validation rows");
             crate::plot::predictions(&out, &column(&ds.y), &column(&pred), &title)?;
-            crate::errln!("wgtrain: predictions vs real values in {}", out.display());
+            if say {
+                crate::errln!("wgtrain: predictions vs real values in {}", out.display());
+            }
         }
     }
     Ok(())

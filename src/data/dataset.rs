@@ -48,6 +48,7 @@ impl Dataset {
             Some(task) => task,
             None => match first_non_numeric(t, &tcols) {
                 Some(_) => Task::Classification,
+                None if few_whole_values(t, &tcols) => Task::Classification,
                 None => Task::Regression,
             },
         };
@@ -438,6 +439,36 @@ fn first_non_numeric(t: &Table, cols: &[usize]) -> Option<(usize, usize)> {
     None
 }
 
+/// A single target whose values are all whole numbers, with 2 to 20 distinct values, each
+/// seen twice on average: digit or rating labels, read as classes (`--task` overrides).
+pub(crate) fn few_whole_values(t: &Table, cols: &[usize]) -> bool {
+    let [col] = cols else { return false };
+    let values = t
+        .records
+        .iter()
+        .map(|rec| rec.get(*col).and_then(|s| s.parse::<f64>().ok()));
+    few_whole_numbers(values, t.records.len())
+}
+
+/// The rule of [`few_whole_values`] over parsed values (`None`: not a number).
+pub(crate) fn few_whole_numbers(values: impl Iterator<Item = Option<f64>>, rows: usize) -> bool {
+    const MAX_CLASSES: usize = 20;
+    let mut seen: Vec<i64> = Vec::new();
+    for v in values {
+        let Some(v) = v else { return false };
+        if !(v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15) {
+            return false;
+        }
+        if !seen.contains(&(v as i64)) {
+            if seen.len() == MAX_CLASSES {
+                return false;
+            }
+            seen.push(v as i64);
+        }
+    }
+    seen.len() >= 2 && seen.len() * 2 <= rows
+}
+
 /// The distinct labels of column `col`: numerically sorted when all are numbers (so "2" comes
 /// before "10"), else sorted as strings. At least two, and none missing.
 fn class_labels(t: &Table, col: usize) -> Result<Vec<String>> {
@@ -614,5 +645,43 @@ mod tests {
         let d = Dataset::from_table(&t, &spec).unwrap();
         assert_eq!(d.schema.classes, ["2", "9", "10"]);
         assert_eq!(d.y, [2.0, 0.0, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn few_whole_numbers_are_classes_unless_told() {
+        let mut text = String::from("a,y\n");
+        for i in 0..30 {
+            text += &format!("{}.5,{}\n", i, [3, 7, 1][i % 3]);
+        }
+        let t = table(&text);
+        let targets = s(&["y"]);
+        let spec = DataSpec {
+            targets: &targets,
+            drop: &[],
+            task: None,
+            window: None,
+        };
+        let d = Dataset::from_table(&t, &spec).unwrap();
+        assert_eq!(d.schema.task, Task::Classification);
+        assert_eq!(d.schema.classes, ["1", "3", "7"]);
+        let told = DataSpec {
+            task: Some(Task::Regression),
+            ..spec
+        };
+        assert_eq!(
+            Dataset::from_table(&t, &told).unwrap().schema.task,
+            Task::Regression
+        );
+        // All distinct (a count per row), or fractional: numbers.
+        let t = table("a,y\n1,10\n2,20\n3,30\n4,40\n");
+        assert_eq!(
+            Dataset::from_table(&t, &spec).unwrap().schema.task,
+            Task::Regression
+        );
+        let t = table("a,y\n1,1.5\n2,1.5\n3,2\n4,2\n");
+        assert_eq!(
+            Dataset::from_table(&t, &spec).unwrap().schema.task,
+            Task::Regression
+        );
     }
 }

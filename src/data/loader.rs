@@ -458,6 +458,23 @@ impl Dataset {
             Some(_) => Task::Classification,
             None => Task::Regression,
         });
+        // A single target of a few whole numbers is classes (issue 9): read again, knowing.
+        let whole = || {
+            let rows = m.lines.len();
+            super::dataset::few_whole_numbers(m.y.iter().map(|&v| Some(v as f64)), rows)
+        };
+        if spec.task.is_none()
+            && task == Task::Regression
+            && nt == 1
+            && m.target.is_none()
+            && whole()
+        {
+            let spec = DataSpec {
+                task: Some(Task::Classification),
+                ..*spec
+            };
+            return Dataset::load(path, &spec, opts);
+        }
         if task == Task::Classification && nt != 1 {
             let why = m
                 .non_numeric

@@ -16,12 +16,14 @@
 //! asked for on the command line are [`crate::Error::Flag`].
 
 mod dataset;
+pub mod folds;
 mod loader;
 mod normalize;
 mod num;
 mod parquet;
 mod scan;
 mod schema;
+pub mod select;
 mod split;
 mod stream;
 mod table;

@@ -437,6 +437,11 @@ fn no_rows(t: &Table) -> Error {
     Error::data(&t.path, 0, 0, "no data rows")
 }
 
+/// The column names of a Parquet file (for `--features` / `--drop` patterns).
+pub(crate) fn header(path: &Path) -> Result<Vec<String>> {
+    Ok(open(path)?.table.header)
+}
+
 /// The training view of a Parquet file (see [`Dataset::load`]).
 pub(crate) fn load(path: &Path, spec: &DataSpec) -> Result<Dataset> {
     if spec.window.is_some() {
