@@ -359,8 +359,18 @@ fn fit_one(
     metrics: Option<&Path>,
     show: bool,
 ) -> Result<Fit> {
-    let mut model = start_model(a, train_ds, loss)?;
+    let s = &train_ds.schema;
+    let sizes = crate::model::layer_sizes(s.n_features(), &a.hidden.0, s.n_outputs());
     let batch = cfg.batch_size.min(train_ds.rows.max(1));
+    let rows = train_ds.rows + val_ds.map_or(0, |v| v.rows);
+    let needs = crate::budget::Needs::of(&sizes, batch, rows, s.target_cols(), a.optimizer);
+    crate::budget::check(&needs, crate::budget::available())?;
+    if show {
+        for w in super::train::label_warnings(train_ds, val_ds) {
+            crate::errln!("wgtrain: warning: {w}");
+        }
+    }
+    let mut model = start_model(a, train_ds, loss)?;
     super::tune_for(be, &model.sizes(), batch, a.dev.tune)?;
     let train_rows = super::model_rows(&model, train_ds);
     let val_rows = val_ds.map(|v| super::model_rows(&model, v));
@@ -423,6 +433,7 @@ fn holdout(
         !a.quiet,
     )?;
     if let Some(path) = &out.model {
+        crate::validate::model(&fit.model, path)?;
         fit.model.save(path)?;
     }
     let name = metric_name(fit.model.schema.task);
@@ -606,6 +617,7 @@ fn refit(
         !a.quiet,
     )?;
     if let Some(path) = &out.model {
+        crate::validate::model(&fit.model, path)?;
         fit.model.save(path)?;
     }
     let name = metric_name(fit.model.schema.task);

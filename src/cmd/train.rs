@@ -24,10 +24,25 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
             let (orig, ckpt) = super::resume::load(a, path)?;
             run_from(&orig, Some(ckpt))
         }
-        None if a.checkpoint.is_some() => run_from(a, None),
-        // Everything else: run folders, --cv, --select-k, sweeps (cmd/fit.rs).
+        // A plain run into --out keeps the one path with every guard (sizes, label warnings,
+        // auto by measurement, Ctrl-C saving, the validator before the save).
+        None if a.checkpoint.is_some() || (a.out.is_some() && !uses_flow_flags(a)) => {
+            run_from(a, None)
+        }
+        // Run folders, --cv, --select-k, splits by group, --json, sweeps (cmd/fit.rs).
         None => run_fit(a),
     }
+}
+
+/// Whether a flag only the run-folder path (cmd/fit.rs) handles is given.
+fn uses_flow_flags(a: &TrainArgs) -> bool {
+    a.cv.is_some()
+        || a.select_k.is_some()
+        || a.val_last.is_some()
+        || !a.group.is_empty()
+        || !a.features.is_empty()
+        || a.init_from.is_some()
+        || a.json
 }
 
 /// A run without checkpoints: one fit, or --cv's folds and refit, into --out or a run folder.
@@ -43,7 +58,11 @@ fn run_fit(a: &TrainArgs) -> Result<TrainOutcome> {
         None => None,
     };
     let data = super::fit::load(a)?;
-    let mut be = a.dev.open()?;
+    // auto times this network on both devices (before --select-k narrows the inputs).
+    let probe = new_model(a, &data.ds, data.loss)?;
+    let batch = cfg.batch_size.min(data.ds.rows.max(1));
+    let (dev, adapter) = (a.dev.device, a.dev.adapter.as_deref());
+    let mut be = crate::auto::open_for_training(dev, adapter, &probe, &cfg, batch, a.dev.tune)?;
     let out = super::fit::Outputs::plan(a, None)?;
     if planned.is_none() {
         planned = Some(plan_run_outputs(a, &out)?);
@@ -391,7 +410,7 @@ fn read_data(a: &TrainArgs) -> Result<(Dataset, Option<Dataset>, Loss)> {
 
 /// Classes that only the validation rows have (the network can never predict them), and
 /// labels that differ only in case or spaces (probably one class typed two ways).
-fn label_warnings(train: &Dataset, val: Option<&Dataset>) -> Vec<String> {
+pub(super) fn label_warnings(train: &Dataset, val: Option<&Dataset>) -> Vec<String> {
     let classes = &train.schema.classes;
     if train.schema.task != Task::Classification {
         return Vec::new();
