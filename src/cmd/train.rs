@@ -98,12 +98,9 @@ fn train_argv() -> Vec<std::ffi::OsString> {
     }
 }
 
-/// A run from its start, or from a checkpoint of it.
-fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
-    let cfg = config(a)?;
-    if let Some(path) = &a.plot {
-        crate::plot::format_of(path)?;
-    }
+/// The --out of a run that checkpoints (or may: this path serves plain --out runs too);
+/// the run-folder features are not checkpointed yet and are refused here.
+fn checkpointable(a: &TrainArgs) -> Result<std::path::PathBuf> {
     let flow = [
         ("--cv", a.cv.is_some()),
         ("--select-k", a.select_k.is_some()),
@@ -118,12 +115,21 @@ fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
             "is not checkpointed yet: leave out --checkpoint / --resume",
         ));
     }
-    let Some(out) = a.out.clone() else {
-        return Err(Error::flag(
+    a.out.clone().ok_or_else(|| {
+        Error::flag(
             "--checkpoint",
             "needs --out (run folders are not checkpointed yet)",
-        ));
-    };
+        )
+    })
+}
+
+/// A run from its start, or from a checkpoint of it.
+fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
+    let cfg = config(a)?;
+    if let Some(path) = &a.plot {
+        crate::plot::format_of(path)?;
+    }
+    let out = checkpointable(a)?;
     // Held to the end of the run: its locks keep a second run off these files.
     let _outputs = plan_outputs(a, &out)?;
     let saver = a
