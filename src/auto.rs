@@ -72,11 +72,14 @@ pub fn open_for_training(
     cfg: &TrainConfig,
     batch: usize,
     tune: Mode,
+    say: bool,
 ) -> Result<Box<dyn Backend>> {
     let sizes = model.sizes();
     let tuned = |mut be: Box<dyn Backend>| -> Result<Box<dyn Backend>> {
         for line in be.tune(&sizes, batch, tune)? {
-            eprintln!("{line}");
+            if say {
+                eprintln!("{line}");
+            }
         }
         Ok(be)
     };
@@ -93,7 +96,9 @@ pub fn open_for_training(
         None => None,
     };
     let Some(adapter) = found else {
-        eprintln!("wgtrain: no hardware GPU adapter found; running on the CPU");
+        if say {
+            eprintln!("wgtrain: no hardware GPU adapter found; running on the CPU");
+        }
         return tuned(Box::<CpuBackend>::default());
     };
     let info = adapter.get_info();
@@ -125,7 +130,9 @@ pub fn open_for_training(
             t
         }
     };
-    eprintln!("{}", timing.line(&info.name, cached.is_some()));
+    if say {
+        eprintln!("{}", timing.line(&info.name, cached.is_some()));
+    }
     if timing.gpu_wins() {
         Ok(gpu_be)
     } else {

@@ -677,3 +677,22 @@ fn cross_validation_and_sweep_on_the_gpu() {
         std::fs::read_to_string(d.path().join("sweeps/1-iris-sweep/leaderboard.csv")).unwrap();
     assert_eq!(board.lines().count(), 3, "{board}");
 }
+
+/// `-q` with the default `--device auto`: the device notice, auto's timing line and tuning
+/// lines stay quiet, so stderr holds only the summary line, in both the run-folder path and the
+/// `--out` path. (Without a hardware GPU, auto would otherwise say it runs on the CPU.)
+#[test]
+fn quiet_prints_only_the_summary_line_with_device_auto() {
+    let d = tempfile::tempdir().unwrap();
+    let iris = iris();
+    for out in [None, Some("m.safetensors")] {
+        let mut args = vec!["train", &iris, "--target", "species", "--epochs", "3", "-q"];
+        if let Some(o) = out {
+            args.extend_from_slice(&["--out", o]);
+        }
+        let (so, se) = ok_in(d.path(), &args);
+        assert!(so.is_empty(), "{args:?}: stdout {so}");
+        assert_eq!(se.lines().count(), 1, "{args:?}: stderr {se}");
+        assert!(se.contains("wrote") || se.contains("runs/"), "{se}");
+    }
+}

@@ -70,7 +70,7 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
     let mut be = a.dev.open()?;
     let device = be.describe();
     let be = be.as_mut();
-    super::tune_for(be, sizes, a.batch, a.dev.tune)?;
+    super::tune_for(be, sizes, a.batch, a.dev.tune, true)?;
     let mut tr = Trainer::new(be, &model, &data, None, &cfg)?;
     let (runs_ms, loss, dispatches_per_step) = time_steps(be, &mut tr, warmup, a.repeats, steps)?;
     let ms = median(&runs_ms);

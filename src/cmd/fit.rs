@@ -371,7 +371,7 @@ fn fit_one(
         }
     }
     let mut model = start_model(a, train_ds, loss)?;
-    super::tune_for(be, &model.sizes(), batch, a.dev.tune)?;
+    super::tune_for(be, &model.sizes(), batch, a.dev.tune, !a.quiet)?;
     let train_rows = super::model_rows(&model, train_ds);
     let val_rows = val_ds.map(|v| super::model_rows(&model, v));
     if show {

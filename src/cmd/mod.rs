@@ -87,9 +87,12 @@ fn tune_for(
     sizes: &[usize],
     batch: usize,
     mode: crate::backend::gpu::tune::Mode,
+    say: bool,
 ) -> Result<()> {
     for line in be.tune(sizes, batch, mode)? {
-        eprintln!("{line}");
+        if say {
+            eprintln!("{line}");
+        }
     }
     Ok(())
 }

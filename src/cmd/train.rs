@@ -62,7 +62,8 @@ fn run_fit(a: &TrainArgs) -> Result<TrainOutcome> {
     let probe = new_model(a, &data.ds, data.loss)?;
     let batch = cfg.batch_size.min(data.ds.rows.max(1));
     let (dev, adapter) = (a.dev.device, a.dev.adapter.as_deref());
-    let mut be = crate::auto::open_for_training(dev, adapter, &probe, &cfg, batch, a.dev.tune)?;
+    let mut be =
+        crate::auto::open_for_training(dev, adapter, &probe, &cfg, batch, a.dev.tune, !a.quiet)?;
     let out = super::fit::Outputs::plan(a, None)?;
     if planned.is_none() {
         planned = Some(plan_run_outputs(a, &out)?);
@@ -161,6 +162,7 @@ fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
         &cfg,
         batch,
         a.dev.tune,
+        !a.quiet,
     )?;
     if !a.quiet {
         announce(a, &model, be.as_ref(), &train_rows, val_rows.as_ref());
