@@ -816,3 +816,49 @@ fn predict_reads_only_the_feature_columns() {
     assert_eq!(outs[0].lines().count(), 5, "{}", outs[0]);
     assert_eq!(outs[0], outs[1], "the target column plays no part");
 }
+
+/// The run-folder path (no `--out`): the first Ctrl-C ends the run at a step, the folder keeps
+/// a model that loads, and the exit code is 130.
+#[test]
+fn ctrl_c_in_a_run_folder_saves_the_model_and_exits_130() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    write_csv(&data, 512, 64);
+    let mut child = bin()
+        .current_dir(d.path())
+        .args([
+            "train",
+            s(&data),
+            "--target",
+            "y",
+            "--epochs",
+            "1000000",
+            "--device",
+            "cpu",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut announce = String::new();
+    err.read_line(&mut announce).unwrap();
+    assert!(announce.contains("regression on"), "{announce}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(&child, libc::SIGINT);
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    let model = d.path().join("runs/1-d/model.safetensors");
+    assert!(model.is_file(), "no model in the run folder: {rest}");
+    let out = bin()
+        .args(["eval", s(&model), s(&data), "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

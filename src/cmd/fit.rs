@@ -383,7 +383,15 @@ fn fit_one(
         None => None,
     };
     let mut log_err = None;
-    let history = train::train(
+    let mut no_checkpoint = |_: train::RunState| Ok(());
+    // The first Ctrl-C ends the run at this step; the caller saves what it has (exit 130).
+    let control = train::Control {
+        stop: &crate::signals::requested,
+        resume: None,
+        checkpoint_every: None,
+        on_checkpoint: &mut no_checkpoint,
+    };
+    let history = train::train_with(
         be,
         &mut model,
         &train_rows,
@@ -402,9 +410,16 @@ fn fit_one(
                 log_err.get_or_insert(e);
             }
         },
+        control,
     )?;
     if let Some(e) = log_err {
         return Err(e);
+    }
+    if history.interrupted && a.cv.is_some() {
+        // A fold cut short says nothing, and a refit would save a barely trained model.
+        return Err(Error::training(
+            "stopped by a signal during --cv; no model was written",
+        ));
     }
     Ok(Fit {
         model,
