@@ -61,6 +61,15 @@ fn pandas_parquet_reads_like_the_same_csv() {
     assert_eq!((reg.y, reg.x), (by_csv.y, by_csv.x));
     let cls = load("mixed.parquet", "f", Some(Task::Classification)).unwrap();
     assert_eq!(cls.schema.classes, ["0", "1"]);
+    // A few whole numbers are classes without being asked, in Parquet as in the CSV.
+    let (pq_f, csv_f) = (
+        load("mixed.parquet", "f", None).unwrap(),
+        load("mixed.csv", "f", None).unwrap(),
+    );
+    assert_eq!(csv_f.schema.task, Task::Classification);
+    assert_eq!(pq_f.schema.task, csv_f.schema.task);
+    assert_eq!(pq_f.schema.classes, csv_f.schema.classes);
+    assert_eq!(pq_f.y, csv_f.y);
 }
 
 #[test]

@@ -466,6 +466,19 @@ pub(crate) fn load(path: &Path, spec: &DataSpec) -> Result<Dataset> {
         Some(_) => Task::Classification,
         None => Task::Regression,
     });
+    // A single target of a few whole numbers is classes, as for CSV: read again, knowing.
+    if spec.task.is_none()
+        && task == Task::Regression
+        && nt == 1
+        && tg.numeric_error.is_none()
+        && super::dataset::few_whole_numbers(tg.y.iter().map(|&v| Some(v as f64)), o.rows)
+    {
+        let spec = DataSpec {
+            task: Some(Task::Classification),
+            ..*spec
+        };
+        return load(path, &spec);
+    }
     if task == Task::Classification && nt != 1 {
         let why = tg
             .non_numeric
