@@ -263,6 +263,12 @@ pub trait Backend {
     fn read_impl(&mut self, buf: Buf) -> Result<Vec<f32>>;
 
     /// Checks that `b` names a live backing buffer of its type and lies inside it.
+    /// `check_buf`, and the view holds exactly `len` elements.
+    fn check_view(&self, b: Buf, len: usize, what: &str) -> Result<()> {
+        self.check_buf(b, what)?;
+        need(b, len, what)
+    }
+
     fn check_buf(&self, b: Buf, what: &str) -> Result<()> {
         match self.backing(b.id) {
             Some((len, dtype))
@@ -291,8 +297,7 @@ pub trait Backend {
     }
     /// Overwrite the view (`data.len() == buf.len`), ordered after earlier ops.
     fn write(&mut self, buf: Buf, data: &[f32]) -> Result<()> {
-        self.check_buf(buf, "write")?;
-        need(buf, 0, "write")?;
+        self.check_view(buf, 0, "write")?;
         if data.len() != buf.len {
             return Err(bad(format!(
                 "write of {} elements to a view of {}",
@@ -385,12 +390,10 @@ pub trait Backend {
             (w, mul(n, k, "w")?, "matmul_nt w"),
             (y, mul(m, n, "y")?, "matmul_nt y"),
         ] {
-            self.check_buf(v, what)?;
-            need(v, len, what)?;
+            self.check_view(v, len, what)?;
         }
         if let Some(b) = b {
-            self.check_buf(b, "matmul_nt bias")?;
-            need(b, n, "matmul_nt bias")?;
+            self.check_view(b, n, "matmul_nt bias")?;
         }
         let ins: Vec<Buf> = [x, w].into_iter().chain(b).collect();
         separate(&[y], &ins)?;
@@ -430,13 +433,11 @@ pub trait Backend {
             (w, mul(n, k, "w")?, "matmul_nn w"),
             (dx, mul(m, k, "dx")?, "matmul_nn dx"),
         ] {
-            self.check_buf(v, what)?;
-            need(v, len, what)?;
+            self.check_view(v, len, what)?;
         }
         match y {
             Some(y) => {
-                self.check_buf(y, "matmul_nn y")?;
-                need(y, m * k, "matmul_nn y")?;
+                self.check_view(y, m * k, "matmul_nn y")?;
             }
             None if act != Activation::Identity => {
                 return Err(bad(format!(
@@ -481,12 +482,10 @@ pub trait Backend {
             (x, mul(m, k, "x")?, "matmul_tn x"),
             (dw, mul(n, k, "dw")?, "matmul_tn dw"),
         ] {
-            self.check_buf(v, what)?;
-            need(v, len, what)?;
+            self.check_view(v, len, what)?;
         }
         if let Some(db) = db {
-            self.check_buf(db, "matmul_tn db")?;
-            need(db, n, "matmul_tn db")?;
+            self.check_view(db, n, "matmul_tn db")?;
             if db.overlaps(dw) {
                 return Err(bad(format!("matmul_tn: db {db:?} overlaps dw {dw:?}")));
             }
@@ -512,8 +511,7 @@ pub trait Backend {
 
     /// In place, row by row: x[r, :] = softmax(x[r, :]) for x [m, n].
     fn softmax(&mut self, x: Buf, m: usize, n: usize) -> Result<()> {
-        self.check_buf(x, "softmax x")?;
-        need(x, mul(m, n, "softmax")?, "softmax x")?;
+        self.check_view(x, mul(m, n, "softmax")?, "softmax x")?;
         self.softmax_impl(x, m, n)
     }
     fn softmax_impl(&mut self, x: Buf, m: usize, n: usize) -> Result<()>;
@@ -542,10 +540,8 @@ pub trait Backend {
     ) -> Result<()> {
         let classes = loss.task() == crate::spec::Task::Classification;
         self.check_loss_inputs("loss_grad", classes, out, target, scale, m, n)?;
-        self.check_buf(grad, "loss gradient")?;
-        need(grad, m * n, "loss gradient")?;
-        self.check_buf(stats, "loss stats")?;
-        need(stats, slot + 1, "loss stats")?;
+        self.check_view(grad, m * n, "loss gradient")?;
+        self.check_view(stats, slot + 1, "loss stats")?;
         let ins: Vec<Buf> = [out, target].into_iter().chain(scale).collect();
         separate(&[grad, stats], &ins)?;
         self.loss_grad_impl(
@@ -591,8 +587,7 @@ pub trait Backend {
         slot: usize,
     ) -> Result<()> {
         self.check_loss_inputs("eval_stats", classes, out, target, scale, m, n)?;
-        self.check_buf(stats, "eval stats")?;
-        need(stats, (slot + 1) * STATS_WIDTH, "eval stats")?;
+        self.check_view(stats, (slot + 1) * STATS_WIDTH, "eval stats")?;
         let ins: Vec<Buf> = [out, target].into_iter().chain(scale).collect();
         separate(&[stats], &ins)?;
         self.eval_stats_impl(
@@ -634,13 +629,10 @@ pub trait Backend {
         if n == 0 && m > 0 {
             return Err(bad(format!("{op} over zero outputs")));
         }
-        self.check_buf(out, "loss output")?;
-        need(out, mul(m, n, op)?, "loss output")?;
-        self.check_buf(target, "loss target")?;
-        need(target, if classes { m } else { m * n }, "loss target")?;
+        self.check_view(out, mul(m, n, op)?, "loss output")?;
+        self.check_view(target, if classes { m } else { m * n }, "loss target")?;
         if let Some(s) = scale {
-            self.check_buf(s, "loss scale")?;
-            need(s, n, "loss scale")?;
+            self.check_view(s, n, "loss scale")?;
         }
         Ok(())
     }
@@ -650,10 +642,8 @@ pub trait Backend {
     /// the last one shorter), each summed in a fixed order: one multi-workgroup reduction whose
     /// P values `optimizer_step` adds in index order to get ‖x‖².
     fn sum_squares(&mut self, x: Buf, partials: Buf) -> Result<()> {
-        self.check_buf(x, "sum_squares x")?;
-        need(x, 0, "sum_squares x")?;
-        self.check_buf(partials, "sum_squares partials")?;
-        need(partials, 1, "sum_squares partials")?;
+        self.check_view(x, 0, "sum_squares x")?;
+        self.check_view(partials, 1, "sum_squares partials")?;
         separate(&[partials], &[x])?;
         self.sum_squares_impl(x, partials)
     }
@@ -692,8 +682,7 @@ pub trait Backend {
             .into_iter()
             .chain(state.iter().map(|&s| (s, "optimizer state")))
         {
-            self.check_buf(b, what)?;
-            need(b, len, what)?;
+            self.check_view(b, len, what)?;
             if b.len != len {
                 return Err(bad(format!(
                     "{what} holds {} elements, the parameters {len}",
