@@ -196,8 +196,9 @@ fn at_least<const MIN: u64>() -> RangedU64ValueParser<usize> {
 
 #[derive(Args, Debug, Clone)]
 pub struct DeviceArgs {
-    /// auto: a hardware GPU if there is one, else the CPU (train times both and keeps the
-    /// faster); gpu: any adapter (software too); cpu.
+    /// auto: with a hardware GPU, times this network on it and on the CPU (training steps for
+    /// train and bench, the forward pass for predict and eval) and keeps the faster, cached per
+    /// adapter and network; gpu: any adapter (software too); cpu.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
     /// Adapter name (substring) or index from `wgtrain devices`.

@@ -30,7 +30,14 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     let keep_cols = keep_columns(a, &table)?;
     let kept: Vec<String> = keep_cols.iter().map(|&c| table.header[c].clone()).collect();
     let header = header(a, &model, kept)?;
-    let mut be = a.dev.open()?;
+    let mut be = crate::auto::open_for_inference(
+        a.dev.device,
+        a.dev.adapter.as_deref(),
+        &model,
+        ds.rows,
+        a.dev.tune,
+        true,
+    )?;
     let out = train::predict(
         be.as_mut(),
         &model,
