@@ -215,6 +215,16 @@ impl DeviceArgs {
     pub fn open(&self) -> Result<Box<dyn crate::backend::Backend>> {
         crate::backend::open(self.device, self.adapter.as_deref())
     }
+
+    /// The backend for a forward pass of `model` over `rows` rows: `auto` times both devices.
+    pub fn open_for_inference(
+        &self,
+        model: &crate::model::Model,
+        rows: usize,
+    ) -> Result<Box<dyn crate::backend::Backend>> {
+        let adapter = self.adapter.as_deref();
+        crate::auto::open_for_inference(self.device, adapter, model, rows, self.tune, true)
+    }
 }
 
 #[derive(Args, Debug, Clone)]
