@@ -36,4 +36,4 @@ pub use schema::Schema;
 pub use split::{every_nth, split_indices};
 pub use stream::{ShardRows, StreamPlan, Welford, is_val_row, parse_size};
 pub use table::{Table, read_table};
-pub use window::window_names;
+pub use window::{Forecast, window_names};
