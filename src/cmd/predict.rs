@@ -37,7 +37,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     if steps.is_some() {
         header.push(forecast_column(&header));
     }
-    let mut be = a.dev.open()?;
+    let mut be = a.dev.open_for_inference(&model, ds.rows)?;
     let out = match &steps {
         Some(f) => forecast(be.as_mut(), &model, f)?,
         None => train::predict(
