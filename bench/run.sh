@@ -16,9 +16,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
-cargo build --release --quiet ${CARGO_FEATURES:+--features "$CARGO_FEATURES"}
-W=target/release/wgtrain
+# WGTRAIN_BIN: a prebuilt binary (a lent GPU machine has no Rust: bench/device.sh carries one).
+if [ -n "${WGTRAIN_BIN:-}" ]; then
+    W=$WGTRAIN_BIN
+elif command -v cargo >/dev/null; then
+    cargo build --release --quiet ${CARGO_FEATURES:+--features "$CARGO_FEATURES"}
+    W=target/release/wgtrain
+else
+    W=target/release/wgtrain
+fi
+[ -x "$W" ] || { echo "bench/run.sh: no wgtrain binary at $W and no cargo to build one" >&2; exit 1; }
 ROWS=$(mktemp)
+# ROWS_FILE: the rows are also copied there as they are measured (bench/device.sh keeps them
+# when a time limit cuts the suite short).
+ROWS_COPY=${ROWS_FILE:-/dev/null}
 NOW=$(date -u +%Y-%m-%dT%H:%MZ)
 q() { if [ -n "${QUICK:-}" ]; then echo "$2"; else echo "$1"; fi; }
 
@@ -44,12 +55,13 @@ row() {
     local json
     if ! json=$(timeout "$LIMIT" "$@" --json 2>/dev/null | tail -1) || [ -z "$json" ]; then
         echo "| $name | (failed or over ${LIMIT} s) | | $NOW | \`$*\` |" >>"$ROWS"
+        cp "$ROWS" "$ROWS_COPY" 2>/dev/null || true
         return
     fi
-    python3 - "$name" "$NOW" "$*" "$json" >>"$ROWS" <<'EOF'
+    python3 - "$name" "$NOW" "$*" "$json" "$W" >>"$ROWS" <<'EOF'
 import json, sys
 name, now, cmd, j = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-cmd = cmd.replace("target/release/wgtrain", "wgtrain")
+cmd = cmd.replace(sys.argv[5], "wgtrain")
 if j["mode"] == "train":
     fig = (f"{j['steps_per_s']:.1f} steps/s, {j['samples_per_s']:.0f} samples/s "
            f"({j['median_ms_per_step']:.3f} ms/step, median of {j['repeats']}x{j['steps']})")
@@ -59,8 +71,12 @@ else:
     fig = f"{j['gflops']:.1f} GFLOP/s ({j['median_ms']:.1f} ms, median of {j['repeats']}x{j['iters']})"
 print(f"| {name} | {j['device']} | {fig} | {now} | `{cmd}` |")
 EOF
+    cp "$ROWS" "$ROWS_COPY" 2>/dev/null || true
 }
-skip() { echo "| $1 | $2 | skipped: $3 | $NOW | |" >>"$ROWS"; }
+skip() {
+    echo "| $1 | $2 | skipped: $3 | $NOW | |" >>"$ROWS"
+    cp "$ROWS" "$ROWS_COPY" 2>/dev/null || true
+}
 
 LECTURE="--layers 56,100,100,100,1 --batch 256"
 BIG="--layers 784,4096,4096,10 --batch 4096"

@@ -1,6 +1,6 @@
 // sum_squares: the squared norm of a gradient slab as one multi-workgroup reduction in a fixed
-// order. Workgroup w sums block w (elements w·block .. (w+1)·block) lane-strided, then a tree
-// in workgroup memory, into parts[w]; the optimizer adds the parts in index order to get ‖g‖²
+// order. Workgroup w sums block w (elements w·block .. (w+1)·block) lane-strided, then the
+// prelude's tree_sum_f32, into parts[w]; the optimizer adds the parts in index order to get ‖g‖²
 // and scales g by min(1, max_norm / (‖g‖ + 1e-6)).
 
 struct Params {
@@ -14,8 +14,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> parts: array<f32>;
 
-var<workgroup> red: array<f32, 256>;
-
 @compute @workgroup_size(256)
 fn sum_squares(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -28,15 +26,8 @@ fn sum_squares(
         let v = x[p.x_off + i];
         s += v * v;
     }
-    red[lid] = s;
-    workgroupBarrier();
-    for (var w = WG / 2u; w > 0u; w >>= 1u) {
-        if (lid < w) {
-            red[lid] += red[lid + w];
-        }
-        workgroupBarrier();
-    }
+    let total = tree_sum_f32(lid, WG, s);
     if (lid == 0u) {
-        parts[p.parts_off + wid.x] = red[0];
+        parts[p.parts_off + wid.x] = total;
     }
 }

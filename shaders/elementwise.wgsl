@@ -9,10 +9,9 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 
-// One workgroup per row: max and sum are tree reductions in workgroup memory (fixed order),
+// One workgroup per row: max and sum are the prelude's tree reductions (fixed order),
 // and the max is subtracted before exp so large logits cannot overflow.
 const SW: u32 = 64u;
-var<workgroup> red: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn softmax(
@@ -32,30 +31,13 @@ fn softmax(
     for (var j = lid; j < n; j += SW) {
         mx = max(mx, x[base + j]);
     }
-    red[lid] = mx;
-    workgroupBarrier();
-    for (var s = SW / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            red[lid] = max(red[lid], red[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    mx = red[0];
-    workgroupBarrier();
+    mx = tree_max_f32(lid, SW, mx);
 
     var sum = 0.0;
     for (var j = lid; j < n; j += SW) {
         sum += exp(x[base + j] - mx);
     }
-    red[lid] = sum;
-    workgroupBarrier();
-    for (var s = SW / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    sum = red[0];
+    sum = tree_sum_f32(lid, SW, sum);
 
     for (var j = lid; j < n; j += SW) {
         x[base + j] = exp(x[base + j] - mx) / sum;

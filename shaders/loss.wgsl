@@ -1,6 +1,6 @@
 // Losses and evaluation sums over a batch (see `Loss` in src/spec.rs).
 // One workgroup of 256 threads: thread t handles rows t, t+256, … in order and the per-thread
-// sums are combined by a tree in workgroup memory, so the result is the same on every run
+// sums are combined by the prelude's tree_sum_vec3, so the result is the same on every run
 // (no float atomics). A batch is small; even 60000 evaluation rows are a few hundred per thread.
 
 struct Params {
@@ -22,8 +22,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(5) var<storage, read_write> fault: array<atomic<u32>>;
 @group(0) @binding(6) var<storage, read_write> grad: array<f32>;
-
-var<workgroup> red: array<vec3<f32>, 256>;
 
 fn scale_of(j: u32) -> f32 {
     if (p.has_scale != 0u) {
@@ -61,19 +59,6 @@ fn row_sum_exp(base: u32, n: u32, mx: f32) -> f32 {
 
 fn onehot(j: u32, y: u32) -> f32 {
     return select(0.0, 1.0, j == y);
-}
-
-// Tree-sum of one vec3 per thread; thread 0 gets the total.
-fn reduce3(lid: u32, v: vec3<f32>) -> vec3<f32> {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    return red[0];
 }
 
 // Row error eₙ in reported units, and grad = ∂L/∂out with L = 1/m Σ eₙ (unscaled).
@@ -140,7 +125,7 @@ fn loss_grad(@builtin(local_invocation_index) lid: u32) {
     for (var r = lid; r < p.m; r += WG) {
         sum += loss_row(r);
     }
-    let total = reduce3(lid, vec3<f32>(sum, 0.0, 0.0));
+    let total = tree_sum_vec3(lid, WG, vec3<f32>(sum, 0.0, 0.0));
     if (lid == 0u) {
         stats[p.stats_at] = total.x;
     }
@@ -189,7 +174,7 @@ fn eval_stats(@builtin(local_invocation_index) lid: u32) {
     for (var r = lid; r < p.m; r += WG) {
         sum += eval_row(r);
     }
-    let total = reduce3(lid, sum);
+    let total = tree_sum_vec3(lid, WG, sum);
     if (lid == 0u) {
         let o = p.stats_at;
         stats[o] = total.x;

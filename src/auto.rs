@@ -44,10 +44,11 @@ impl Timing {
     pub fn gpu_wins(&self) -> bool {
         self.gpu_ms < self.cpu_ms
     }
-    /// `auto: cpu 0.21 ms/step, Intel Iris Xe 0.55 ms/step → cpu`
-    pub fn line(&self, adapter: &str, cached: bool) -> String {
+    /// `auto: cpu 0.21 ms/step, Intel Iris Xe 0.55 ms/step → cpu` (`unit` "step", or
+    /// "1000 rows" for inference).
+    pub fn line(&self, adapter: &str, cached: bool, unit: &str) -> String {
         format!(
-            "auto: cpu {:.3} ms/step, {adapter} {:.3} ms/step → {}{}",
+            "auto: cpu {:.3} ms/{unit}, {adapter} {:.3} ms/{unit} → {}{}",
             self.cpu_ms,
             self.gpu_ms,
             if self.gpu_wins() { "gpu" } else { "cpu" },
@@ -75,17 +76,83 @@ pub fn open_for_training(
     say: bool,
 ) -> Result<Box<dyn Backend>> {
     let sizes = model.sizes();
-    let tuned = |mut be: Box<dyn Backend>| -> Result<Box<dyn Backend>> {
-        for line in be.tune(&sizes, batch, tune)? {
-            if say {
-                eprintln!("{line}");
-            }
-        }
-        Ok(be)
-    };
+    let tuned = |be| tuned(be, &sizes, batch, tune, say);
     if choice != DeviceChoice::Auto || adapter.is_some() {
         return tuned(backend::open(choice, adapter)?);
     }
+    let Some(adapter) = auto_adapter(say)? else {
+        return tuned(Box::<CpuBackend>::default());
+    };
+    let cfg = TrainConfig {
+        batch_size: batch,
+        ..cfg.clone()
+    };
+    let measure = |gpu_be: &mut dyn Backend| -> Result<Timing> {
+        Ok(Timing {
+            cpu_ms: ms_per_step(&mut CpuBackend::new(), model, &cfg)?,
+            gpu_ms: ms_per_step(gpu_be, model, &cfg)?,
+        })
+    };
+    let key = network_key(model, &cfg);
+    choose(&adapter, &key, "step", say, tuned, measure)
+}
+
+/// The backend for a forward pass of `model` over `rows` rows (`predict`, `eval`): as
+/// [`open_for_training`], but `auto` times the forward pass itself, in ms per 1000 rows, on a
+/// sample of up to two inference batches (cached per network and sample size).
+pub fn open_for_inference(
+    choice: DeviceChoice,
+    adapter: Option<&str>,
+    model: &Model,
+    rows: usize,
+    tune: Mode,
+    say: bool,
+) -> Result<Box<dyn Backend>> {
+    let sizes = model.sizes();
+    let batch = crate::train::INFER_BATCH.min(rows.max(1));
+    let tuned = |be| tuned(be, &sizes, batch, tune, say);
+    if choice != DeviceChoice::Auto || adapter.is_some() {
+        return tuned(backend::open(choice, adapter)?);
+    }
+    let Some(adapter) = auto_adapter(say)? else {
+        return tuned(Box::<CpuBackend>::default());
+    };
+    let sample = random_rows(model, rows.clamp(1, 2 * crate::train::INFER_BATCH));
+    let measure = |gpu_be: &mut dyn Backend| -> Result<Timing> {
+        Ok(Timing {
+            cpu_ms: ms_per_kilorow(&mut CpuBackend::new(), model, &sample)?,
+            gpu_ms: ms_per_kilorow(gpu_be, model, &sample)?,
+        })
+    };
+    let sizes: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
+    let key = format!(
+        "{} {} infer {} rows",
+        sizes.join("-"),
+        model.activation.as_str(),
+        sample.rows
+    );
+    choose(&adapter, &key, "1000 rows", say, tuned, measure)
+}
+
+/// `be` with its kernels tuned for `sizes` at `batch`, the tuner's lines said unless quiet.
+fn tuned(
+    mut be: Box<dyn Backend>,
+    sizes: &[usize],
+    batch: usize,
+    tune: Mode,
+    say: bool,
+) -> Result<Box<dyn Backend>> {
+    for line in be.tune(sizes, batch, tune)? {
+        if say {
+            crate::errln!("{line}");
+        }
+    }
+    Ok(be)
+}
+
+/// The hardware adapter `auto` may choose (software ones only with WGTRAIN_AUTO_SOFTWARE=1),
+/// or None, said in one line, when the CPU is the only device.
+fn auto_adapter(say: bool) -> Result<Option<wgpu::Adapter>> {
     let software = std::env::var("WGTRAIN_AUTO_SOFTWARE").is_ok_and(|v| v == "1");
     let found = match gpu::device::select_adapter(DeviceChoice::Auto, None)? {
         Some(a) => Some(a),
@@ -95,49 +162,64 @@ pub fn open_for_training(
             .flatten(),
         None => None,
     };
-    let Some(adapter) = found else {
-        if say {
-            eprintln!("wgtrain: no hardware GPU adapter found; running on the CPU");
-        }
-        return tuned(Box::<CpuBackend>::default());
-    };
+    if found.is_none() && say {
+        crate::errln!("wgtrain: no hardware GPU adapter found; running on the CPU");
+    }
+    Ok(found)
+}
+
+/// The faster backend for `net_key`: the cached figures, else `measure` on the GPU (then
+/// cached); says both figures in one line. The GPU is opened and tuned only when it is timed
+/// or chosen (tuned before it is timed: it competes with the kernels it would run).
+fn choose(
+    adapter: &wgpu::Adapter,
+    net_key: &str,
+    unit: &str,
+    say: bool,
+    tuned: impl Fn(Box<dyn Backend>) -> Result<Box<dyn Backend>>,
+    measure: impl FnOnce(&mut dyn Backend) -> Result<Timing>,
+) -> Result<Box<dyn Backend>> {
     let info = adapter.get_info();
     let adapter_key = tune::adapter_key(&info);
-    let cfg = TrainConfig {
-        batch_size: batch,
-        ..cfg.clone()
-    };
-    let net_key = network_key(model, &cfg);
     let path = cache_path();
     let cached = path
         .as_deref()
-        .and_then(|p| lookup(p, &adapter_key, &net_key));
-    // Tuned before it is timed: the GPU competes with the kernels it would train with.
-    let mut gpu_be = tuned(Box::new(GpuBackend::new(adapter)?))?;
-    let timing = match &cached {
-        Some(t) => t.clone(),
+        .and_then(|p| lookup(p, &adapter_key, net_key));
+    let (timing, opened) = match cached.clone() {
+        Some(t) => (t, None),
         None => {
-            let mut cpu_be = CpuBackend::new();
-            let t = Timing {
-                cpu_ms: ms_per_step(&mut cpu_be, model, &cfg)?,
-                gpu_ms: ms_per_step(gpu_be.as_mut(), model, &cfg)?,
-            };
+            let mut gpu_be = tuned(Box::new(GpuBackend::new(adapter.clone())?))?;
+            let t = measure(gpu_be.as_mut())?;
             if let Some(p) = &path
-                && let Err(e) = store(p, &adapter_key, &net_key, &t)
+                && let Err(e) = store(p, &adapter_key, net_key, &t)
             {
-                eprintln!("wgtrain: could not cache the device choice: {e}");
+                crate::errln!("wgtrain: could not cache the device choice: {e}");
             }
-            t
+            (t, Some(gpu_be))
         }
     };
     if say {
-        eprintln!("{}", timing.line(&info.name, cached.is_some()));
+        crate::errln!("{}", timing.line(&info.name, cached.is_some(), unit));
     }
-    if timing.gpu_wins() {
-        Ok(gpu_be)
-    } else {
-        tuned(Box::<CpuBackend>::default())
+    match (timing.gpu_wins(), opened) {
+        (true, Some(gpu_be)) => Ok(gpu_be),
+        (true, None) => tuned(Box::new(GpuBackend::new(adapter.clone())?)),
+        (false, _) => tuned(Box::<CpuBackend>::default()),
     }
+}
+
+/// One warm-up pass over `sample` (buffers, first touches), then passes until BUDGET, each
+/// ended by its read-back; ms per 1000 rows.
+fn ms_per_kilorow<B: Backend + ?Sized>(be: &mut B, model: &Model, sample: &Rows) -> Result<f64> {
+    crate::train::predict(be, model, &sample.x, sample.rows)?;
+    let t0 = Instant::now();
+    let mut passes = 0;
+    while passes < MAX_STEPS && (passes == 0 || t0.elapsed() < BUDGET) {
+        crate::train::predict(be, model, &sample.x, sample.rows)?;
+        passes += 1;
+    }
+    let rows = (passes * sample.rows) as f64;
+    Ok(t0.elapsed().as_secs_f64() * 1e6 / rows)
 }
 
 /// What the step time depends on: layer sizes, activation, loss, optimizer, batch.
@@ -248,7 +330,7 @@ mod tests {
         };
         assert!(!t.gpu_wins());
         assert_eq!(
-            t.line("Intel Iris Xe", false),
+            t.line("Intel Iris Xe", false, "step"),
             "auto: cpu 0.210 ms/step, Intel Iris Xe 0.550 ms/step → cpu"
         );
         let t = Timing {
@@ -256,7 +338,7 @@ mod tests {
             gpu_ms: 0.5,
         };
         assert!(t.gpu_wins());
-        assert!(t.line("H100", true).ends_with("→ gpu (cached)"));
+        assert!(t.line("H100", true, "step").ends_with("→ gpu (cached)"));
     }
 
     #[test]

@@ -196,8 +196,9 @@ fn at_least<const MIN: u64>() -> RangedU64ValueParser<usize> {
 
 #[derive(Args, Debug, Clone)]
 pub struct DeviceArgs {
-    /// auto: a hardware GPU if there is one, else the CPU (train times both and keeps the
-    /// faster); gpu: any adapter (software too); cpu.
+    /// auto: with a hardware GPU, times this network on it and on the CPU (training steps for
+    /// train and bench, the forward pass for predict and eval) and keeps the faster, cached per
+    /// adapter and network; gpu: any adapter (software too); cpu.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
     /// Adapter name (substring) or index from `wgtrain devices`.
@@ -213,6 +214,16 @@ impl DeviceArgs {
     /// The backend these flags ask for.
     pub fn open(&self) -> Result<Box<dyn crate::backend::Backend>> {
         crate::backend::open(self.device, self.adapter.as_deref())
+    }
+
+    /// The backend for a forward pass of `model` over `rows` rows: `auto` times both devices.
+    pub fn open_for_inference(
+        &self,
+        model: &crate::model::Model,
+        rows: usize,
+    ) -> Result<Box<dyn crate::backend::Backend>> {
+        let adapter = self.adapter.as_deref();
+        crate::auto::open_for_inference(self.device, adapter, model, rows, self.tune, true)
     }
 }
 

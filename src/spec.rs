@@ -231,6 +231,55 @@ fn activate(v: f32, act: u32) -> f32 {
     }
 }
 
+// Fixed-order tree reductions in workgroup memory, shared by every kernel that reduces
+// (softmax, the losses, the clip norm): `width` threads (a power of two, at most 256) bring one
+// value each and every thread gets the total, summed in the same order on every run. Call from
+// uniform control flow. The closing barrier lets the caller reuse the tree at once.
+var<workgroup> tree_f32: array<f32, 256>;
+var<workgroup> tree_vec3: array<vec3<f32>, 256>;
+
+fn tree_sum_f32(lid: u32, width: u32, v: f32) -> f32 {
+    tree_f32[lid] = v;
+    workgroupBarrier();
+    for (var s = width / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            tree_f32[lid] += tree_f32[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = tree_f32[0];
+    workgroupBarrier();
+    return total;
+}
+
+fn tree_max_f32(lid: u32, width: u32, v: f32) -> f32 {
+    tree_f32[lid] = v;
+    workgroupBarrier();
+    for (var s = width / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            tree_f32[lid] = max(tree_f32[lid], tree_f32[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    let total = tree_f32[0];
+    workgroupBarrier();
+    return total;
+}
+
+fn tree_sum_vec3(lid: u32, width: u32, v: vec3<f32>) -> vec3<f32> {
+    tree_vec3[lid] = v;
+    workgroupBarrier();
+    for (var s = width / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            tree_vec3[lid] += tree_vec3[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = tree_vec3[0];
+    workgroupBarrier();
+    return total;
+}
+
 // act'(z) written through the output y = act(z).
 fn act_deriv(y: f32, act: u32) -> f32 {
     switch act {

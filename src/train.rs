@@ -1160,7 +1160,7 @@ fn progress_bar(show: bool, len: usize) -> Option<indicatif::ProgressBar> {
 }
 
 /// Batch size for inference: large enough to keep a GPU busy, small enough for any memory.
-const INFER_BATCH: usize = 4096;
+pub const INFER_BATCH: usize = 4096;
 
 /// The network's outputs for `x` (standardized features, [rows, features]): regression values
 /// in the target's units, or class probabilities [rows, classes].

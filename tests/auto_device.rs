@@ -52,7 +52,7 @@ fn stderr(o: &Output) -> String {
     e
 }
 
-/// The `auto: cpu X ms/step, ADAPTER Y ms/step → cpu` line, parsed: (cpu ms, gpu ms, pick).
+/// The `auto: cpu X ms/step, ADAPTER Y ms/step → cpu` line (ms/1000 rows for inference), parsed: (cpu ms, gpu ms, pick).
 fn decision(err: &str) -> (f64, f64, String, String) {
     let line = err
         .lines()
@@ -61,7 +61,7 @@ fn decision(err: &str) -> (f64, f64, String, String) {
     let nums: Vec<f64> = line
         .split_whitespace()
         .zip(line.split_whitespace().skip(1))
-        .filter(|(_, unit)| *unit == "ms/step," || *unit == "ms/step")
+        .filter(|(_, unit)| unit.starts_with("ms/"))
         .filter_map(|(v, _)| v.parse().ok())
         .collect();
     assert_eq!(nums.len(), 2, "two figures in '{line}'");
@@ -131,4 +131,65 @@ fn forced_devices_do_not_measure() {
             "--device {device} measured:\n{err}"
         );
     }
+}
+
+/// `wgtrain eval MODEL iris.csv --json --device DEVICE` with the cache in `dir`.
+fn eval(dir: &Path, device: &str) -> Output {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/iris.csv");
+    Command::new(env!("CARGO_BIN_EXE_wgtrain"))
+        .arg("eval")
+        .arg(dir.join("m.safetensors"))
+        .arg(&data)
+        .args(["--json", "--device", device])
+        .env("WGTRAIN_CACHE_DIR", dir.join("cache"))
+        .env("WGTRAIN_AUTO_SOFTWARE", "1")
+        .output()
+        .expect("the wgtrain binary runs")
+}
+
+fn accuracy(o: &Output) -> f64 {
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("eval --json prints JSON");
+    v["accuracy"].as_f64().expect("accuracy")
+}
+
+#[test]
+fn auto_times_the_forward_pass_for_eval_and_follows_its_cache() {
+    if !has_adapter() {
+        return;
+    }
+    let d = tempfile::tempdir().expect("temp dir");
+    stderr(&train(d.path(), "cpu", false));
+    let on_cpu = eval(d.path(), "cpu");
+    stderr(&on_cpu);
+
+    let first = eval(d.path(), "auto");
+    let (cpu, gpu, pick, line) = decision(&stderr(&first));
+    println!("{line}");
+    assert!(line.contains("ms/1000 rows"), "{line}");
+    assert!(cpu > 0.0 && cpu < gpu && pick == "cpu", "{line}");
+    assert_eq!(
+        first.stdout, on_cpu.stdout,
+        "auto chose the CPU: same output"
+    );
+    let cache_path = d.path().join("cache/device-auto.json");
+    let cache = std::fs::read_to_string(&cache_path).expect("auto wrote its cache");
+    assert!(cache.contains("4-8-3 relu infer 150 rows"), "{cache}");
+
+    // A cache that says the GPU wins is followed without measuring again.
+    let mut json: serde_json::Value = serde_json::from_str(&cache).expect("cache is JSON");
+    for adapter in json["entries"]
+        .as_object_mut()
+        .expect("entries")
+        .values_mut()
+    {
+        let t = &mut adapter["4-8-3 relu infer 150 rows"];
+        t["cpu_ms"] = serde_json::json!(1000.0);
+        t["gpu_ms"] = serde_json::json!(0.5);
+    }
+    let swapped = json.to_string();
+    std::fs::write(&cache_path, swapped).expect("write the cache");
+    let on_gpu = eval(d.path(), "auto");
+    let (_, _, pick, line) = decision(&stderr(&on_gpu));
+    assert!(pick == "gpu" && line.ends_with("(cached)"), "{line}");
+    assert!((accuracy(&on_gpu) - accuracy(&on_cpu)).abs() < 1e-9);
 }

@@ -67,10 +67,17 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
         progress: false,
     };
 
-    let mut be = a.dev.open()?;
+    let mut be = crate::auto::open_for_training(
+        a.dev.device,
+        a.dev.adapter.as_deref(),
+        &model,
+        &cfg,
+        a.batch,
+        a.dev.tune,
+        true,
+    )?;
     let device = be.describe();
     let be = be.as_mut();
-    super::tune_for(be, sizes, a.batch, a.dev.tune, true)?;
     let mut tr = Trainer::new(be, &model, &data, None, &cfg)?;
     let (runs_ms, loss, dispatches_per_step) = time_steps(be, &mut tr, warmup, a.repeats, steps)?;
     let ms = median(&runs_ms);

@@ -9,7 +9,7 @@ use crate::train::{self, Metrics};
 pub fn run(a: &EvalArgs) -> Result<Metrics> {
     let (model, _, ds, _) = super::load_for_data(&a.model, &a.data, true, false)?;
     let rows = super::model_rows(&model, &ds);
-    let mut be = a.dev.open()?;
+    let mut be = a.dev.open_for_inference(&model, rows.rows)?;
     let m = train::evaluate(be.as_mut(), &model, &rows)?;
     let out = train::predict(be.as_mut(), &model, &rows.x, rows.rows)?;
     let mut json = match m {

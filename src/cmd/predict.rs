@@ -30,7 +30,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     let keep_cols = keep_columns(a, &table)?;
     let kept: Vec<String> = keep_cols.iter().map(|&c| table.header[c].clone()).collect();
     let header = header(a, &model, kept)?;
-    let mut be = a.dev.open()?;
+    let mut be = a.dev.open_for_inference(&model, ds.rows)?;
     let out = train::predict(
         be.as_mut(),
         &model,
