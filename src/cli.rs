@@ -307,6 +307,11 @@ pub struct TrainArgs {
     /// Train on the raw features and targets, without standardizing them.
     #[arg(long)]
     pub no_standardize: bool,
+    /// Train by streaming the file in shards within this much memory (e.g. 512M, 2G): for
+    /// tables larger than memory (CSV, CSV.gz). Chosen by itself, with half the free memory,
+    /// when the data would not fit.
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub max_memory: Option<String>,
     #[command(flatten)]
     pub dev: DeviceArgs,
     /// The model file to write. Without it, the run gets its own folder under --runs
@@ -397,6 +402,14 @@ pub fn parse_train_args(args: &[String]) -> std::result::Result<TrainArgs, clap:
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(
+    after_help = "The target columns are never read: they may be absent, empty or '?'.\n\
+    Series models (trained with --window N) forecast: rows at the end of DATA whose target is \
+    empty or '?' are predicted one after another, each step's window taking the forecasts of \
+    the steps before it (recursive multi-step forecasting); a last column `forecast` then says \
+    0 for a row whose value is known and h for the h-th step ahead. An empty target before the \
+    last known one is an error."
+)]
 pub struct PredictArgs {
     pub model: PathBuf,
     pub data: PathBuf,

@@ -5,10 +5,13 @@
 use std::time::Instant;
 
 use crate::backend::{Backend, Buf, Clip, Gather, ParamLayout, STATS_WIDTH, StepParams};
+use crate::budget;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::rng::Rng;
 use crate::spec::{Activation, Loss, Optimizer, Task};
+
+pub mod stream;
 
 /// Rows ready for the network: features standardized, regression targets standardized,
 /// class targets as indices. `y` is [rows, targets] or [rows].
@@ -648,6 +651,12 @@ impl Trainer {
         let batch = cfg.batch_size.min(train.rows);
         let n_batches = train.rows.div_ceil(batch);
         let y_cols = target_cols(model);
+        // Every device buffer within the device's limits, checked before any is made.
+        if let Some(lim) = be.limits() {
+            let rows = train.rows.max(val.map_or(0, |v| v.rows));
+            let needs = budget::DeviceNeeds::of(&model.sizes(), batch, rows, y_cols);
+            budget::check_device(&needs, &lim, budget::DeviceRun::Training)?;
+        }
         let st = Stepper::new(be, model, batch, cfg)?;
         let data = upload(be, train, y_cols)?;
         let val = val
@@ -965,7 +974,7 @@ pub fn train_with<B: Backend + ?Sized>(
     train: &Rows,
     val: Option<&Rows>,
     cfg: &TrainConfig,
-    mut on_epoch: impl FnMut(&EpochMetrics),
+    on_epoch: impl FnMut(&EpochMetrics),
     mut ctl: Control,
 ) -> Result<History> {
     if cfg.patience.is_some() && val.is_none_or(|v| v.rows == 0) {
@@ -994,6 +1003,71 @@ pub fn train_with<B: Backend + ?Sized>(
         history = r.history;
         first = r.snapshot.epoch + usize::from(r.snapshot.batch == 0);
     }
+    let start = Start {
+        first,
+        history,
+        early,
+    };
+    epoch_loop(be, &mut trainer, model, cfg, start, on_epoch, ctl)
+}
+
+/// Where [`epoch_loop`] begins: the first epoch to run, the metrics of those before it, and
+/// early stopping's state (`None` without validation rows).
+struct Start {
+    first: usize,
+    history: Vec<EpochMetrics>,
+    early: Option<EarlyStop>,
+}
+
+/// What the epoch loop drives: the rows in memory ([`Trainer`]) or read shard by shard
+/// ([`stream::StreamTrainer`]); one loop for both, so early stopping, divergence, stop
+/// requests and the kept weights behave alike.
+trait Epochs {
+    fn run_epoch_until<B: Backend + ?Sized>(
+        &mut self,
+        be: &mut B,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<f64>>;
+    fn validate<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<Option<Metrics>>;
+    fn download<B: Backend + ?Sized>(&self, be: &mut B, model: &mut Model) -> Result<()>;
+    fn snapshot<B: Backend + ?Sized>(&self, be: &mut B) -> Result<Snapshot>;
+}
+
+impl Epochs for Trainer {
+    fn run_epoch_until<B: Backend + ?Sized>(
+        &mut self,
+        be: &mut B,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<f64>> {
+        Trainer::run_epoch_until(self, be, stop)
+    }
+    fn validate<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<Option<Metrics>> {
+        Trainer::validate(self, be)
+    }
+    fn download<B: Backend + ?Sized>(&self, be: &mut B, model: &mut Model) -> Result<()> {
+        Trainer::download(self, be, model)
+    }
+    fn snapshot<B: Backend + ?Sized>(&self, be: &mut B) -> Result<Snapshot> {
+        Trainer::snapshot(self, be)
+    }
+}
+
+/// Epochs `start.first..=cfg.epochs` of `trainer`, then the model's final weights (the best
+/// epoch's with early stopping or after a stop request, else the last).
+fn epoch_loop<B: Backend + ?Sized, T: Epochs>(
+    be: &mut B,
+    trainer: &mut T,
+    model: &mut Model,
+    cfg: &TrainConfig,
+    start: Start,
+    mut on_epoch: impl FnMut(&EpochMetrics),
+    mut ctl: Control,
+) -> Result<History> {
+    let Start {
+        first,
+        mut history,
+        mut early,
+    } = start;
     let (mut stopped_early, mut interrupted) = (false, false);
     for epoch in first..=cfg.epochs {
         let t0 = Instant::now();
@@ -1034,10 +1108,10 @@ pub fn train_with<B: Backend + ?Sized>(
             break;
         }
         if ctl.checkpoint_every.is_some_and(|n| epoch % n == 0) && epoch < cfg.epochs {
-            checkpoint(be, &trainer, model, early.as_ref(), &history, &mut ctl)?;
+            checkpoint(be, trainer, model, early.as_ref(), &history, &mut ctl)?;
         }
     }
-    checkpoint(be, &trainer, model, early.as_ref(), &history, &mut ctl)?;
+    checkpoint(be, trainer, model, early.as_ref(), &history, &mut ctl)?;
     let keep_best = cfg.patience.is_some() || interrupted;
     let best_epoch = match early.and_then(|e| e.best_epoch()).filter(|_| keep_best) {
         Some(e) => e,
@@ -1055,9 +1129,9 @@ pub fn train_with<B: Backend + ?Sized>(
 }
 
 /// Hands the run's state to `ctl.on_checkpoint` (when checkpoints are on).
-fn checkpoint<B: Backend + ?Sized>(
+fn checkpoint<B: Backend + ?Sized, T: Epochs>(
     be: &mut B,
-    trainer: &Trainer,
+    trainer: &T,
     model: &Model,
     early: Option<&EarlyStop>,
     history: &[EpochMetrics],
@@ -1103,7 +1177,7 @@ pub fn predict<B: Backend + ?Sized>(
     x: &[f32],
     rows: usize,
 ) -> Result<Vec<f32>> {
-    let batch = INFER_BATCH.min(rows.max(1));
+    let batch = infer_batch(be, model, rows, 1)?;
     let net = Net::new(be, model, batch)?;
     let n = model.outputs();
     let data = be.upload(x)?;
@@ -1132,9 +1206,35 @@ pub fn predict<B: Backend + ?Sized>(
     Ok(out)
 }
 
+/// Rows per forward pass that [`predict`] runs for `rows` rows on `be`: it cuts its input
+/// into passes of this many rows from the first on.
+pub fn predict_batch<B: Backend + ?Sized>(be: &B, model: &Model, rows: usize) -> Result<usize> {
+    infer_batch(be, model, rows, 1)
+}
+
+/// Rows per forward pass of `predict` / `evaluate`: `INFER_BATCH`, fewer when the device
+/// binds less at once; a model or data set beyond the device's limits is refused first.
+fn infer_batch<B: Backend + ?Sized>(
+    be: &B,
+    model: &Model,
+    rows: usize,
+    y_cols: usize,
+) -> Result<usize> {
+    let batch = INFER_BATCH.min(rows.max(1));
+    let Some(lim) = be.limits() else {
+        return Ok(batch);
+    };
+    let sizes = model.sizes();
+    let widest = sizes.iter().copied().max().unwrap_or(1);
+    let batch = batch.min(budget::batch_within(lim.binding, widest));
+    let needs = budget::DeviceNeeds::of(&sizes, batch, rows, y_cols);
+    budget::check_device(&needs, &lim, budget::DeviceRun::Inference)?;
+    Ok(batch)
+}
+
 /// Metrics of `model` on prepared rows (targets standardized like in training).
 pub fn evaluate<B: Backend + ?Sized>(be: &mut B, model: &Model, data: &Rows) -> Result<Metrics> {
-    let batch = INFER_BATCH.min(data.rows.max(1));
+    let batch = infer_batch(be, model, data.rows, target_cols(model))?;
     let net = Net::new(be, model, batch)?;
     let up = upload(be, data, target_cols(model))?;
     let y_batch = be.alloc(batch * up.y_cols)?;

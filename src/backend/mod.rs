@@ -228,9 +228,27 @@ fn separate(outputs: &[Buf], inputs: &[Buf]) -> Result<()> {
     Ok(())
 }
 
+/// What one allocation on a device may hold, from the limits the device was created with.
+/// wgpu has no query for free device memory: a buffer within these limits can still fail to
+/// allocate, which the backend reports as an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+    /// Bytes one binding holds on this backend: the smaller of both, cut to the kernels'
+    /// 32-bit indices (and to a test's cap). A data set larger than this is read in chunks.
+    pub binding: u64,
+}
+
 pub trait Backend {
     /// A one-line description for logs, e.g. "cpu (matrixmultiply sgemm)" or the adapter name.
     fn describe(&self) -> String;
+
+    /// The device's allocation limits; `None` where buffers live in host memory (the CPU),
+    /// which [`crate::budget::check`] counts.
+    fn limits(&self) -> Option<Limits> {
+        None
+    }
 
     /// Kernels dispatched (GPU) or ops run (CPU) so far: `bench` reports them per step.
     fn dispatches(&self) -> u64;

@@ -658,6 +658,10 @@ impl Backend for GpuBackend {
         format!("{} ({})", self.info.name, self.info.backend.to_str())
     }
 
+    fn limits(&self) -> Option<crate::backend::Limits> {
+        Some(device::limits_of(&self.device, self.max_binding))
+    }
+
     fn dispatches(&self) -> u64 {
         self.dispatches
     }
