@@ -156,32 +156,7 @@ pub struct Gather {
     pub dst: Buf,
 }
 
-/// Content checks a kernel makes as it runs (the GPU reports them at the next `read`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// A gather index past the rows of its source.
-    RowIndex = 1,
-    /// A class target that is not an integer in 0..outputs.
-    ClassIndex = 2,
-}
-
-impl Fault {
-    /// The bit the GPU kernels set in the fault word (generated into the WGSL prelude).
-    pub fn bit(self) -> u32 {
-        self as u32
-    }
-    /// The error both backends return; `bits` may hold several faults.
-    pub fn error(bits: u32) -> Error {
-        let mut what = Vec::new();
-        if bits & Fault::RowIndex.bit() != 0 {
-            what.push("a gather row index is past the end of its data");
-        }
-        if bits & Fault::ClassIndex.bit() != 0 {
-            what.push("a class target is not an integer in 0..outputs");
-        }
-        Error::internal(format!("backend fault: {}", what.join("; ")))
-    }
-}
+pub use crate::spec::Fault;
 
 /// Number of f32 slots `eval_stats` writes per call.
 pub const STATS_WIDTH: usize = 4;
