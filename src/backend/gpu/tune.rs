@@ -192,8 +192,9 @@ impl GpuBackend {
     }
 
     /// Microseconds that the ops `record` records take, by `tune_clock`. With timestamps,
-    /// the ops run in one compute pass of their own with a timestamp at each boundary; a
-    /// device whose timestamps do not advance loses its timer (`None` returned).
+    /// the ops run in one compute pass of their own with a timestamp at each boundary (so
+    /// they must fit one params ring); a device whose timestamps do not advance loses its
+    /// timer (`None` returned).
     pub fn time_us(
         &mut self,
         record: &mut dyn FnMut(&mut GpuBackend) -> Result<()>,
@@ -206,10 +207,22 @@ impl GpuBackend {
             return Ok(Some(t0.elapsed().as_secs_f64() * 1e6));
         }
         self.submit()?; // earlier ops stay outside the timed pass
+        let before = self.dispatches;
         self.timing = true;
         let recorded = record(self);
         self.timing = false;
         recorded?;
+        let ops = self.dispatches - before;
+        if ops == 0 {
+            return Ok(Some(0.0)); // no pass began: nothing to time
+        }
+        if ops > u64::from(self.ring_used) {
+            // A full ring submitted mid-way and split the pass: the timestamps would cover
+            // only its first part.
+            return Err(Error::internal(format!(
+                "tune: {ops} timed ops overflow the params ring"
+            )));
+        }
         self.pass = None; // ends the timed pass
         let Some(timer) = self.timer.as_ref() else {
             return Err(Error::internal("the timer vanished"));
