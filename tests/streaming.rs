@@ -126,14 +126,30 @@ fn epoch_rows(p: &StreamPlan, epoch: usize, val: bool) -> Vec<(u64, Vec<f32>, Ve
 }
 
 fn check_epochs_against_memory(path: &Path, classes: bool, gz: bool) {
+    check_epochs_within(path, classes, gz, 16 << 10, 8);
+}
+
+/// Shards of several blocks each are parsed a part per core: the same rows, lines and order.
+#[test]
+fn shards_of_many_blocks_are_parsed_in_parts_with_the_same_rows_and_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "t.csv", &table(12_000, false));
+    check_epochs_within(&p, false, false, 512 << 10, 2);
+    let p = write(dir.path(), "c.csv", &table(12_000, true));
+    check_epochs_within(&p, true, false, 512 << 10, 2);
+}
+
+fn check_epochs_within(path: &Path, classes: bool, gz: bool, budget: u64, shards: usize) {
     let targets = vec!["y".to_string()];
     let sp = spec(&targets, None);
-    let budget = 16 << 10;
     let p = StreamPlan::scan(path, &sp, budget, 0.25, 11).unwrap();
     let ds = Dataset::load(path, &sp, &LoadOptions::default()).unwrap();
     assert_eq!(p.schema, ds.schema);
     assert_eq!(p.rows, ds.rows as u64);
-    assert!(p.shards.len() >= 8, "{} shards", p.shards.len());
+    assert!(p.shards.len() >= shards, "{} shards", p.shards.len());
+    if shards < 8 {
+        assert!(p.shards.iter().all(|s| s.blocks() >= 2), "{:?}", p.shards);
+    }
     // The reference: in-memory rows split by the same hash, standardized with their own fit.
     let (train, val): (Vec<usize>, Vec<usize>) =
         (0..ds.rows).partition(|&r| !is_val_row(11, r as u64, 0.25));
