@@ -402,6 +402,14 @@ pub fn parse_train_args(args: &[String]) -> std::result::Result<TrainArgs, clap:
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(
+    after_help = "The target columns are never read: they may be absent, empty or '?'.\n\
+    Series models (trained with --window N) forecast: rows at the end of DATA whose target is \
+    empty or '?' are predicted one after another, each step's window taking the forecasts of \
+    the steps before it (recursive multi-step forecasting); a last column `forecast` then says \
+    0 for a row whose value is known and h for the h-th step ahead. An empty target before the \
+    last known one is an error."
+)]
 pub struct PredictArgs {
     pub model: PathBuf,
     pub data: PathBuf,

@@ -26,6 +26,5 @@ pub mod runs;
 pub mod signals;
 pub mod spec;
 pub mod train;
-pub mod validate;
 
 pub use error::{Error, Result};

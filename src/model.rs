@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::spec::{Activation, Loss, Task};
 
+pub mod validate;
+
 pub const FORMAT: &str = "wgtrain-mlp-1";
 
 /// One linear layer, `weight` [outputs, inputs] row-major like PyTorch's `nn.Linear`.
@@ -308,7 +310,7 @@ impl Model {
             target_normalizer,
         )
         .map_err(|e| bad(e.to_string()))?;
-        crate::validate::model(&model, path)?;
+        validate::model(&model, path)?;
         Ok(model)
     }
 }

@@ -185,6 +185,33 @@ impl Loss {
     }
 }
 
+/// Content checks a kernel makes as it runs (the GPU reports them at the next `read`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// A gather index past the rows of its source.
+    RowIndex = 1,
+    /// A class target that is not an integer in 0..outputs.
+    ClassIndex = 2,
+}
+
+impl Fault {
+    /// The bit the GPU kernels set in the fault word (generated into the WGSL prelude).
+    pub fn bit(self) -> u32 {
+        self as u32
+    }
+    /// The error both backends return; `bits` may hold several faults.
+    pub fn error(bits: u32) -> Error {
+        let mut what = Vec::new();
+        if bits & Fault::RowIndex.bit() != 0 {
+            what.push("a gather row index is past the end of its data");
+        }
+        if bits & Fault::ClassIndex.bit() != 0 {
+            what.push("a class target is not an integer in 0..outputs");
+        }
+        Error::internal(format!("backend fault: {}", what.join("; ")))
+    }
+}
+
 /// The WGSL prelude every shader is compiled with: the activation, loss and fault codes
 /// generated from this file (so Rust and WGSL cannot disagree), the optimizer constants, and
 /// the helpers every kernel family shares.
@@ -203,8 +230,8 @@ pub fn wgsl_prelude() -> String {
         let _ = writeln!(s, "const LOSS_{}: u32 = {}u;", l.wgsl_name(), l.code());
     }
     for (name, f) in [
-        ("ROW_INDEX", crate::backend::Fault::RowIndex),
-        ("CLASS_INDEX", crate::backend::Fault::ClassIndex),
+        ("ROW_INDEX", Fault::RowIndex),
+        ("CLASS_INDEX", Fault::ClassIndex),
     ] {
         let _ = writeln!(s, "const FAULT_{name}: u32 = {}u;", f.bit());
     }

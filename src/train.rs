@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use crate::backend::{Backend, Buf, Clip, Gather, ParamLayout, STATS_WIDTH, StepParams};
+use crate::budget;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::rng::Rng;
@@ -650,6 +651,12 @@ impl Trainer {
         let batch = cfg.batch_size.min(train.rows);
         let n_batches = train.rows.div_ceil(batch);
         let y_cols = target_cols(model);
+        // Every device buffer within the device's limits, checked before any is made.
+        if let Some(lim) = be.limits() {
+            let rows = train.rows.max(val.map_or(0, |v| v.rows));
+            let needs = budget::DeviceNeeds::of(&model.sizes(), batch, rows, y_cols);
+            budget::check_device(&needs, &lim, budget::DeviceRun::Training)?;
+        }
         let st = Stepper::new(be, model, batch, cfg)?;
         let data = upload(be, train, y_cols)?;
         let val = val
@@ -1170,7 +1177,7 @@ pub fn predict<B: Backend + ?Sized>(
     x: &[f32],
     rows: usize,
 ) -> Result<Vec<f32>> {
-    let batch = INFER_BATCH.min(rows.max(1));
+    let batch = infer_batch(be, model, rows, 1)?;
     let net = Net::new(be, model, batch)?;
     let n = model.outputs();
     let data = be.upload(x)?;
@@ -1199,9 +1206,35 @@ pub fn predict<B: Backend + ?Sized>(
     Ok(out)
 }
 
+/// Rows per forward pass that [`predict`] runs for `rows` rows on `be`: it cuts its input
+/// into passes of this many rows from the first on.
+pub fn predict_batch<B: Backend + ?Sized>(be: &B, model: &Model, rows: usize) -> Result<usize> {
+    infer_batch(be, model, rows, 1)
+}
+
+/// Rows per forward pass of `predict` / `evaluate`: `INFER_BATCH`, fewer when the device
+/// binds less at once; a model or data set beyond the device's limits is refused first.
+fn infer_batch<B: Backend + ?Sized>(
+    be: &B,
+    model: &Model,
+    rows: usize,
+    y_cols: usize,
+) -> Result<usize> {
+    let batch = INFER_BATCH.min(rows.max(1));
+    let Some(lim) = be.limits() else {
+        return Ok(batch);
+    };
+    let sizes = model.sizes();
+    let widest = sizes.iter().copied().max().unwrap_or(1);
+    let batch = batch.min(budget::batch_within(lim.binding, widest));
+    let needs = budget::DeviceNeeds::of(&sizes, batch, rows, y_cols);
+    budget::check_device(&needs, &lim, budget::DeviceRun::Inference)?;
+    Ok(batch)
+}
+
 /// Metrics of `model` on prepared rows (targets standardized like in training).
 pub fn evaluate<B: Backend + ?Sized>(be: &mut B, model: &Model, data: &Rows) -> Result<Metrics> {
-    let batch = INFER_BATCH.min(data.rows.max(1));
+    let batch = infer_batch(be, model, data.rows, target_cols(model))?;
     let net = Net::new(be, model, batch)?;
     let up = upload(be, data, target_cols(model))?;
     let y_batch = be.alloc(batch * up.y_cols)?;

@@ -862,3 +862,143 @@ fn ctrl_c_in_a_run_folder_saves_the_model_and_exits_130() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// ---- GPU sizes before allocation (item 6) ---------------------------------------------------
+
+/// A GPU run whose parameter slab is larger than the adapter's storage binding (lavapipe:
+/// 128 MiB) is refused before any buffer is made: exit 2, `--hidden`, needed against
+/// available bytes. The same network is no problem for the CPU's host-memory count.
+#[test]
+fn a_gpu_run_beyond_the_binding_limit_is_refused_with_the_numbers() {
+    let Some(adapter) = common::adapter() else {
+        return;
+    };
+    let l = adapter.limits();
+    let binding = l
+        .max_storage_buffer_binding_size
+        .min(l.max_buffer_size)
+        .min(u32::MAX as u64);
+    // Two hidden layers of h: about h² parameters, just past one binding.
+    let h = ((binding / 4) as f64).sqrt() as usize + 8;
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    write_csv(&data, 40, 3);
+    let hidden = format!("{h},{h}");
+    let model = d.path().join("m.st");
+    let args = [
+        "train",
+        s(&data),
+        "--target",
+        "y",
+        "--hidden",
+        &hidden,
+        "--optimizer",
+        "sgd",
+        "--device",
+        "gpu",
+        "--tune",
+        "off",
+        "--out",
+        s(&model),
+    ];
+    let err = refused(
+        &args,
+        2,
+        &[
+            "--hidden: the ",
+            "parameters need",
+            "max_storage_buffer_binding_size",
+        ],
+    );
+    assert!(!model.exists(), "a refused run writes no model");
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
+    assert!(
+        err.contains(&mib(binding)),
+        "lacks the limit {}: {err}",
+        mib(binding)
+    );
+}
+
+/// The decision on a real device with an injected binding limit: training refuses a batch
+/// whose activations exceed it (naming --batch-size and what fits), predict and eval on the
+/// same device go on in smaller batches and give the CPU's numbers, and a model whose
+/// parameters exceed it is refused for predict as well.
+#[test]
+fn an_injected_binding_limit_refuses_training_and_shrinks_inference_batches() {
+    let Some(adapter) = common::adapter() else {
+        return;
+    };
+    // 4 KiB per binding: the 6-17-9-1 network's 291 parameters fit, 64 rows × 6 inputs do not.
+    let mut gpu = wgtrain::backend::gpu::GpuBackend::with_max_binding(adapter, 4096).unwrap();
+    let lim = gpu.limits().expect("the GPU reports its limits");
+    assert_eq!(lim.binding, 4096);
+    assert!(lim.max_storage_buffer_binding_size >= 128 << 20, "{lim:?}");
+    let (train, val) = (rows(203, 6, 1), rows(61, 6, 2));
+    let mut model = small_model(6);
+    let cfg = TrainConfig {
+        batch_size: 200,
+        ..config()
+    };
+    let e = wgtrain::train::train(&mut gpu, &mut model, &train, Some(&val), &cfg, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("--batch-size, --hidden: a batch of 200 rows × 17 values (layer 1)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("4.0 KiB") && e.contains("at most 60 rows fits"),
+        "{e}"
+    );
+
+    // 203 rows × 17 values would need 13.5 KiB: predict runs 60 rows at a time instead.
+    let model = small_model(6);
+    let cpu = wgtrain::train::predict(
+        &mut wgtrain::backend::cpu::CpuBackend::new(),
+        &model,
+        &train.x,
+        train.rows,
+    )
+    .unwrap();
+    let got = wgtrain::train::predict(&mut gpu, &model, &train.x, train.rows).unwrap();
+    assert_eq!(got.len(), cpu.len());
+    for (i, (g, c)) in got.iter().zip(&cpu).enumerate() {
+        assert!(
+            (g - c).abs() <= 1e-5 + 1e-4 * c.abs(),
+            "row {i}: gpu {g} cpu {c}"
+        );
+    }
+    let m = wgtrain::train::evaluate(&mut gpu, &model, &train).unwrap();
+    let want = wgtrain::train::evaluate(
+        &mut wgtrain::backend::cpu::CpuBackend::new(),
+        &model,
+        &train,
+    )
+    .unwrap();
+    let (m, want) = (m.loss(Loss::Mse), want.loss(Loss::Mse));
+    assert!(
+        (m - want).abs() <= 1e-4 * want.abs().max(1.0),
+        "gpu {m} cpu {want}"
+    );
+
+    // 6-300-1: 2401 parameters, 9.4 KiB in one slab.
+    let schema = model.schema.clone();
+    let layers = init_layers(&[6, 300, 1], Activation::Relu, 5);
+    let big = Model::new(
+        schema,
+        Activation::Relu,
+        Loss::Mse,
+        5,
+        layers,
+        Normalizer::identity(6),
+        Normalizer::identity(1),
+    )
+    .unwrap();
+    let e = wgtrain::train::predict(&mut gpu, &big, &train.x, train.rows)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("--device: the 2401 parameters need 9.4 KiB") && e.contains("--device cpu"),
+        "{e}"
+    );
+}

@@ -156,32 +156,7 @@ pub struct Gather {
     pub dst: Buf,
 }
 
-/// Content checks a kernel makes as it runs (the GPU reports them at the next `read`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// A gather index past the rows of its source.
-    RowIndex = 1,
-    /// A class target that is not an integer in 0..outputs.
-    ClassIndex = 2,
-}
-
-impl Fault {
-    /// The bit the GPU kernels set in the fault word (generated into the WGSL prelude).
-    pub fn bit(self) -> u32 {
-        self as u32
-    }
-    /// The error both backends return; `bits` may hold several faults.
-    pub fn error(bits: u32) -> Error {
-        let mut what = Vec::new();
-        if bits & Fault::RowIndex.bit() != 0 {
-            what.push("a gather row index is past the end of its data");
-        }
-        if bits & Fault::ClassIndex.bit() != 0 {
-            what.push("a class target is not an integer in 0..outputs");
-        }
-        Error::internal(format!("backend fault: {}", what.join("; ")))
-    }
-}
+pub use crate::spec::Fault;
 
 /// Number of f32 slots `eval_stats` writes per call.
 pub const STATS_WIDTH: usize = 4;
@@ -228,9 +203,27 @@ fn separate(outputs: &[Buf], inputs: &[Buf]) -> Result<()> {
     Ok(())
 }
 
+/// What one allocation on a device may hold, from the limits the device was created with.
+/// wgpu has no query for free device memory: a buffer within these limits can still fail to
+/// allocate, which the backend reports as an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+    /// Bytes one binding holds on this backend: the smaller of both, cut to the kernels'
+    /// 32-bit indices (and to a test's cap). A data set larger than this is read in chunks.
+    pub binding: u64,
+}
+
 pub trait Backend {
     /// A one-line description for logs, e.g. "cpu (matrixmultiply sgemm)" or the adapter name.
     fn describe(&self) -> String;
+
+    /// The device's allocation limits; `None` where buffers live in host memory (the CPU),
+    /// which [`crate::budget::check`] counts.
+    fn limits(&self) -> Option<Limits> {
+        None
+    }
 
     /// Kernels dispatched (GPU) or ops run (CPU) so far: `bench` reports them per step.
     fn dispatches(&self) -> u64;

@@ -448,7 +448,7 @@ fn holdout(
         !a.quiet,
     )?;
     if let Some(path) = &out.model {
-        crate::validate::model(&fit.model, path)?;
+        crate::model::validate::model(&fit.model, path)?;
         fit.model.save(path)?;
     }
     let name = metric_name(fit.model.schema.task);
@@ -632,7 +632,7 @@ fn refit(
         !a.quiet,
     )?;
     if let Some(path) = &out.model {
-        crate::validate::model(&fit.model, path)?;
+        crate::model::validate::model(&fit.model, path)?;
         fit.model.save(path)?;
     }
     let name = metric_name(fit.model.schema.task);

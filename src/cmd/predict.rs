@@ -1,10 +1,12 @@
 //! `wgtrain predict MODEL DATA.csv`: one output row per sample, with `--keep` columns copied
-//! through, to standard output or atomically to `--out`.
+//! through, to standard output or atomically to `--out`. A series model (`--window N`)
+//! forecasts the rows at the end of the file whose target is empty or `?`, one step at a time.
 
 use std::collections::HashMap;
 
+use crate::backend::Backend;
 use crate::cli::PredictArgs;
-use crate::data::Table;
+use crate::data::{Dataset, Forecast, LoadOptions, Table, read_table};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::spec::Task;
@@ -18,8 +20,10 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     }
     // Held to the end: its lock keeps a second run off --out.
     let _outputs = plan.check()?;
-    let (model, table, ds, _) = super::load_for_data(&a.model, &a.data, false, !a.keep.is_empty())?;
-    // Without --keep the rows were streamed: no text to copy through.
+    // A run folder stands for the model in it.
+    let model = Model::load(&crate::runs::resolve_model(&a.model)?)?;
+    let (table, ds, steps) = read_rows(a, &model)?;
+    // Without --keep (and a window) the rows were streamed: no text to copy through.
     let table = table.unwrap_or_else(|| Table {
         path: a.data.clone(),
         header: Vec::new(),
@@ -29,14 +33,20 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     });
     let keep_cols = keep_columns(a, &table)?;
     let kept: Vec<String> = keep_cols.iter().map(|&c| table.header[c].clone()).collect();
-    let header = header(a, &model, kept)?;
+    let mut header = header(a, &model, kept)?;
+    if steps.is_some() {
+        header.push(forecast_column(&header));
+    }
     let mut be = a.dev.open_for_inference(&model, ds.rows)?;
-    let out = train::predict(
-        be.as_mut(),
-        &model,
-        &super::model_inputs(&model, &ds),
-        ds.rows,
-    )?;
+    let out = match &steps {
+        Some(f) => forecast(be.as_mut(), &model, f)?,
+        None => train::predict(
+            be.as_mut(),
+            &model,
+            &super::model_inputs(&model, &ds),
+            ds.rows,
+        )?,
+    };
 
     // A NaN or infinite prediction is never written as if it were a number.
     let width = model.outputs().max(1);
@@ -51,7 +61,101 @@ pub fn run(a: &PredictArgs) -> Result<()> {
             ),
         ));
     }
+    let first_forecast = steps.as_ref().map(|f| f.first());
+    let buf = write_csv(
+        &model,
+        &ds,
+        &table,
+        &keep_cols,
+        &header,
+        &out,
+        first_forecast,
+    )?;
+    match &a.out {
+        Some(path) => crate::io::write_atomically(path, &buf),
+        None => crate::console::data_to_stdout(&buf),
+    }
+}
 
+/// The model's view of the data: the text too when `--keep` copies columns through, and for
+/// a series model whose last targets are empty or `?`, the forecast to make (`Some` only then).
+fn read_rows(a: &PredictArgs, model: &Model) -> Result<(Option<Table>, Dataset, Option<Forecast>)> {
+    let schema = &model.schema;
+    if schema.window.is_some() {
+        let table = read_table(&a.data)?;
+        let f = Forecast::read(&table, schema)?;
+        let ds = f.ds.clone();
+        let steps = (f.steps > 0).then_some(f);
+        return Ok((Some(table), ds, steps));
+    }
+    if a.keep.is_empty() {
+        let (ds, _) = Dataset::load_for_schema(&a.data, schema, false, &LoadOptions::default())?;
+        return Ok((None, ds, None));
+    }
+    let table = read_table(&a.data)?;
+    let (ds, _) = Dataset::for_schema(&table, schema, false)?;
+    Ok((Some(table), ds, None))
+}
+
+/// Predictions of a series model for every sample: the ones whose window is known in one
+/// pass (as for the file without the rows to forecast), then the forecasts one step at a time,
+/// each step's window holding the forecasts of the steps before it (the model never sees the
+/// unknown values themselves).
+fn forecast(be: &mut dyn Backend, model: &Model, f: &Forecast) -> Result<Vec<f32>> {
+    let first = f.first();
+    let nf = f.ds.n_features();
+    let mut out = Vec::with_capacity(f.ds.rows);
+    if first > 0 {
+        let mut x = f.ds.x[..first * nf].to_vec();
+        model.normalizer.apply(&mut x);
+        out = train::predict(be, model, &x, first)?;
+    }
+    let mut forecasts: Vec<f32> = Vec::with_capacity(f.steps);
+    for h in 0..f.steps {
+        // The forward pass that predicting the file with the forecasts (and any value for
+        // this row) filled in would run on this row: the same rows in the same pass, so the
+        // forecast is that prediction bit for bit even where a backend's sums depend on the
+        // number of rows.
+        let i = first + h;
+        let batch = train::predict_batch(be, model, i + 1)?;
+        let lo = i / batch * batch;
+        let mut x = Vec::with_capacity((i + 1 - lo) * nf);
+        for r in lo..=i {
+            match r.checked_sub(first) {
+                None => x.extend_from_slice(&f.ds.x[r * nf..(r + 1) * nf]),
+                Some(step) => x.extend(f.features(step, &forecasts)),
+            }
+        }
+        model.normalizer.apply(&mut x);
+        let y = train::predict(be, model, &x, i + 1 - lo)?;
+        // One target in series mode: the forecast is the next window's newest value.
+        let v = y.last().copied().unwrap_or(f32::NAN);
+        forecasts.push(v);
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// The name of the column that marks forecasts: `forecast`, unless the output already has one.
+fn forecast_column(header: &[String]) -> String {
+    let mut name = "forecast".to_string();
+    while header.contains(&name) {
+        name.insert(0, '_');
+    }
+    name
+}
+
+/// The predictions as CSV: `--keep` columns, the predictions, and with forecasts a last
+/// column holding 0 for a row whose value is known and h for the h-th step ahead.
+fn write_csv(
+    model: &Model,
+    ds: &Dataset,
+    table: &Table,
+    keep_cols: &[usize],
+    header: &[String],
+    out: &[f32],
+    first_forecast: Option<usize>,
+) -> Result<Vec<u8>> {
     // The record each sample came from (windows skip the first rows), for --keep.
     let record_of: HashMap<u64, usize> = table
         .lines
@@ -61,12 +165,12 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         .collect();
     let csv_err = |e: csv::Error| Error::internal(format!("writing predictions: {e}"));
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(&header).map_err(csv_err)?;
+    w.write_record(header).map_err(csv_err)?;
     let n = model.outputs();
     for r in 0..ds.rows {
         let mut rec: Vec<String> = Vec::with_capacity(header.len());
         let src = record_of.get(&ds.lines[r]).map(|&i| &table.records[i]);
-        for &c in &keep_cols {
+        for &c in keep_cols {
             rec.push(src.and_then(|s| s.get(c)).unwrap_or("").to_string());
         }
         let o = &out[r * n..(r + 1) * n];
@@ -77,15 +181,13 @@ pub fn run(a: &PredictArgs) -> Result<()> {
         } else {
             rec.extend(o.iter().map(|v| format!("{v}")));
         }
+        if let Some(first) = first_forecast {
+            rec.push((r + 1).saturating_sub(first).to_string());
+        }
         w.write_record(&rec).map_err(csv_err)?;
     }
-    let buf = w
-        .into_inner()
-        .map_err(|e| Error::internal(format!("writing predictions: {e}")))?;
-    match &a.out {
-        Some(path) => crate::io::write_atomically(path, &buf),
-        None => crate::console::data_to_stdout(&buf),
-    }
+    w.into_inner()
+        .map_err(|e| Error::internal(format!("writing predictions: {e}")))
 }
 
 /// The input columns `--keep` names (names, globs, ranges), by index.

@@ -186,7 +186,7 @@ pub fn run(a: &TrainArgs, budget: u64) -> Result<TrainOutcome> {
         );
     }
     let history = train_logged(a, be.as_mut(), &mut model, &plan, &cfg)?;
-    crate::validate::model(&model, &out)?;
+    crate::model::validate::model(&model, &out)?;
     model.save(&out)?;
     if history.interrupted {
         super::train::report_interrupt(a, &history);

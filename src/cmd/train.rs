@@ -206,7 +206,7 @@ fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
     if let Some(e) = log_err {
         return Err(e);
     }
-    crate::validate::model(&model, &out)?;
+    crate::model::validate::model(&model, &out)?;
     model.save(&out)?;
     if history.interrupted {
         report_interrupt(a, &history);

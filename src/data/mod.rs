@@ -39,4 +39,4 @@ pub use stream::{
     parse_size,
 };
 pub use table::{Table, read_table};
-pub use window::window_names;
+pub use window::{Forecast, window_names};

@@ -176,3 +176,14 @@ pub fn select_adapter(
         )),
     }
 }
+
+/// The allocation limits `device` was created with (the adapter's own, see `GpuBackend::new`),
+/// with `binding` the bytes one binding holds on the backend.
+pub fn limits_of(device: &wgpu::Device, binding: u64) -> crate::backend::Limits {
+    let l = device.limits();
+    crate::backend::Limits {
+        max_buffer_size: l.max_buffer_size,
+        max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
+        binding,
+    }
+}

@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use super::Model;
 use crate::data::{Schema, window_names};
 use crate::error::{Error, Result};
-use crate::model::Model;
 use crate::spec::{Loss, Task};
 
 /// Checks everything a forward pass and the CSV mapping rely on (see the module note).
