@@ -126,14 +126,30 @@ fn epoch_rows(p: &StreamPlan, epoch: usize, val: bool) -> Vec<(u64, Vec<f32>, Ve
 }
 
 fn check_epochs_against_memory(path: &Path, classes: bool, gz: bool) {
+    check_epochs_within(path, classes, gz, 16 << 10, 8);
+}
+
+/// Shards of several blocks each are parsed a part per core: the same rows, lines and order.
+#[test]
+fn shards_of_many_blocks_are_parsed_in_parts_with_the_same_rows_and_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "t.csv", &table(12_000, false));
+    check_epochs_within(&p, false, false, 512 << 10, 2);
+    let p = write(dir.path(), "c.csv", &table(12_000, true));
+    check_epochs_within(&p, true, false, 512 << 10, 2);
+}
+
+fn check_epochs_within(path: &Path, classes: bool, gz: bool, budget: u64, shards: usize) {
     let targets = vec!["y".to_string()];
     let sp = spec(&targets, None);
-    let budget = 16 << 10;
     let p = StreamPlan::scan(path, &sp, budget, 0.25, 11).unwrap();
     let ds = Dataset::load(path, &sp, &LoadOptions::default()).unwrap();
     assert_eq!(p.schema, ds.schema);
     assert_eq!(p.rows, ds.rows as u64);
-    assert!(p.shards.len() >= 8, "{} shards", p.shards.len());
+    assert!(p.shards.len() >= shards, "{} shards", p.shards.len());
+    if shards < 8 {
+        assert!(p.shards.iter().all(|s| s.blocks() >= 2), "{:?}", p.shards);
+    }
     // The reference: in-memory rows split by the same hash, standardized with their own fit.
     let (train, val): (Vec<usize>, Vec<usize>) =
         (0..ds.rows).partition(|&r| !is_val_row(11, r as u64, 0.25));
@@ -510,6 +526,24 @@ fn flags_that_cannot_stream_are_refused_naming_both() {
             stderr(&o)
         );
     }
+    let out = common::s(&dir.path().join("big.safetensors"));
+    let args = [
+        "train",
+        &data,
+        "--target",
+        "y",
+        "--out",
+        &out,
+        "--max-memory",
+        "64T",
+    ];
+    let o = common::wgtrain(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--max-memory: 64.0 TiB is more than"),
+        "{}",
+        stderr(&o)
+    );
     let pq = common::repo("tests/data/mixed.parquet");
     let out = common::s(&dir.path().join("p.safetensors"));
     let o = common::wgtrain(&[
@@ -589,5 +623,51 @@ fn the_switch_to_streaming_is_decided_by_the_available_memory() {
         stderr(&o).contains("--cv does not combine with streaming"),
         "{}",
         stderr(&o)
+    );
+}
+
+#[test]
+fn ctrl_c_ends_a_streamed_run_at_a_step_and_keeps_the_best_weights() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, metrics) = (dir.path().join("m.st"), dir.path().join("m.csv"));
+    let data = common::repo("data/friedman1.csv");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
+        .args([
+            "train", &data, "--target", "y", "--epochs", "100000", "--device", "cpu",
+        ])
+        .args(["--max-memory", "16K", "--out", &common::s(&out)])
+        .args(["--metrics", &common::s(&metrics)])
+        .env("WGTRAIN_LOG", "")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    for _ in 0..2 {
+        line.clear();
+        lines.read_line(&mut line).unwrap();
+        assert!(line.starts_with("epoch"), "{line:?}");
+    }
+    // SAFETY: kill on the pid of a child we spawned and have not waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("stopped by Ctrl-C") && err.contains("cannot be resumed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the weights of epoch"),
+        "the best epoch's weights: {err}"
+    );
+    Model::load(&out).expect("the interrupted run's model loads");
+    let n = std::fs::read_to_string(&metrics).unwrap().lines().count();
+    assert!(
+        (3..100_000).contains(&n),
+        "header and the epochs that ended: {n} lines"
     );
 }

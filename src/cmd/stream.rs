@@ -148,6 +148,18 @@ pub fn run(a: &TrainArgs, budget: u64) -> Result<TrainOutcome> {
     })?;
     // Held to the end of the run: its locks keep a second run off these files.
     let _outputs = super::train::plan_outputs(a, &out)?;
+    // Before the first pass, which reads the whole file.
+    let available = crate::budget::available();
+    if let Some(avail) = available.filter(|&m| budget as u128 > m) {
+        return Err(Error::flag(
+            "--max-memory",
+            format!(
+                "{} is more than the {} of memory available",
+                crate::budget::human(budget as u128),
+                crate::budget::human(avail)
+            ),
+        ));
+    }
     let plan = scan(a, budget)?;
     let loss = Loss::for_task(plan.schema.task, a.loss.map(|l| l.as_str()))?;
     let mut model = new_model(a, &plan, loss)?;
@@ -156,7 +168,7 @@ pub fn run(a: &TrainArgs, budget: u64) -> Result<TrainOutcome> {
     let mut needs =
         crate::budget::Needs::of(&sizes, batch, 0, plan.schema.target_cols(), a.optimizer);
     needs.data = budget as u128 / 4;
-    crate::budget::check(&needs, crate::budget::available())?;
+    crate::budget::check(&needs, available)?;
     let (dev, adapter) = (a.dev.device, a.dev.adapter.as_deref());
     let mut be =
         crate::auto::open_for_training(dev, adapter, &model, &cfg, batch, a.dev.tune, !a.quiet)?;

@@ -195,6 +195,16 @@ pub struct Shard {
     pub train_rows: u64,
     /// `\n`s before it, for file lines in messages.
     newlines_before: u64,
+    /// Where its blocks after the first start (bytes into its text): record boundaries, where
+    /// its text can be cut to be parsed in parallel.
+    cuts: Vec<u64>,
+}
+
+impl Shard {
+    /// The blocks its text is made of (a shard of several is parsed in parallel parts).
+    pub fn blocks(&self) -> usize {
+        self.cuts.len() + 1
+    }
 }
 
 /// What the first pass learned.
@@ -339,6 +349,14 @@ pub struct ShardRows {
     pub lines: Vec<u64>,
 }
 
+/// A parsed piece of a shard: its chunk, the `\n`s before it in the file, and the shard's
+/// rows before it.
+struct Part {
+    c: Chunk,
+    newlines_before: u64,
+    first_row: usize,
+}
+
 /// Bytes of f32 per row of the matrices.
 fn row_bytes(nf: usize, nt: usize) -> u64 {
     4 * (nf + nt.max(1)) as u64 + 8
@@ -386,10 +404,11 @@ impl StreamPlan {
         let plan = Plan::training(cols, &fcols, &tcols, spec.task, LABEL_CAP);
         let (nf, nt) = (fcols.len(), tcols.len());
         // Half the budget per shard (one trains while the next is read): its text, its parsed
-        // rows and their shuffled copy. Blocks are an eighth of the budget so that a shard is
-        // several blocks and the cut is fine.
+        // rows and their shuffled copy. Blocks are a 32nd of the budget so that a shard is
+        // several blocks even where the numbers take 5× the text (MNIST's one-digit cells): the
+        // cut is fine, and a shard parses in parallel, a part per core.
         let shard_budget = (budget / 2).max(1);
-        let block = ((budget / 8) as usize).clamp(1 << 12, scan::BLOCK);
+        let block = ((budget / 32) as usize).clamp(1 << 12, scan::BLOCK);
         let mut p = StreamPlan {
             path: path.to_path_buf(),
             schema: Schema {
@@ -450,6 +469,7 @@ impl StreamPlan {
         let per_row = |s: &Shard| s.bytes + cost / rows.max(1) * s.rows;
         match self.shards.last_mut() {
             Some(s) if per_row(s) + bytes + cost <= budget => {
+                s.cuts.push(s.bytes);
                 s.bytes += bytes;
                 s.rows += rows;
                 s.train_rows += train;
@@ -461,6 +481,7 @@ impl StreamPlan {
                 rows,
                 train_rows: train,
                 newlines_before: newlines,
+                cuts: Vec::new(),
             }),
         }
         self.rows += rows;
@@ -609,7 +630,58 @@ impl StreamPlan {
         )))
     }
 
-    /// Parse shard `k`'s text, keep its training (or validation) rows, shuffle, standardize.
+    /// A shard's text cut at block boundaries into about one part per core, parsed in
+    /// parallel, in order; the first problem (in file order) is the error.
+    fn parse_parts(&self, plan: &Plan, s: &Shard, text: &[u8]) -> Result<Vec<Part>> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let want = cores.min(s.cuts.len() + 1);
+        let mut bounds = vec![0usize];
+        for i in 1..want {
+            let goal = (text.len() * i / want) as u64;
+            let at = s.cuts.partition_point(|&c| c < goal);
+            if let Some(&c) = s.cuts.get(at)
+                && c as usize > *bounds.last().unwrap_or(&0)
+                && (c as usize) < text.len()
+            {
+                bounds.push(c as usize);
+            }
+        }
+        bounds.push(text.len());
+        let chunks: Vec<Chunk> = std::thread::scope(|sc| {
+            let handles: Vec<_> = bounds[1..]
+                .iter()
+                .zip(&bounds)
+                .skip(1)
+                .map(|(&e, &b)| sc.spawn(move || plan.parse_chunk(&text[b..e])))
+                .collect();
+            let first = plan.parse_chunk(&text[..bounds[1]]);
+            let rest = handles.into_iter().map(|h| h.join());
+            std::iter::once(Ok(first))
+                .chain(rest)
+                .collect::<std::thread::Result<Vec<Chunk>>>()
+        })
+        .map_err(|_| Error::internal("a shard parser panicked"))?;
+        let (mut newlines, mut first_row) = (s.newlines_before, 0);
+        let mut parts = Vec::with_capacity(chunks.len());
+        for c in chunks {
+            if let Some(e) = c.error(&self.table, newlines, Some(self.schema.task)) {
+                return Err(e);
+            }
+            let n = c.lines.len();
+            let next = newlines + c.newlines;
+            parts.push(Part {
+                c,
+                newlines_before: newlines,
+                first_row,
+            });
+            newlines = next;
+            first_row += n;
+        }
+        Ok(parts)
+    }
+
+    /// Parse shard `k`'s text (its blocks on every core), keep its training (or validation)
+    /// rows, shuffle, standardize. The shuffle and the rows do not depend on the cores.
     fn shard_rows(
         &self,
         plan: &Plan,
@@ -620,12 +692,12 @@ impl StreamPlan {
         spare: usize,
     ) -> Result<ShardRows> {
         let s = &self.shards[k];
-        let c = plan.parse_chunk(text);
-        if let Some(e) = c.error(&self.table, s.newlines_before, Some(self.schema.task)) {
-            return Err(e);
-        }
+        let parts = self.parse_parts(plan, s, text)?;
+        // Row r of the shard is row r - start of the part with the last start ≤ r.
+        let starts: Vec<usize> = parts.iter().map(|p| p.first_row).collect();
+        let rows = parts.last().map_or(0, |p| p.first_row + p.c.lines.len());
         let (nf, ny) = (self.fcols.len(), self.schema.target_cols());
-        let mut keep: Vec<usize> = (0..c.lines.len())
+        let mut keep: Vec<usize> = (0..rows)
             .filter(|&r| is_val_row(self.seed, s.first_row + r as u64, self.val_frac) == val)
             .collect();
         if !val {
@@ -636,14 +708,16 @@ impl StreamPlan {
         let mut x = Vec::with_capacity((keep.len() + spare) * nf);
         let mut y = Vec::with_capacity((keep.len() + spare) * ny);
         let mut lines = Vec::with_capacity(keep.len());
-        for &r in &keep {
+        for &row in &keep {
+            let p = &parts[starts.partition_point(|&f| f <= row) - 1];
+            let (c, r) = (&p.c, row - p.first_row);
             x.extend_from_slice(&c.x[r * nf..(r + 1) * nf]);
             if classify {
                 y.push(c.ids[r] as f32);
             } else {
                 y.extend_from_slice(&c.y[r * ny..(r + 1) * ny]);
             }
-            lines.push(s.newlines_before + c.lines[r] + 1);
+            lines.push(p.newlines_before + c.lines[r] + 1);
         }
         self.features.apply(&mut x);
         if !classify {
