@@ -1002,3 +1002,75 @@ fn an_injected_binding_limit_refuses_training_and_shrinks_inference_batches() {
         "{e}"
     );
 }
+
+// ---- checkpoints of run-folder runs (item 4) -----------------------------------------------
+
+/// The run-folder path (here with --val-last, a flag only it handles, and no --out)
+/// checkpoints through the same training loop: 4 epochs checkpointed, then resumed to 8, give
+/// byte for byte the model (and the metrics, but for the seconds) of 8 epochs in one go. The
+/// resumed run gets its own run folder. --cv refuses --checkpoint, saying why and what to do.
+#[test]
+fn a_run_folder_run_checkpoints_and_resumes_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    write_csv(&data, 300, 5);
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", s(&data), "--target", "y", "--val-last", "0.2"];
+        args.extend(["--seed", "4", "--device", "cpu", "-q"]);
+        args.extend(extra);
+        let o = bin().current_dir(d.path()).args(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    };
+    train(&["--epochs", "8"]);
+    train(&["--epochs", "4", "--checkpoint", "c.ckpt"]);
+    assert!(d.path().join("runs/2-d/model.safetensors").is_file());
+    let o = bin()
+        .current_dir(d.path())
+        .args(["train", "--resume", "c.ckpt", "--epochs", "8", "-q"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "resume: {}", stderr(&o));
+    assert!(stderr(&o).contains("runs/3-d/"), "{}", stderr(&o));
+    let read = |p: &str| std::fs::read(d.path().join(p)).unwrap();
+    let (whole, resumed) = (
+        read("runs/1-d/model.safetensors"),
+        read("runs/3-d/model.safetensors"),
+    );
+    assert!(
+        whole == resumed,
+        "the resumed model differs from the one-go model"
+    );
+    let epochs = |p: &str| -> Vec<String> {
+        let text = String::from_utf8(read(p)).unwrap();
+        let rows: Vec<String> = text
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect();
+        assert_eq!(rows.len(), 9, "{text}");
+        rows
+    };
+    assert_eq!(
+        epochs("runs/1-d/metrics.csv"),
+        epochs("runs/3-d/metrics.csv")
+    );
+
+    let cv = refused(
+        &[
+            "train",
+            s(&data),
+            "--target",
+            "y",
+            "--cv",
+            "3",
+            "--checkpoint",
+            s(&d.path().join("cv.ckpt")),
+        ],
+        2,
+        &[
+            "--checkpoint: a checkpoint holds one training loop",
+            "--cv runs K folds",
+        ],
+    );
+    assert!(cv.contains("train without --cv"), "{cv}");
+    assert!(!d.path().join("cv.ckpt").exists());
+}
