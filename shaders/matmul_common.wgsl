@@ -1,5 +1,7 @@
 // What every matmul variant shares (compiled before the variant's file): the parameters and
-// bindings, the three layouts with their operand addressing, and the fused epilogues. A variant
+// bindings, the three layouts with their operand addressing, and the fused epilogues. The
+// operands a and b are declared by matmul_bind_scalar.wgsl or matmul_bind_vec4.wgsl (read
+// through `a_at`/`b_at`, and `a4_at`/`b4_at` for aligned vec4). A variant
 // defines `THREADS` and `fn mm(lay, wid, lid)` for matmul_entries.wgsl (or its own entry
 // points), and must sum every output in the same order (r = 0, 1, …, as `acc += a * b`) so that
 // all variants give the same bits.
@@ -16,11 +18,12 @@ struct Params {
     db_off: u32,
     has_epi: u32, // nt: bias bound; nn: the layer output y bound
     has_db: u32,  // tn: 1 db bound, 2 db lies in c's buffer (at db_off)
+    // Bit 0: A, bit 1: B may be read as aligned vec4 (the view's offset and the operand's
+    // row stride are multiples of 4; the host's `vec4_operands` decides).
+    vec4: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
 // The epilogue's input: bias[n] (nt), or the previous layer's output y[m, k] (nn).
 @group(0) @binding(3) var<storage, read> epi: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
@@ -37,9 +40,9 @@ fn load_a(lay: u32, i: u32, r: u32, rows: u32, depth: u32) -> f32 {
         return 0.0;
     }
     switch lay {
-        case 0u: { return a[p.a_off + i * p.k + r]; }
-        case 1u: { return a[p.a_off + i * p.n + r]; }
-        default: { return a[p.a_off + r * p.n + i]; }
+        case 0u: { return a_at(p.a_off + i * p.k + r); }
+        case 1u: { return a_at(p.a_off + i * p.n + r); }
+        default: { return a_at(p.a_off + r * p.n + i); }
     }
 }
 
@@ -48,8 +51,8 @@ fn load_b(lay: u32, r: u32, j: u32, cols: u32, depth: u32) -> f32 {
         return 0.0;
     }
     switch lay {
-        case 0u: { return b[p.b_off + j * p.k + r]; }
-        default: { return b[p.b_off + r * p.k + j]; }
+        case 0u: { return b_at(p.b_off + j * p.k + r); }
+        default: { return b_at(p.b_off + r * p.k + j); }
     }
 }
 

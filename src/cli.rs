@@ -307,6 +307,11 @@ pub struct TrainArgs {
     /// Train on the raw features and targets, without standardizing them.
     #[arg(long)]
     pub no_standardize: bool,
+    /// Train by streaming the file in shards within this much memory (e.g. 512M, 2G): for
+    /// tables larger than memory (CSV, CSV.gz). Chosen by itself, with half the free memory,
+    /// when the data would not fit.
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub max_memory: Option<String>,
     #[command(flatten)]
     pub dev: DeviceArgs,
     /// The model file to write. Without it, the run gets its own folder under --runs

@@ -11,6 +11,8 @@ use crate::model::Model;
 use crate::rng::Rng;
 use crate::spec::{Activation, Loss, Optimizer, Task};
 
+pub mod stream;
+
 /// Rows ready for the network: features standardized, regression targets standardized,
 /// class targets as indices. `y` is [rows, targets] or [rows].
 #[derive(Clone, Debug, Default)]
@@ -972,7 +974,7 @@ pub fn train_with<B: Backend + ?Sized>(
     train: &Rows,
     val: Option<&Rows>,
     cfg: &TrainConfig,
-    mut on_epoch: impl FnMut(&EpochMetrics),
+    on_epoch: impl FnMut(&EpochMetrics),
     mut ctl: Control,
 ) -> Result<History> {
     if cfg.patience.is_some() && val.is_none_or(|v| v.rows == 0) {
@@ -1001,6 +1003,71 @@ pub fn train_with<B: Backend + ?Sized>(
         history = r.history;
         first = r.snapshot.epoch + usize::from(r.snapshot.batch == 0);
     }
+    let start = Start {
+        first,
+        history,
+        early,
+    };
+    epoch_loop(be, &mut trainer, model, cfg, start, on_epoch, ctl)
+}
+
+/// Where [`epoch_loop`] begins: the first epoch to run, the metrics of those before it, and
+/// early stopping's state (`None` without validation rows).
+struct Start {
+    first: usize,
+    history: Vec<EpochMetrics>,
+    early: Option<EarlyStop>,
+}
+
+/// What the epoch loop drives: the rows in memory ([`Trainer`]) or read shard by shard
+/// ([`stream::StreamTrainer`]); one loop for both, so early stopping, divergence, stop
+/// requests and the kept weights behave alike.
+trait Epochs {
+    fn run_epoch_until<B: Backend + ?Sized>(
+        &mut self,
+        be: &mut B,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<f64>>;
+    fn validate<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<Option<Metrics>>;
+    fn download<B: Backend + ?Sized>(&self, be: &mut B, model: &mut Model) -> Result<()>;
+    fn snapshot<B: Backend + ?Sized>(&self, be: &mut B) -> Result<Snapshot>;
+}
+
+impl Epochs for Trainer {
+    fn run_epoch_until<B: Backend + ?Sized>(
+        &mut self,
+        be: &mut B,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<f64>> {
+        Trainer::run_epoch_until(self, be, stop)
+    }
+    fn validate<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<Option<Metrics>> {
+        Trainer::validate(self, be)
+    }
+    fn download<B: Backend + ?Sized>(&self, be: &mut B, model: &mut Model) -> Result<()> {
+        Trainer::download(self, be, model)
+    }
+    fn snapshot<B: Backend + ?Sized>(&self, be: &mut B) -> Result<Snapshot> {
+        Trainer::snapshot(self, be)
+    }
+}
+
+/// Epochs `start.first..=cfg.epochs` of `trainer`, then the model's final weights (the best
+/// epoch's with early stopping or after a stop request, else the last).
+fn epoch_loop<B: Backend + ?Sized, T: Epochs>(
+    be: &mut B,
+    trainer: &mut T,
+    model: &mut Model,
+    cfg: &TrainConfig,
+    start: Start,
+    mut on_epoch: impl FnMut(&EpochMetrics),
+    mut ctl: Control,
+) -> Result<History> {
+    let Start {
+        first,
+        mut history,
+        mut early,
+    } = start;
     let (mut stopped_early, mut interrupted) = (false, false);
     for epoch in first..=cfg.epochs {
         let t0 = Instant::now();
@@ -1041,10 +1108,10 @@ pub fn train_with<B: Backend + ?Sized>(
             break;
         }
         if ctl.checkpoint_every.is_some_and(|n| epoch % n == 0) && epoch < cfg.epochs {
-            checkpoint(be, &trainer, model, early.as_ref(), &history, &mut ctl)?;
+            checkpoint(be, trainer, model, early.as_ref(), &history, &mut ctl)?;
         }
     }
-    checkpoint(be, &trainer, model, early.as_ref(), &history, &mut ctl)?;
+    checkpoint(be, trainer, model, early.as_ref(), &history, &mut ctl)?;
     let keep_best = cfg.patience.is_some() || interrupted;
     let best_epoch = match early.and_then(|e| e.best_epoch()).filter(|_| keep_best) {
         Some(e) => e,
@@ -1062,9 +1129,9 @@ pub fn train_with<B: Backend + ?Sized>(
 }
 
 /// Hands the run's state to `ctl.on_checkpoint` (when checkpoints are on).
-fn checkpoint<B: Backend + ?Sized>(
+fn checkpoint<B: Backend + ?Sized, T: Epochs>(
     be: &mut B,
-    trainer: &Trainer,
+    trainer: &T,
     model: &Model,
     early: Option<&EarlyStop>,
     history: &[EpochMetrics],

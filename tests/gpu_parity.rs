@@ -66,6 +66,22 @@ fn matmuls_match_cpu_on_ragged_shapes_with_both_tile_sizes() {
     ));
 }
 
+/// reg8v4: operands whose views allow it are staged with 16-byte vec4 loads, the others
+/// with scalars; both against the CPU and word for word against the baseline.
+#[test]
+fn reg8v4_vec4_loads_match_cpu_and_baseline_bits_aligned_or_not() {
+    let Some(mut g) = gpu() else { return };
+    let lines = check::matmul_vec4_cases(&mut g, &mut CpuBackend::new(), &mut Rng::new(19));
+    if let Ok(l) = &lines {
+        let tagged = |t: &str| l.iter().filter(|c| c.shape.contains(t)).count();
+        assert!(
+            tagged("vec4 a+b") >= 3 && tagged("scalar") >= 3,
+            "both paths ran"
+        );
+    }
+    assert_all(lines);
+}
+
 #[test]
 fn softmax_matches_cpu() {
     let Some(mut g) = gpu() else { return };
@@ -139,6 +155,74 @@ fn chunked_buffers_gather_and_other_ops_refuse() {
     let rev: Vec<f32> = data.iter().rev().copied().collect();
     g.write(big, &rev).expect("write");
     assert_eq!(g.read(big).expect("read"), rev);
+}
+
+/// The tuner times the variants by timestamp queries where the adapter offers them (and by
+/// the wall clock when they are turned off or missing); either way every shape class gets a
+/// verified winner, the entry names its clock, and the saved cache loads back into a plan
+/// for every class.
+#[test]
+fn tuner_picks_a_variant_per_class_by_timestamps_or_wall_clock() {
+    use wgtrain::backend::gpu::tune::{self, Cache};
+    let Some(a) = adapter() else { return };
+    let offered = a.features().contains(wgpu::Features::TIMESTAMP_QUERY)
+        && std::env::var_os("WGTRAIN_NO_TIMESTAMPS").is_none();
+    println!("TIMESTAMP_QUERY offered: {offered}");
+    let dir = common::tmp();
+    for wall in [false, true] {
+        let mut g = GpuBackend::new(adapter().expect("adapter")).expect("backend");
+        if wall {
+            g.disable_timestamps();
+        }
+        let want = if offered && !wall {
+            "timestamp"
+        } else {
+            "wall"
+        };
+        assert_eq!(g.tune_clock().name(), want);
+        let names: Vec<&str> = g.variants().iter().map(|v| v.name()).collect();
+        let key = tune::adapter_key(g.adapter_info());
+        let mut cache = Cache {
+            format: tune::FORMAT.to_string(),
+            ..Default::default()
+        };
+        let products = tune::step_products(&[12, 20, 1], 16);
+        for &(class, shape) in &products {
+            let e = tune::tune_product(&mut g, class.layout, shape)
+                .expect("tuning runs")
+                .expect("some variant matches the CPU");
+            println!("{} {want}: {:?} best {}", class.key(), e.us, e.best);
+            // The clock that really timed it: a timer whose timestamps failed is dropped
+            // and the entry then says "wall".
+            assert_eq!(e.clock, want, "{}", class.key());
+            assert_eq!(
+                e.us.len(),
+                names.len(),
+                "every variant verified: {:?}",
+                e.us
+            );
+            assert!(
+                e.us.values().all(|t| t.is_finite() && *t > 0.0),
+                "{:?}",
+                e.us
+            );
+            let fastest = e.us.iter().min_by(|x, y| x.1.total_cmp(y.1)).map(|x| x.0);
+            assert_eq!(fastest, Some(&e.best));
+            cache
+                .adapters
+                .entry(key.clone())
+                .or_default()
+                .insert(class.key(), e);
+        }
+        let path = dir.path().join(format!("tune-{want}-{wall}.json"));
+        cache.save(&path).expect("save");
+        let (back, warning) = Cache::load(&path);
+        assert_eq!(warning, None);
+        let plan = back.plan(&key);
+        for (class, _) in &products {
+            assert!(plan.contains_key(class), "{} in the plan", class.key());
+        }
+    }
 }
 
 #[test]

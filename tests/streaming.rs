@@ -2,16 +2,25 @@
 //! statistics, and epochs read shard by shard with a tiny budget: every training row exactly
 //! once per epoch, standardized with the statistics of the training rows, in an order fixed by
 //! the seed and new each epoch; validation rows never among them; errors as the loader words
-//! them.
+//! them. Then streamed training (`train --max-memory`): the quality of in-memory training on
+//! the same rows, bit-reproducible by seed, flags that cannot stream refused, the automatic
+//! switch when a table would not fit.
+
+mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
+use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::data::{
-    DataSpec, Dataset, LoadOptions, Normalizer, StreamPlan, Welford, is_val_row, parse_size,
+    DataSpec, Dataset, LoadOptions, Normalizer, StreamPlan, Welford, auto_budget,
+    estimate_matrix_bytes, is_val_row, parse_size,
 };
+use wgtrain::model::{Model, init_layers};
 use wgtrain::rng::Rng;
-use wgtrain::spec::Task;
+use wgtrain::spec::{Activation, Loss, Optimizer, Task};
+use wgtrain::train::{self, Control, Metrics, Rows, Schedule, TrainConfig};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
@@ -220,4 +229,365 @@ fn a_bad_cell_late_in_the_file_is_named_as_the_loader_names_it() {
         .to_string();
     assert_eq!(got, want);
     assert!(got.contains("is not a number"), "{got}");
+}
+
+// ---- streamed training ----------------------------------------------------------------------
+
+/// A learnable 3-class table: the class is the largest of a, b + 0.5 and c − 0.5 (with noise
+/// features d and e), so accuracy well above a third means the network learned it.
+fn classes_table(rows: usize) -> Vec<u8> {
+    let mut rng = Rng::new(9);
+    let mut s = String::from("a,b,c,d,e,y\n");
+    for _ in 0..rows {
+        let x: Vec<f64> = (0..5).map(|_| rng.normal()).collect();
+        let score = [x[0], x[1] + 0.5, x[2] - 0.5];
+        let k = (0..3).fold(0, |k, i| if score[i] > score[k] { i } else { k });
+        let row: Vec<String> = x.iter().map(|v| format!("{v:.4}")).collect();
+        s.push_str(&format!("{},{}\n", row.join(","), ["ant", "bee", "cow"][k]));
+    }
+    s.into_bytes()
+}
+
+fn config(epochs: usize, seed: u64) -> TrainConfig {
+    TrainConfig {
+        optimizer: Optimizer::Adam,
+        lr: 3e-3,
+        schedule: Schedule::Constant,
+        batch_size: 32,
+        epochs,
+        seed,
+        weight_decay: 0.0,
+        patience: None,
+        clip: None,
+        progress: false,
+    }
+}
+
+fn no_control<'a>(none: &'a mut dyn FnMut(train::RunState) -> wgtrain::Result<()>) -> Control<'a> {
+    Control {
+        stop: &|| false,
+        resume: None,
+        checkpoint_every: None,
+        on_checkpoint: none,
+    }
+}
+
+/// Trains one network in memory and one streamed within `budget` on the same training rows
+/// (the plan's hashed split, the plan's normalizers, the same initial weights and seed) and
+/// returns both models' metrics on the same validation rows, and the plan's shard count.
+fn memory_and_stream(path: &Path, budget: u64, epochs: usize) -> (Metrics, Metrics, usize) {
+    let targets = vec!["y".to_string()];
+    let sp = spec(&targets, None);
+    let seed = 5;
+    let plan = StreamPlan::scan(path, &sp, budget, 0.2, seed).unwrap();
+    let ds = Dataset::load(path, &sp, &LoadOptions::default()).unwrap();
+    let (tr, va): (Vec<usize>, Vec<usize>) =
+        (0..ds.rows).partition(|&r| !is_val_row(seed, r as u64, 0.2));
+    let (tr, va) = ds.split(&tr, &va);
+    let task = plan.schema.task;
+    let loss = Loss::for_task(task, None).unwrap();
+    let sizes = [plan.schema.n_features(), 32, plan.schema.n_outputs()];
+    let targets_norm = match task {
+        Task::Regression => plan.targets.clone(),
+        Task::Classification => Normalizer::identity(0),
+    };
+    let fresh = || {
+        let layers = init_layers(&sizes, Activation::Relu, seed);
+        let (x, y) = (plan.features.clone(), targets_norm.clone());
+        Model::new(
+            plan.schema.clone(),
+            Activation::Relu,
+            loss,
+            seed,
+            layers,
+            x,
+            y,
+        )
+        .unwrap()
+    };
+    let rows = |d: &Dataset, m: &Model| {
+        let (mut x, mut y) = (d.x.clone(), d.y.clone());
+        m.normalizer.apply(&mut x);
+        if task == Task::Regression {
+            m.target_normalizer.apply(&mut y);
+        }
+        Rows { x, y, rows: d.rows }
+    };
+    let cfg = config(epochs, seed);
+    let mut be = CpuBackend::new();
+    let mut mem = fresh();
+    let (tr_rows, va_rows) = (rows(&tr, &mem), rows(&va, &mem));
+    train::train(&mut be, &mut mem, &tr_rows, Some(&va_rows), &cfg, |_| {}).unwrap();
+    let mut streamed = fresh();
+    let mut none = |_: train::RunState| Ok(());
+    let h = train::stream::train_stream(
+        &mut be,
+        &mut streamed,
+        &plan,
+        &cfg,
+        |_| {},
+        no_control(&mut none),
+    )
+    .unwrap();
+    assert_eq!(h.epochs.len(), epochs);
+    let last = h.epochs[epochs - 1].val_loss.unwrap();
+    let on_val = |m: &Model| train::evaluate(&mut CpuBackend::new(), m, &va_rows).unwrap();
+    let (a, b) = (on_val(&mem), on_val(&streamed));
+    // The streamed run's own validation (rows read by hash from the file) is the same
+    // measurement as evaluating its model on the in-memory validation rows.
+    let same = b.loss(loss);
+    assert!(
+        (last - same).abs() <= 1e-4 * same.abs().max(1e-3),
+        "streamed val_loss {last} vs evaluate {same}"
+    );
+    (a, b, plan.shards.len())
+}
+
+#[test]
+fn streamed_training_reaches_the_quality_of_in_memory_training() {
+    // Regression on the bundled friedman1 (2000 rows) in 16 KiB: ~30 shards of ~50 rows, so a
+    // batch of 32 never mixes rows of two shards and every shard ends in a short batch.
+    let (mem, st, shards) =
+        memory_and_stream(Path::new(&common::repo("data/friedman1.csv")), 16 << 10, 40);
+    assert!(shards >= 20, "{shards} shards");
+    let (Metrics::Regression { mse: m, .. }, Metrics::Regression { mse: s, .. }) = (mem, st) else {
+        panic!("{mem:?} {st:?}");
+    };
+    eprintln!("friedman1 validation MSE after 40 epochs: in memory {m:.4}, streamed {s:.4}");
+    // Both far below the target's variance (~24) and within 15% of each other.
+    assert!(m < 3.0 && s < 3.0, "in memory {m}, streamed {s}");
+    assert!((s - m).abs() <= 0.15 * m, "in memory {m}, streamed {s}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "abc.csv", &classes_table(4000));
+    let (mem, st, shards) = memory_and_stream(&p, 16 << 10, 15);
+    assert!(shards >= 20, "{shards} shards");
+    let (
+        Metrics::Classification {
+            accuracy: m,
+            cross_entropy: mc,
+            ..
+        },
+        Metrics::Classification {
+            accuracy: s,
+            cross_entropy: sc,
+            ..
+        },
+    ) = (mem, st)
+    else {
+        panic!("{mem:?} {st:?}");
+    };
+    eprintln!(
+        "3 classes, accuracy after 15 epochs: in memory {m:.4} (ce {mc:.4}), streamed {s:.4} (ce {sc:.4})"
+    );
+    assert!(m > 0.85 && s > 0.85, "in memory {m}, streamed {s}");
+    assert!(
+        (s - m).abs() <= 0.03,
+        "accuracy: in memory {m}, streamed {s}"
+    );
+    assert!(
+        (sc - mc).abs() <= 0.25 * mc,
+        "cross-entropy: in memory {mc}, streamed {sc}"
+    );
+}
+
+/// `wgtrain train` with an environment variable set.
+fn wgtrain_env(args: &[&str], env: (&str, &str)) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wgtrain"))
+        .args(args)
+        .env("WGTRAIN_LOG", "")
+        .env(env.0, env.1)
+        .output()
+        .expect("the wgtrain binary runs")
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The loss columns of a --metrics file (its seconds column differs between runs).
+fn losses(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|l| l.rsplit_once(',').map_or(l, |(a, _)| a).to_string())
+        .collect()
+}
+
+fn stream_run(dir: &Path, name: &str, data: &str, extra: &[&str]) -> std::process::Output {
+    let out = common::s(&dir.join(format!("{name}.safetensors")));
+    let metrics = common::s(&dir.join(format!("{name}.csv")));
+    let mut args = vec![
+        "train",
+        data,
+        "--target",
+        "y",
+        "--epochs",
+        "4",
+        "--out",
+        &out,
+        "--metrics",
+        &metrics,
+        "--max-memory",
+        "16K",
+        "--hidden",
+        "16",
+    ];
+    args.extend_from_slice(extra);
+    common::wgtrain(&args)
+}
+
+#[test]
+fn a_seed_gives_the_same_streamed_model_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::repo("data/friedman1.csv");
+    let cpu = ["--device", "cpu"];
+    for name in ["a", "b"] {
+        let o = stream_run(dir.path(), name, &data, &cpu);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("streaming"), "{}", stderr(&o));
+    }
+    let o = stream_run(dir.path(), "c", &data, &["--device", "cpu", "--seed", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = |n: &str| std::fs::read(dir.path().join(format!("{n}.safetensors"))).unwrap();
+    assert_eq!(bytes("a"), bytes("b"), "same seed, same model file");
+    assert_ne!(bytes("a"), bytes("c"), "another seed, another model");
+    let m = |n: &str| losses(&dir.path().join(format!("{n}.csv")));
+    assert_eq!(m("a"), m("b"));
+    assert_eq!(m("a").len(), 5, "a header and 4 epochs: {:?}", m("a"));
+    // The model file serves eval like any other.
+    let model = common::s(&dir.path().join("a.safetensors"));
+    let o = common::wgtrain(&["eval", &model, &data, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn streamed_training_on_the_gpu_is_reproducible_and_matches_the_cpu() {
+    if common::adapter().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::repo("data/friedman1.csv");
+    for (name, dev) in [("g1", "gpu"), ("g2", "gpu"), ("c", "cpu")] {
+        let o = stream_run(dir.path(), name, &data, &["--device", dev, "--tune", "off"]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+    }
+    let bytes = |n: &str| std::fs::read(dir.path().join(format!("{n}.safetensors"))).unwrap();
+    assert_eq!(bytes("g1"), bytes("g2"), "same seed, same model on the GPU");
+    let last_val = |n: &str| -> f64 {
+        let m = losses(&dir.path().join(format!("{n}.csv")));
+        let cols: Vec<&str> = m.last().unwrap().split(',').collect();
+        cols[2].parse().unwrap()
+    };
+    let (g, c) = (last_val("g1"), last_val("c"));
+    eprintln!("val_loss after 4 streamed epochs: gpu {g}, cpu {c}");
+    assert!((g - c).abs() <= 1e-3 * c, "gpu {g} vs cpu {c}");
+}
+
+#[test]
+fn flags_that_cannot_stream_are_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::repo("data/friedman1.csv");
+    let ck = common::s(&dir.path().join("ck"));
+    let cases: [(&[&str], &str); 5] = [
+        (&["--cv", "3"], "--cv"),
+        (&["--checkpoint", &ck], "--checkpoint"),
+        (&["--select-k", "3"], "--select-k"),
+        (&["--val-every", "5"], "--val-every"),
+        (&["--window", "3"], "--window"),
+    ];
+    for (extra, flag) in cases {
+        let o = stream_run(dir.path(), "x", &data, extra);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {e}");
+        assert!(e.contains(&format!("--max-memory, {flag}:")), "{flag}: {e}");
+    }
+    for bad in ["lots", "0", "-5M", "12Q"] {
+        let o = common::wgtrain(&["train", &data, "--target", "y", "--max-memory", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("--max-memory: '"),
+            "{bad}: {}",
+            stderr(&o)
+        );
+    }
+    let pq = common::repo("tests/data/mixed.parquet");
+    let out = common::s(&dir.path().join("p.safetensors"));
+    let o = common::wgtrain(&[
+        "train",
+        &pq,
+        "--target",
+        "y",
+        "--max-memory",
+        "1M",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Parquet"), "{}", stderr(&o));
+    let o = common::wgtrain(&["train", &data, "--target", "y", "--max-memory", "1M"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("needs --out"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_switch_to_streaming_is_decided_by_the_available_memory() {
+    const M: u128 = 1 << 20;
+    assert_eq!(auto_budget(100 * M, Some(1000 * M)), None);
+    assert_eq!(auto_budget(800 * M, Some(1000 * M)), None, "80% still fits");
+    assert_eq!(auto_budget(801 * M, Some(1000 * M)), Some(500 << 20));
+    assert_eq!(auto_budget(u128::MAX, None), None, "unknown memory: never");
+
+    // The estimate the decision starts from: within 15% of the matrix, plain and gzip.
+    let dir = tempfile::tempdir().unwrap();
+    let text = table(40_000, false);
+    let want = (40_000 * 6 * 4) as f64;
+    let p = write(dir.path(), "big.csv", &text);
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&text).unwrap();
+    let gz = write(dir.path(), "big.csv.gz", &e.finish().unwrap());
+    for f in [&p, &gz] {
+        let got = estimate_matrix_bytes(f).unwrap() as f64;
+        assert!(
+            (got / want - 1.0).abs() < 0.15,
+            "{}: {got} vs {want}",
+            f.display()
+        );
+    }
+
+    // With (as the test hook says) 40 MiB available, friedman1 no longer fits: the run
+    // streams within half of it and says so in one line.
+    let out = common::s(&dir.path().join("auto.safetensors"));
+    let data = common::repo("data/friedman1.csv");
+    let args = [
+        "train", &data, "--target", "y", "--epochs", "2", "--out", &out, "--device", "cpu",
+    ];
+    let avail = ("WGTRAIN_AVAILABLE_MEMORY", "41943040");
+    let o = wgtrain_env(&args, avail);
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    let said: Vec<&str> = e
+        .lines()
+        .filter(|l| l.contains("to train in memory"))
+        .collect();
+    assert_eq!(said.len(), 1, "{e}");
+    assert!(
+        said[0].contains("streaming it in shards within 20.0 MiB"),
+        "{e}"
+    );
+    // With plenty it trains in memory, silently; and a flag that cannot stream is named.
+    let o = wgtrain_env(&args, ("WGTRAIN_AVAILABLE_MEMORY", "1000000000000"));
+    assert!(
+        o.status.success() && !stderr(&o).contains("streaming"),
+        "{}",
+        stderr(&o)
+    );
+    let mut cv = args.to_vec();
+    cv.extend(["--cv", "3"]);
+    let o = wgtrain_env(&cv, avail);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--cv does not combine with streaming"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -9,6 +9,7 @@ pub mod fit;
 pub mod plot;
 pub mod predict;
 pub mod resume;
+pub mod stream;
 pub mod sweep;
 pub mod train;
 pub mod tune;

@@ -19,6 +19,10 @@ pub struct TrainOutcome {
 }
 
 pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
+    // --max-memory, or a table that would not fit in memory: trained by streaming.
+    if let Some(budget) = super::stream::wanted(a)? {
+        return super::stream::run(a, budget);
+    }
     match &a.resume {
         Some(path) => {
             let (orig, ckpt) = super::resume::load(a, path)?;
@@ -234,7 +238,7 @@ fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
 }
 
 /// What an interrupted run saved, and how to go on.
-fn report_interrupt(a: &TrainArgs, history: &History) {
+pub(super) fn report_interrupt(a: &TrainArgs, history: &History) {
     let weights = match history.best_epoch {
         0 => "the weights of the last step".to_string(),
         e => format!("the weights of epoch {e}"),
@@ -266,7 +270,7 @@ fn report_interrupt(a: &TrainArgs, history: &History) {
 }
 
 /// Every file this run writes, checked before any data is read (see [`crate::io`]).
-fn plan_outputs(a: &TrainArgs, out: &Path) -> Result<crate::io::Planned> {
+pub(super) fn plan_outputs(a: &TrainArgs, out: &Path) -> Result<crate::io::Planned> {
     let mut plan = crate::io::OutputPlan::new();
     plan.input("the training data", &a.data);
     if let Some(v) = &a.val {
@@ -550,7 +554,7 @@ pub(super) fn metric_name(task: Task) -> &'static str {
 }
 
 /// The closing lines on stderr: early stop, and the epoch whose weights were written.
-fn report(a: &TrainArgs, history: &History, metric_name: &str) {
+pub(super) fn report(a: &TrainArgs, history: &History, metric_name: &str) {
     let (ran, best) = (history.epochs.len(), history.best_epoch);
     if history.stopped_early {
         crate::errln!(

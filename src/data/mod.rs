@@ -34,6 +34,9 @@ pub use loader::LoadOptions;
 pub use normalize::Normalizer;
 pub use schema::Schema;
 pub use split::{every_nth, split_indices};
-pub use stream::{ShardRows, StreamPlan, Welford, is_val_row, parse_size};
+pub use stream::{
+    Shard, ShardRows, StreamPlan, Welford, auto_budget, estimate_matrix_bytes, is_val_row,
+    parse_size,
+};
 pub use table::{Table, read_table};
 pub use window::{Forecast, window_names};

@@ -58,6 +58,73 @@ pub fn parse_size(s: &str) -> Result<u64> {
     }
 }
 
+/// About how many bytes the f32 matrix of a CSV / CSV.gz file takes, before reading it: its
+/// columns from the first line, its rows from the file's size and the first MiB of text (for
+/// gzip, scaled by that MiB's compression ratio). For deciding whether to stream only: an
+/// estimate, never used for an allocation.
+pub fn estimate_matrix_bytes(path: &Path) -> Result<u128> {
+    if super::parquet::is_parquet(path) {
+        return Err(Error::flag(
+            "--max-memory",
+            "a Parquet file is not streamed",
+        ));
+    }
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len() as u128;
+    let mut raw = std::io::BufReader::new(file);
+    let gz = matches!(std::io::BufRead::fill_buf(&mut raw), Ok([0x1f, 0x8b, ..]));
+    let counted = CountingRead { inner: raw, n: 0 };
+    const SAMPLE: u64 = 1 << 20;
+    let mut text = Vec::new();
+    let consumed = if gz {
+        let mut d = flate2::read::MultiGzDecoder::new(counted);
+        d.by_ref()
+            .take(SAMPLE)
+            .read_to_end(&mut text)
+            .map_err(|e| Error::io(path, e))?;
+        d.get_ref().n as u128
+    } else {
+        let mut c = counted;
+        c.by_ref()
+            .take(SAMPLE)
+            .read_to_end(&mut text)
+            .map_err(|e| Error::io(path, e))?;
+        c.n as u128
+    };
+    let first = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let cols = first.iter().filter(|&&b| b == b',').count() as u128 + 1;
+    let lines = text.iter().filter(|&&b| b == b'\n').count().max(1) as u128;
+    let total_text = match consumed {
+        0 => 0,
+        c if gz => text.len() as u128 * len / c,
+        _ => len,
+    };
+    let rows = total_text * lines / (text.len() as u128).max(1);
+    Ok(rows * cols * 4)
+}
+
+struct CountingRead<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Read for CountingRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+/// The memory budget to stream with when `--max-memory` is not given: `None` (train in
+/// memory) while `need`, the bytes in-memory training would hold at its peak, stays within
+/// 80% of `available`; else half of what is available, the rest left to the network, the
+/// backend and everything else on the machine. Unknown availability never streams.
+pub fn auto_budget(need: u128, available: Option<u128>) -> Option<u64> {
+    let avail = available?;
+    (need > avail / 10 * 8).then(|| (avail / 2).min(u64::MAX as u128) as u64)
+}
+
 /// Whether file row `row` (0-based data row) validates, for a fraction `frac` and `seed`:
 /// a SplitMix64 hash of the row number, so the choice needs no index and is the same in every
 /// pass.
@@ -122,9 +189,10 @@ pub struct Shard {
     /// Byte offset of the text (after decompression) and its length.
     pub offset: u64,
     pub bytes: u64,
-    /// Data rows before it and in it (training and validation).
+    /// Data rows before it and in it (training and validation), and its training rows.
     pub first_row: u64,
     pub rows: u64,
+    pub train_rows: u64,
     /// `\n`s before it, for file lines in messages.
     newlines_before: u64,
 }
@@ -187,11 +255,13 @@ impl Pass {
         self.overflow |= c.overflow;
         let (nf, nt) = (p.fcols.len(), p.tcols.len());
         let rows = c.lines.len();
+        let mut train = 0;
         for r in 0..rows {
             if is_val_row(p.seed, p.rows + r as u64, p.val_frac) {
                 p.val_rows += 1;
                 continue;
             }
+            train += 1;
             self.fw.push(&c.x[r * nf..(r + 1) * nf]);
             if !c.y.is_empty() {
                 self.tw.push(&c.y[r * nt..(r + 1) * nt]);
@@ -202,13 +272,8 @@ impl Pass {
         }
         let cost = 2 * row_bytes(nf, nt) * rows as u64;
         let size = (cost, self.shard_budget);
-        p.add_block(
-            self.offset,
-            c.bytes as u64,
-            rows as u64,
-            self.newlines,
-            size,
-        );
+        let rows = (rows as u64, train);
+        p.add_block(self.offset, c.bytes as u64, rows, self.newlines, size);
         self.offset += c.bytes as u64;
         self.newlines += c.newlines;
         ControlFlow::Continue(())
@@ -295,6 +360,16 @@ impl StreamPlan {
                 format!("must be in [0, 1), got {val_frac}"),
             ));
         }
+        if super::parquet::is_parquet(path) {
+            return Err(Error::flag(
+                "--max-memory",
+                format!(
+                    "{} is a Parquet file: streaming reads CSV and CSV.gz; leave out \
+                     --max-memory to load it in memory",
+                    path.display()
+                ),
+            ));
+        }
         let o = scan::open(path)?;
         let t = Table {
             path: path.to_path_buf(),
@@ -362,19 +437,29 @@ impl StreamPlan {
 
     /// Grow the last shard by a block, or start a new one when it would not fit in `budget`
     /// bytes (its text plus `cost`, the block's rows as numbers, twice).
-    fn add_block(&mut self, offset: u64, bytes: u64, rows: u64, newlines: u64, size: (u64, u64)) {
-        let (cost, budget) = size;
+    /// `rows`: the block's data rows and training rows among them.
+    fn add_block(
+        &mut self,
+        offset: u64,
+        bytes: u64,
+        rows: (u64, u64),
+        newlines: u64,
+        size: (u64, u64),
+    ) {
+        let ((rows, train), (cost, budget)) = (rows, size);
         let per_row = |s: &Shard| s.bytes + cost / rows.max(1) * s.rows;
         match self.shards.last_mut() {
             Some(s) if per_row(s) + bytes + cost <= budget => {
                 s.bytes += bytes;
                 s.rows += rows;
+                s.train_rows += train;
             }
             _ => self.shards.push(Shard {
                 offset,
                 bytes,
                 first_row: self.rows,
                 rows,
+                train_rows: train,
                 newlines_before: newlines,
             }),
         }
@@ -418,6 +503,18 @@ impl StreamPlan {
         &self,
         epoch: usize,
         val: bool,
+        f: impl FnMut(ShardRows) -> Result<()>,
+    ) -> Result<()> {
+        self.epoch_with(epoch, val, 0, f)
+    }
+
+    /// [`StreamPlan::epoch`], each shard's vectors with room for `spare` more rows (a trainer
+    /// appends the rows it carries over from the previous shard without a reallocation).
+    fn epoch_with(
+        &self,
+        epoch: usize,
+        val: bool,
+        spare: usize,
         mut f: impl FnMut(ShardRows) -> Result<()>,
     ) -> Result<()> {
         let plan = self.epoch_plan();
@@ -451,10 +548,58 @@ impl StreamPlan {
                         .map_err(|e| Error::io(&self.path, e))?;
                 }
             }
-            let rows = self.shard_rows(&plan, k, epoch, &text, val)?;
+            let rows = self.shard_rows(&plan, k, epoch, &text, val, spare)?;
             f(rows)?;
         }
         Ok(())
+    }
+
+    /// [`StreamPlan::epoch`] with the next shard read and parsed on a thread of its own while
+    /// `f` works on the current one: double buffering, so the trainer does not wait on the
+    /// disk, and at most two shards are held (the one `f` has, the one being read; the reader
+    /// starts a shard only once `f` has taken the previous one). `f` returns `Break` to end
+    /// the epoch early (a stop request); the reader then stops at its next shard. `spare`:
+    /// room for that many more rows in each shard's vectors (see `epoch_with`).
+    pub fn epoch_ahead(
+        &self,
+        epoch: usize,
+        val: bool,
+        spare: usize,
+        mut f: impl FnMut(ShardRows) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<ShardRows>(0);
+            let reader = s.spawn(move || {
+                self.epoch_with(epoch, val, spare, |rows| {
+                    tx.send(rows)
+                        .map_err(|_| Error::internal("the shard reader was left"))
+                })
+            });
+            let (mut got, mut stopped) = (Ok(()), false);
+            for rows in rx.iter() {
+                match f(rows) {
+                    Ok(ControlFlow::Continue(())) => {}
+                    Ok(ControlFlow::Break(())) => {
+                        stopped = true;
+                        break;
+                    }
+                    Err(e) => {
+                        got = Err(e);
+                        break;
+                    }
+                }
+            }
+            // Unblocks a reader waiting to hand over a shard nobody will take.
+            drop(rx);
+            let read = reader
+                .join()
+                .unwrap_or_else(|_| Err(Error::internal("the shard reader panicked")));
+            match got {
+                Err(e) => Err(e),
+                Ok(()) if stopped => Ok(()),
+                Ok(()) => read,
+            }
+        })
     }
 
     fn open_gz(&self) -> Result<Box<dyn Read>> {
@@ -472,6 +617,7 @@ impl StreamPlan {
         epoch: usize,
         text: &[u8],
         val: bool,
+        spare: usize,
     ) -> Result<ShardRows> {
         let s = &self.shards[k];
         let c = plan.parse_chunk(text);
@@ -487,8 +633,8 @@ impl StreamPlan {
             Rng::derive(mix, 1000 + epoch as u64).shuffle(&mut keep);
         }
         let classify = self.schema.task == Task::Classification;
-        let mut x = Vec::with_capacity(keep.len() * nf);
-        let mut y = Vec::with_capacity(keep.len() * ny);
+        let mut x = Vec::with_capacity((keep.len() + spare) * nf);
+        let mut y = Vec::with_capacity((keep.len() + spare) * ny);
         let mut lines = Vec::with_capacity(keep.len());
         for &r in &keep {
             x.extend_from_slice(&c.x[r * nf..(r + 1) * nf]);

@@ -6,7 +6,8 @@
 //! runs the op on both, and compares |gpu − cpu| ≤ atol + rtol·|cpu| with tolerances that
 //! grow with the reduction length.
 
-use super::{GpuBackend, Variant};
+use super::kernels::MatmulParams;
+use super::{GpuBackend, Layout, Variant};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, Buf, Clip, Gather, STATS_WIDTH, StepParams};
 use crate::error::Result;
@@ -165,31 +166,39 @@ type Reads = Vec<Vec<f32>>;
 const PAD: usize = 3;
 
 /// Uploads `inputs` and allocates the `outputs` (lengths) poisoned with NaN, each as a view
-/// with `PAD` elements on both sides, runs `op` with the input then output views, and reads
-/// back every view (inputs too, for in-place ops). An output's padding must stay NaN.
-fn exec(b: &mut dyn Backend, inputs: &[Input], outputs: &[usize], op: Op) -> Result<Reads> {
+/// with `pad` elements on both sides (`PAD`, or a multiple of 4 to put every view on a
+/// 16-byte boundary as the vec4 loads want), runs `op` with the input then output views,
+/// and reads back every view (inputs too, for in-place ops). An output's padding must stay
+/// NaN.
+fn exec_at(
+    b: &mut dyn Backend,
+    pad: usize,
+    inputs: &[Input],
+    outputs: &[usize],
+    op: Op,
+) -> Result<Reads> {
     let mut bufs = Vec::new();
     for input in inputs {
         let whole = match input {
             Input::F(v) => {
-                let mut padded = vec![-7.5f32; PAD];
+                let mut padded = vec![-7.5f32; pad];
                 padded.extend_from_slice(v);
-                padded.extend_from_slice(&[9.25; PAD]);
+                padded.extend(std::iter::repeat_n(9.25f32, pad));
                 b.upload(&padded)?
             }
             Input::U(v) => {
-                let mut padded = vec![u32::MAX; PAD];
+                let mut padded = vec![u32::MAX; pad];
                 padded.extend_from_slice(v);
-                padded.extend_from_slice(&[u32::MAX; PAD]);
+                padded.extend(std::iter::repeat_n(u32::MAX, pad));
                 b.upload_u32(&padded)?
             }
         };
-        bufs.push(whole.view(PAD, whole.len - 2 * PAD)?);
+        bufs.push(whole.view(pad, whole.len - 2 * pad)?);
     }
     for &len in outputs {
-        let whole = b.alloc(len + 2 * PAD)?;
-        b.write(whole, &vec![f32::NAN; len + 2 * PAD])?;
-        bufs.push(whole.view(PAD, len)?);
+        let whole = b.alloc(len + 2 * pad)?;
+        b.write(whole, &vec![f32::NAN; len + 2 * pad])?;
+        bufs.push(whole.view(pad, len)?);
     }
     op(b, &bufs)?;
     let mut out = Vec::new();
@@ -203,13 +212,13 @@ fn exec(b: &mut dyn Backend, inputs: &[Input], outputs: &[usize], op: Op) -> Res
         if i >= inputs.len() {
             let whole = Buf {
                 offset: 0,
-                len: buf.len + 2 * PAD,
+                len: buf.len + 2 * pad,
                 ..buf
             };
             let all = b.read(whole)?;
-            if let Some(j) = all[..PAD]
+            if let Some(j) = all[..pad]
                 .iter()
-                .chain(&all[PAD + buf.len..])
+                .chain(&all[pad + buf.len..])
                 .position(|v| !v.is_nan())
             {
                 return Err(crate::error::Error::internal(format!(
@@ -231,9 +240,21 @@ fn both(
     outputs: &[usize],
     op: Op,
 ) -> Result<(Reads, Reads)> {
+    both_at(gpu, cpu, PAD, inputs, outputs, op)
+}
+
+/// `both` with `pad` elements around every operand (`exec_at`).
+fn both_at(
+    gpu: &mut dyn Backend,
+    cpu: &mut dyn Backend,
+    pad: usize,
+    inputs: &[Input],
+    outputs: &[usize],
+    op: Op,
+) -> Result<(Reads, Reads)> {
     Ok((
-        exec(gpu, inputs, outputs, op)?,
-        exec(cpu, inputs, outputs, op)?,
+        exec_at(gpu, pad, inputs, outputs, op)?,
+        exec_at(cpu, pad, inputs, outputs, op)?,
     ))
 }
 
@@ -367,6 +388,7 @@ pub fn matmul_nt(
     k: usize,
     act: Activation,
     bias: bool,
+    pad: usize,
 ) -> Result<CheckLine> {
     let x = randn(rng, m * k);
     let w = randn(rng, n * k);
@@ -375,9 +397,10 @@ pub fn matmul_nt(
     let op = |be: &mut dyn Backend, v: &[Buf]| {
         be.matmul_nt(v[0], v[1], bias.then_some(v[2]), act, v[3], m, n, k)
     };
-    let (g, c) = both(
+    let (g, c) = both_at(
         gpu,
         cpu,
+        pad,
         &[Input::F(x), Input::F(w), Input::F(b)],
         &[m * n],
         &op,
@@ -404,6 +427,7 @@ pub fn matmul_nn(
     n: usize,
     k: usize,
     act: Activation,
+    pad: usize,
 ) -> Result<CheckLine> {
     let dy = randn(rng, m * n);
     let w = randn(rng, n * k);
@@ -413,9 +437,10 @@ pub fn matmul_nn(
         let y = (act != Activation::Identity).then_some(v[2]);
         b.matmul_nn(v[0], v[1], act, y, v[3], m, n, k)
     };
-    let (g, c) = both(
+    let (g, c) = both_at(
         gpu,
         cpu,
+        pad,
         &[Input::F(dy), Input::F(w), Input::F(y)],
         &[m * k],
         &op,
@@ -438,6 +463,7 @@ pub fn matmul_tn(
     n: usize,
     k: usize,
     db: Option<bool>,
+    pad: usize,
 ) -> Result<CheckLine> {
     let dy = randn(rng, m * n);
     let x = randn(rng, m * k);
@@ -455,7 +481,7 @@ pub fn matmul_tn(
         Some(false) => vec![n * k, n],
         Some(true) => vec![n * k + n],
     };
-    let (g, c) = both(gpu, cpu, &[Input::F(dy), Input::F(x)], &outs, &op)?;
+    let (g, c) = both_at(gpu, cpu, pad, &[Input::F(dy), Input::F(x)], &outs, &op)?;
     let mut parts = vec![("dw", compare(&g[2][..n * k], &c[2][..n * k], atol, 1e-5))];
     let (gdb, cdb) = match db {
         None => (None, None),
@@ -771,19 +797,29 @@ pub fn matmul_cases(
     let acts = [Activation::Identity, Activation::Relu, Activation::Sigmoid];
     let dbs = [None, Some(false), Some(true)];
     for (i, &(m, n, k)) in MATMUL_SHAPES.iter().enumerate() {
-        v.push(matmul_nt(gpu, cpu, rng, m, n, k, acts[i % 3], i % 2 == 0)?);
-        v.push(matmul_nn(gpu, cpu, rng, m, n, k, acts[(i + 1) % 3])?);
-        v.push(matmul_tn(gpu, cpu, rng, m, n, k, dbs[i % 3])?);
+        v.push(matmul_nt(
+            gpu,
+            cpu,
+            rng,
+            m,
+            n,
+            k,
+            acts[i % 3],
+            i % 2 == 0,
+            PAD,
+        )?);
+        v.push(matmul_nn(gpu, cpu, rng, m, n, k, acts[(i + 1) % 3], PAD)?);
+        v.push(matmul_tn(gpu, cpu, rng, m, n, k, dbs[i % 3], PAD)?);
     }
     // Every activation with and without bias on one ragged shape, and every fused epilogue.
     for act in acts {
         for bias in [false, true] {
-            v.push(matmul_nt(gpu, cpu, rng, 65, 17, 63, act, bias)?);
+            v.push(matmul_nt(gpu, cpu, rng, 65, 17, 63, act, bias, PAD)?);
         }
-        v.push(matmul_nn(gpu, cpu, rng, 65, 17, 63, act)?);
+        v.push(matmul_nn(gpu, cpu, rng, 65, 17, 63, act, PAD)?);
     }
     for db in dbs {
-        v.push(matmul_tn(gpu, cpu, rng, 65, 17, 63, db)?);
+        v.push(matmul_tn(gpu, cpu, rng, 65, 17, 63, db, PAD)?);
     }
     Ok(v)
 }
@@ -812,10 +848,110 @@ pub fn matmul_tile_cases(
     Ok(v)
 }
 
+/// Shapes and paddings (m, n, k, pad) for reg8v4: between them every layout stages each
+/// operand both ways, with aligned vec4 loads and with scalar loads, over ragged tiles.
+pub const VEC4_CASES: [(usize, usize, usize, usize); 6] = [
+    // Every operand aligned.
+    (64, 100, 56, 4),
+    // n % 4 ≠ 0: nn and tn stage A (dy) with scalars, B with vec4.
+    (68, 45, 132, 4),
+    // k % 4 ≠ 0: B everywhere and A in nt with scalars; 130 rows cross a 128-row tile.
+    (130, 100, 63, 4),
+    // Aligned, ragged tiles in every direction.
+    (257, 132, 260, 4),
+    // Views off the 16-byte grid: scalars only.
+    (64, 100, 56, 3),
+    (1, 4, 4, 4),
+];
+
+/// The vec4 bits a product of `layout` gets with every view `pad` elements into its buffer.
+pub fn vec4_bits(layout: Layout, (m, n, k): (usize, usize, usize), pad: usize) -> u32 {
+    MatmulParams {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        a_off: pad as u32,
+        b_off: pad as u32,
+        ..Default::default()
+    }
+    .vec4_operands(layout)
+}
+
+fn vec4_tag(bits: u32) -> &'static str {
+    match bits {
+        0 => "scalar",
+        1 => "vec4 a",
+        2 => "vec4 b",
+        _ => "vec4 a+b",
+    }
+}
+
+/// reg8v4 against the CPU on `VEC4_CASES` (every fused epilogue), each line naming which
+/// operands were staged with vec4 loads; then word for word against the baseline on aligned,
+/// mixed and unaligned operands.
+pub fn matmul_vec4_cases(
+    gpu: &mut GpuBackend,
+    cpu: &mut dyn Backend,
+    rng: &mut Rng,
+) -> Result<Vec<CheckLine>> {
+    let saved = gpu.matmul_variant();
+    gpu.set_matmul_variant(Some(Variant::Reg8v4));
+    let lines = vec4_products(gpu, cpu, rng);
+    gpu.set_matmul_variant(saved);
+    let mut v = lines?;
+    for (shape, off) in [
+        ((68, 44, 132), 0),
+        ((68, 45, 132), 0),
+        ((130, 100, 63), 0),
+        ((68, 44, 132), 1),
+    ] {
+        let mut l = same_bits_at(gpu, rng, Variant::Reg8v4, shape, off)?;
+        let tags: Vec<&str> = Layout::ALL
+            .iter()
+            .map(|&lay| vec4_tag(vec4_bits(lay, shape, off)))
+            .collect();
+        l.shape.push_str(&format!(" ({})", tags.join(", ")));
+        v.push(l);
+    }
+    Ok(v)
+}
+
+fn vec4_products(
+    gpu: &mut dyn Backend,
+    cpu: &mut dyn Backend,
+    rng: &mut Rng,
+) -> Result<Vec<CheckLine>> {
+    let mut v = Vec::new();
+    let dbs = [None, Some(false), Some(true)];
+    for (i, &(m, n, k, pad)) in VEC4_CASES.iter().enumerate() {
+        let tag = |l: Layout| format!(" @{pad} reg8v4 {}", vec4_tag(vec4_bits(l, (m, n, k), pad)));
+        let mut lines = [
+            matmul_nt(gpu, cpu, rng, m, n, k, Activation::Relu, i % 2 == 0, pad)?,
+            matmul_nn(gpu, cpu, rng, m, n, k, Activation::Sigmoid, pad)?,
+            matmul_tn(gpu, cpu, rng, m, n, k, dbs[i % 3], pad)?,
+        ];
+        for (l, lay) in lines.iter_mut().zip(Layout::ALL) {
+            l.shape.push_str(&tag(lay));
+        }
+        v.extend(lines);
+    }
+    Ok(v)
+}
+
 /// The three products of one ragged shape (with every fused epilogue) through `variant` and
 /// through the baseline: every output word must be equal.
 pub fn same_bits(gpu: &mut GpuBackend, rng: &mut Rng, variant: Variant) -> Result<CheckLine> {
-    let (m, n, k) = (67, 45, 131);
+    same_bits_at(gpu, rng, variant, (67, 45, 131), 0)
+}
+
+/// `same_bits` on one shape, every operand a view `off` elements into its buffer.
+pub fn same_bits_at(
+    gpu: &mut GpuBackend,
+    rng: &mut Rng,
+    variant: Variant,
+    (m, n, k): (usize, usize, usize),
+    off: usize,
+) -> Result<CheckLine> {
     let x = randn(rng, m * k);
     let w = randn(rng, n * k);
     let bias = randn(rng, n);
@@ -825,14 +961,22 @@ pub fn same_bits(gpu: &mut GpuBackend, rng: &mut Rng, variant: Variant) -> Resul
     let mut runs = Vec::new();
     for v in [Variant::Tiled64, variant] {
         gpu.set_matmul_variant(Some(v));
-        let r = products_bits(gpu, (&x, &w, &bias, &dy, &y), m, n, k);
+        let r = products_bits(gpu, (&x, &w, &bias, &dy, &y), (m, n, k), off);
         gpu.set_matmul_variant(saved);
         runs.push(r?);
     }
     let diff = runs[0].iter().zip(&runs[1]).position(|(a, b)| a != b);
     Ok(CheckLine {
         op: "matmul same bits".to_string(),
-        shape: format!("{m}x{n}x{k} {} vs tiled64", variant.name()),
+        shape: format!(
+            "{m}x{n}x{k}{} {} vs tiled64",
+            if off > 0 {
+                format!(" @{off}")
+            } else {
+                String::new()
+            },
+            variant.name()
+        ),
         max_err: diff.map_or(0.0, |_| f32::INFINITY),
         tol: 0.0,
         pass: diff.is_none(),
@@ -851,18 +995,25 @@ type Operands<'a> = (&'a [f32], &'a [f32], &'a [f32], &'a [f32], &'a [f32]);
 fn products_bits(
     g: &mut GpuBackend,
     (x, w, bias, dy, y): Operands,
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
+    off: usize,
 ) -> Result<Vec<u32>> {
-    let (xb, wb, bb, dyb, yb) = (
-        g.upload(x)?,
-        g.upload(w)?,
-        g.upload(bias)?,
-        g.upload(dy)?,
-        g.upload(y)?,
-    );
-    let (out, dx, grads) = (g.alloc(m * n)?, g.alloc(m * k)?, g.alloc(n * k + n)?);
+    // Every operand `off` elements into its buffer.
+    let (mut wholes, mut views) = (Vec::new(), Vec::new());
+    for data in [x, w, bias, dy, y] {
+        let mut padded = vec![0.5f32; off];
+        padded.extend_from_slice(data);
+        wholes.push(g.upload(&padded)?);
+    }
+    for len in [m * n, m * k, n * k + n] {
+        wholes.push(g.alloc(off + len)?);
+    }
+    for b in &wholes {
+        views.push(b.view(off, b.len - off)?);
+    }
+    let [xb, wb, bb, dyb, yb, out, dx, grads] = views[..] else {
+        return Err(crate::error::Error::internal("products_bits: 8 views"));
+    };
     g.matmul_nt(xb, wb, Some(bb), Activation::Relu, out, m, n, k)?;
     g.matmul_nn(dyb, wb, Activation::Sigmoid, Some(yb), dx, m, n, k)?;
     let (dw, db) = (grads.view(0, n * k)?, grads.view(n * k, n)?);
@@ -871,7 +1022,7 @@ fn products_bits(
     for b in [out, dx, grads] {
         bits.extend(g.read(b)?.into_iter().map(f32::to_bits));
     }
-    for b in [xb, wb, bb, dyb, yb, out, dx, grads] {
+    for b in wholes {
         g.free(b)?;
     }
     Ok(bits)
@@ -1025,6 +1176,7 @@ pub fn run_checks(gpu: &mut GpuBackend, seed: u64) -> Result<Vec<CheckLine>> {
     let mut rng = Rng::new(seed);
     let mut v = gather_cases(gpu, &mut cpu, &mut rng)?;
     v.extend(matmul_tile_cases(gpu, &mut cpu, &mut rng)?);
+    v.extend(matmul_vec4_cases(gpu, &mut cpu, &mut rng)?);
     v.extend(elementwise_cases(gpu, &mut cpu, &mut rng)?);
     v.extend(loss_cases(gpu, &mut cpu, &mut rng)?);
     v.extend(optimizer_cases(gpu, &mut cpu, &mut rng)?);
@@ -1032,4 +1184,37 @@ pub fn run_checks(gpu: &mut GpuBackend, seed: u64) -> Result<Vec<CheckLine>> {
     v.extend(refusal_cases(gpu, &mut cpu)?);
     v.push(determinism(gpu, &mut rng)?);
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `VEC4_CASES` must keep exercising both staging paths of reg8v4 for every operand of
+    /// every layout, else a broken path could pass `check` unseen.
+    #[test]
+    fn vec4_cases_stage_every_operand_both_ways() {
+        for layout in Layout::ALL {
+            for (bit, name) in [(1, "A"), (2, "B")] {
+                for vec in [true, false] {
+                    assert!(
+                        VEC4_CASES.iter().any(|&(m, n, k, pad)| (vec4_bits(
+                            layout,
+                            (m, n, k),
+                            pad
+                        ) & bit
+                            != 0)
+                            == vec),
+                        "{layout:?} {name}: no case stages it with {}",
+                        if vec { "vec4" } else { "scalars" }
+                    );
+                }
+            }
+        }
+        // The rule itself: offsets and strides, per layout.
+        assert_eq!(vec4_bits(Layout::Nt, (5, 7, 8), 4), 3);
+        assert_eq!(vec4_bits(Layout::Nn, (5, 7, 8), 4), 2);
+        assert_eq!(vec4_bits(Layout::Tn, (5, 8, 7), 4), 1);
+        assert_eq!(vec4_bits(Layout::Nt, (4, 4, 4), 2), 0);
+    }
 }

@@ -61,6 +61,34 @@ pub struct MatmulParams {
     /// 1 when `epi` (nt, nn) or `db` (tn) is bound to real data.
     pub has_epi: u32,
     pub has_db: u32,
+    /// Bit 0: A, bit 1: B may be staged with aligned vec4 loads (`vec4_operands`).
+    pub vec4: u32,
+}
+
+impl MatmulParams {
+    /// Which operands of this product a vec4 kernel may read 16 bytes at a time: bit 0 for
+    /// A, bit 1 for B, when the view's offset, its row stride and its contiguous extent are
+    /// all multiples of 4 elements. Then every vec4 a thread loads starts 16-byte aligned and
+    /// lies wholly inside the view or wholly past its edge (where the scalar path reads
+    /// zeros), so the staged tile holds the same values either way.
+    ///   nt: A = x[m,k] (stride k), B = w[n,k] (stride k);
+    ///   nn: A = dy[m,n] (stride n), B = w[n,k] (stride k);
+    ///   tn: A = dy[m,n] (stride n), B = x[m,k] (stride k).
+    pub fn vec4_operands(&self, layout: Layout) -> u32 {
+        let a_stride = match layout {
+            Layout::Nt => self.k,
+            Layout::Nn | Layout::Tn => self.n,
+        };
+        let a = self.a_off.is_multiple_of(4) && a_stride.is_multiple_of(4);
+        let b = self.b_off.is_multiple_of(4) && self.k.is_multiple_of(4);
+        u32::from(a) | (u32::from(b) << 1)
+    }
+
+    /// These parameters with `vec4` set for `layout`.
+    pub fn with_vec4(mut self, layout: Layout) -> MatmulParams {
+        self.vec4 = self.vec4_operands(layout);
+        self
+    }
 }
 
 /// softmax (elementwise.wgsl `Params`).
@@ -166,17 +194,21 @@ pub enum Variant {
     Small,
     /// 128×128 tiles, 8×8 outputs per thread, workgroup-memory staging.
     Reg8,
+    /// Reg8 staging each operand with 16-byte vec4 global loads where its view is aligned
+    /// (`MatmulParams::vec4_operands`), with scalar loads elsewhere.
+    Reg8v4,
     /// One row per workgroup, A shared through subgroup shuffles (`Features::SUBGROUP`).
     Subgroup,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 6] = [
+    pub const ALL: [Variant; 7] = [
         Variant::Tiled64,
         Variant::Tiled32,
         Variant::Direct,
         Variant::Small,
         Variant::Reg8,
+        Variant::Reg8v4,
         Variant::Subgroup,
     ];
     pub fn name(self) -> &'static str {
@@ -186,6 +218,7 @@ impl Variant {
             Variant::Direct => "direct",
             Variant::Small => "small",
             Variant::Reg8 => "reg8",
+            Variant::Reg8v4 => "reg8v4",
             Variant::Subgroup => "subgroup",
         }
     }
@@ -198,7 +231,7 @@ impl Variant {
             Variant::Tiled64 | Variant::Direct => (64, 64),
             Variant::Tiled32 => (32, 32),
             Variant::Small => (16, 16),
-            Variant::Reg8 => (128, 128),
+            Variant::Reg8 | Variant::Reg8v4 => (128, 128),
             Variant::Subgroup => (1, 256),
         }
     }
@@ -296,22 +329,30 @@ impl Shader {
 
     fn source(self) -> (&'static str, Cow<'static, str>) {
         let common = include_str!("../../../shaders/matmul_common.wgsl");
+        let scalar = include_str!("../../../shaders/matmul_bind_scalar.wgsl");
         let entries = include_str!("../../../shaders/matmul_entries.wgsl");
         let tiled = include_str!("../../../shaders/matmul.wgsl");
         let (name, src): (&str, Cow<str>) = match self {
             Shader::Matmul(v) => {
+                // The operands' bindings: vec4 arrays for reg8v4, scalars for the others.
+                let bind = match v {
+                    Variant::Reg8v4 => include_str!("../../../shaders/matmul_bind_vec4.wgsl"),
+                    _ => scalar,
+                };
                 let body: Cow<str> = match v {
                     Variant::Tiled64 => tiled.into(),
                     Variant::Tiled32 => tiled.replace(TILE_64, TILE_32).into(),
                     Variant::Direct => include_str!("../../../shaders/matmul_direct.wgsl").into(),
                     Variant::Small => include_str!("../../../shaders/matmul_small.wgsl").into(),
-                    Variant::Reg8 => include_str!("../../../shaders/matmul_reg8.wgsl").into(),
+                    Variant::Reg8 | Variant::Reg8v4 => {
+                        include_str!("../../../shaders/matmul_reg8.wgsl").into()
+                    }
                     Variant::Subgroup => {
                         let sg = include_str!("../../../shaders/matmul_subgroup.wgsl");
-                        return (v.name(), format!("{common}{sg}").into());
+                        return (v.name(), format!("{common}{bind}{sg}").into());
                     }
                 };
-                return (v.name(), format!("{common}{body}{entries}").into());
+                return (v.name(), format!("{common}{bind}{body}{entries}").into());
             }
             Shader::Elementwise => (
                 "elementwise.wgsl",

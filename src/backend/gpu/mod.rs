@@ -88,6 +88,10 @@ pub struct GpuBackend {
     staging: Option<wgpu::Buffer>,
     /// The first uncaptured error or device loss, reported by the next `read`/`flush`.
     error: Arc<Mutex<Option<String>>>,
+    /// Timestamp queries for `tune` (devices with `Features::TIMESTAMP_QUERY`), and whether
+    /// the next compute pass begun writes them at its boundaries.
+    timer: Option<tune::Timer>,
+    timing: bool,
 }
 
 fn u32_of(v: usize, what: &str) -> Result<u32> {
@@ -115,7 +119,8 @@ impl GpuBackend {
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgtrain"),
-            required_features: subgroup_feature(&adapter, &info),
+            required_features: subgroup_feature(&adapter, &info)
+                | tune::timestamp_feature(&adapter),
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -140,6 +145,7 @@ impl GpuBackend {
         });
 
         let kernels = Kernels::new(&device)?;
+        let timer = tune::Timer::new(&device);
         let wg_mem = limits.max_compute_workgroup_storage_size;
         if wg_mem < 8192 || limits.max_compute_invocations_per_workgroup < 256 {
             return Err(Error::gpu(format!(
@@ -156,7 +162,8 @@ impl GpuBackend {
         if let Some(b) = max_binding {
             binding = binding.min(b);
         }
-        let binding = (binding / 4 * 4).max(4);
+        // A multiple of 16: a full chunk, rounded up to 16 bytes, still fits one binding.
+        let binding = (binding / 16 * 16).max(16);
 
         let ring_stride = (limits.min_uniform_buffer_offset_alignment as u64).max(PARAMS_BYTES);
         let ring = device.create_buffer(&wgpu::BufferDescriptor {
@@ -185,6 +192,8 @@ impl GpuBackend {
             staging: None,
             error,
             dispatches: 0,
+            timer,
+            timing: false,
         };
         for _ in [DUMMY_IN, DUMMY_OUT, FAULT] {
             gpu.create_store(1, None, DType::U32)?;
@@ -219,8 +228,9 @@ impl GpuBackend {
         for c in 0..n_chunks {
             let lo = c * chunk_elems;
             let elems = len.saturating_sub(lo).min(chunk_elems);
-            // A zero-sized binding is invalid: even an empty `Buf` gets 4 bytes.
-            let size = (elems as u64 * 4).max(4);
+            // A zero-sized binding is invalid: even an empty `Buf` gets 16 bytes. Sizes are
+            // rounded up to 16 so that a vec4 binding (reg8v4) reaches every element.
+            let size = (elems as u64 * 4).max(4).next_multiple_of(16);
             let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("wgtrain buf"),
                 size,
@@ -361,12 +371,17 @@ impl GpuBackend {
         let bg = &self.bind_groups[&key];
         let device = &self.device;
         let encoder = &mut self.encoder;
+        let (timer, timing) = (self.timer.as_ref(), &mut self.timing);
         let pass = self.pass.get_or_insert_with(|| {
             let encoder = encoder.get_or_insert_with(|| new_encoder(device));
+            // `tune`'s timed passes: timestamps at the pass's boundaries.
+            let timestamp_writes = timer
+                .filter(|_| std::mem::take(timing))
+                .map(tune::Timer::writes);
             encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("wgtrain ops"),
-                    timestamp_writes: None,
+                    timestamp_writes,
                 })
                 .forget_lifetime()
         });
@@ -796,7 +811,8 @@ impl Backend for GpuBackend {
             c_off: off(y),
             has_epi: b.is_some() as u32,
             ..self.matmul_params(m, n, k, act.code())?
-        };
+        }
+        .with_vec4(Layout::Nt);
         let (kernel, groups) = self.matmul_kernel(Layout::Nt, m, n, k);
         self.dispatch(kernel, &ids, 0, p, groups)
     }
@@ -833,7 +849,8 @@ impl Backend for GpuBackend {
             c_off: off(dx),
             has_epi: y.is_some() as u32,
             ..self.matmul_params(m, n, k, act.code())?
-        };
+        }
+        .with_vec4(Layout::Nn);
         let (kernel, groups) = self.matmul_kernel(Layout::Nn, m, n, k);
         self.dispatch(kernel, &ids, 0, p, groups)
     }
@@ -878,7 +895,8 @@ impl Backend for GpuBackend {
                 Some(_) => 1,
             },
             ..self.matmul_params(m, n, k, 0)?
-        };
+        }
+        .with_vec4(Layout::Tn);
         // db needs the workgroups of the first output column even when k = 0.
         let (kernel, mut groups) = self.matmul_kernel(Layout::Tn, m, n, k);
         groups.0 = groups.0.max(1);

@@ -2,6 +2,10 @@
 //! shape classes training uses, verify each against the CPU reference (and against the
 //! baseline's bits), and cache the fastest per shape class in a JSON file keyed by adapter,
 //! backend, driver and wgtrain version.
+//!
+//! The clock: timestamp queries at the boundaries of one compute pass holding a batch of
+//! products where the device has `Features::TIMESTAMP_QUERY` (the GPU's time alone), else the
+//! wall clock around the batch and a read-back. Each cache entry records which.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -86,12 +90,181 @@ pub fn step_products(sizes: &[usize], m: usize) -> Vec<(ShapeClass, (usize, usiz
 }
 
 /// What one shape class measured: microseconds per product for each variant that passed
-/// verification, and the fastest.
+/// verification, the fastest, and the clock they were timed with.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     pub best: String,
     pub shape: [usize; 3],
     pub us: BTreeMap<String, f64>,
+    /// `timestamp` or `wall` (`Clock::name`); entries written before timestamps were
+    /// measured by the wall clock.
+    #[serde(default = "wall_clock")]
+    pub clock: String,
+}
+
+fn wall_clock() -> String {
+    Clock::Wall.name().to_string()
+}
+
+/// How `tune` times a batch of products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// Timestamp queries at the compute pass's boundaries: the GPU's own time.
+    Timestamp,
+    /// The host's clock around recording, submitting and a read-back.
+    Wall,
+}
+
+impl Clock {
+    pub fn name(self) -> &'static str {
+        match self {
+            Clock::Timestamp => "timestamp",
+            Clock::Wall => "wall",
+        }
+    }
+}
+
+/// `Features::TIMESTAMP_QUERY` when the adapter offers it and `WGTRAIN_NO_TIMESTAMPS` is not
+/// set (the wall clock then times the variants); else none.
+pub fn timestamp_feature(adapter: &wgpu::Adapter) -> wgpu::Features {
+    let ts = wgpu::Features::TIMESTAMP_QUERY;
+    if adapter.features().contains(ts) && std::env::var_os("WGTRAIN_NO_TIMESTAMPS").is_none() {
+        ts
+    } else {
+        wgpu::Features::empty()
+    }
+}
+
+/// Two timestamps (a pass's beginning and end), their resolve buffer and a mappable copy.
+pub struct Timer {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    read: wgpu::Buffer,
+}
+
+impl Timer {
+    /// `None` when the device was opened without `Features::TIMESTAMP_QUERY`.
+    pub fn new(device: &wgpu::Device) -> Option<Timer> {
+        if !device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return None;
+        }
+        let buffer = |usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgtrain timestamps"),
+                size: 16,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        Some(Timer {
+            set: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("wgtrain tune timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            }),
+            resolve: buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC),
+            read: buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
+        })
+    }
+
+    pub fn writes(&self) -> wgpu::ComputePassTimestampWrites<'_> {
+        wgpu::ComputePassTimestampWrites {
+            query_set: &self.set,
+            beginning_of_pass_write_index: Some(0),
+            end_of_pass_write_index: Some(1),
+        }
+    }
+}
+
+impl GpuBackend {
+    /// The clock `tune` times the variants with on this device.
+    pub fn tune_clock(&self) -> Clock {
+        if self.timer.is_some() {
+            Clock::Timestamp
+        } else {
+            Clock::Wall
+        }
+    }
+
+    /// Drops the timestamp queries: `tune` times by the wall clock from now on.
+    pub fn disable_timestamps(&mut self) {
+        self.timer = None;
+    }
+
+    /// Microseconds that the ops `record` records take, by `tune_clock`. With timestamps,
+    /// the ops run in one compute pass of their own with a timestamp at each boundary; a
+    /// device whose timestamps do not advance loses its timer (`None` returned).
+    pub fn time_us(
+        &mut self,
+        record: &mut dyn FnMut(&mut GpuBackend) -> Result<()>,
+    ) -> Result<Option<f64>> {
+        if self.timer.is_none() {
+            let t0 = Instant::now();
+            record(self)?;
+            let fault = self.fault_buffer()?;
+            self.read_segment(&fault, 0, 0, &mut Vec::new())?;
+            return Ok(Some(t0.elapsed().as_secs_f64() * 1e6));
+        }
+        self.submit()?; // earlier ops stay outside the timed pass
+        self.timing = true;
+        let recorded = record(self);
+        self.timing = false;
+        recorded?;
+        self.pass = None; // ends the timed pass
+        let Some(timer) = self.timer.as_ref() else {
+            return Err(Error::internal("the timer vanished"));
+        };
+        let device = &self.device;
+        let encoder = self
+            .encoder
+            .get_or_insert_with(|| super::new_encoder(device));
+        encoder.resolve_query_set(&timer.set, 0..2, &timer.resolve, 0);
+        encoder.copy_buffer_to_buffer(&timer.resolve, 0, &timer.read, 0, 16);
+        let read = timer.read.clone();
+        self.submit()?;
+        let ticks = read_u64s(&self.device, &read)?;
+        self.check_error()?;
+        if ticks[1] <= ticks[0] {
+            self.timer = None;
+            return Ok(None);
+        }
+        let ns = (ticks[1] - ticks[0]) as f64 * self.queue.get_timestamp_period() as f64;
+        Ok(Some(ns / 1e3))
+    }
+}
+
+/// Maps `buf` (16 bytes) and returns its two u64.
+fn read_u64s(device: &wgpu::Device, buf: &wgpu::Buffer) -> Result<[u64; 2]> {
+    let slice = buf.slice(..16);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::gpu(format!("waiting for the GPU: {e}")))?;
+    match rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(Error::gpu(format!("reading timestamps: {e}"))),
+        Err(_) => {
+            return Err(Error::gpu(
+                "reading timestamps: the map request was dropped",
+            ));
+        }
+    }
+    let ticks = {
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| Error::gpu(format!("reading timestamps: {e}")))?;
+        let word = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&view[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(b)
+        };
+        [word(0), word(1)]
+    };
+    buf.unmap();
+    Ok(ticks)
 }
 
 /// The tuning cache: per adapter key (`adapter_key`), per shape class key, an `Entry`.
@@ -101,7 +274,7 @@ pub struct Cache {
     pub adapters: BTreeMap<String, BTreeMap<String, Entry>>,
 }
 
-const FORMAT: &str = "wgtrain-tune-1";
+pub const FORMAT: &str = "wgtrain-tune-1";
 
 /// Adapter name, backend, driver, driver info and wgtrain version: a new driver or a new
 /// wgtrain tunes again.
@@ -282,10 +455,9 @@ fn run(
 }
 
 /// One variant on one product: verified against the CPU and against the baseline's bits,
-/// then timed (wall clock around a read-back; the fastest of 5 batches after a warm-up).
-/// Timestamp queries would time the GPU alone; the wall clock also works on adapters without
-/// them, and the ranking is what matters.
-/// `None` when it fails verification.
+/// then timed by `GpuBackend::time_us` (the fastest of 5 batches after a warm-up).
+/// `None` when it fails verification, or when the timestamps proved unusable (the caller
+/// then times the product again by the wall clock).
 fn measure(
     gpu: &mut GpuBackend,
     layout: Layout,
@@ -312,12 +484,16 @@ fn measure(
     let per = ((2e7 / flops.max(1.0)) as usize).clamp(4, 64);
     let mut times = Vec::new();
     for _ in 0..5 {
-        let t0 = Instant::now();
-        for _ in 0..per {
-            run(gpu, layout, shape, [&[], &[], &[]], Some(t.bufs))?;
+        let mut batch = |g: &mut GpuBackend| {
+            for _ in 0..per {
+                run(g, layout, shape, [&[], &[], &[]], Some(t.bufs))?;
+            }
+            Ok(())
+        };
+        match gpu.time_us(&mut batch)? {
+            Some(us) => times.push(us / per as f64),
+            None => return Ok(None),
         }
-        gpu.read(t.bufs[4])?;
-        times.push(t0.elapsed().as_secs_f64() * 1e6 / per as f64);
     }
     // The minimum: other processes only ever add time.
     Ok(times.into_iter().reduce(f64::min))
@@ -332,18 +508,13 @@ pub fn tune_product(
 ) -> Result<Option<Entry>> {
     let saved = gpu.matmul_variant();
     let t = trial(gpu, layout, shape)?;
-    let result = (|| {
-        gpu.set_matmul_variant(Some(Variant::Tiled64));
-        run(gpu, layout, shape, [&[], &[], &[]], Some(t.bufs))?;
-        let baseline: Vec<u32> = gpu.read(t.bufs[3])?.iter().map(|v| v.to_bits()).collect();
-        let mut us = BTreeMap::new();
-        for v in gpu.variants() {
-            if let Some(time) = measure(gpu, layout, shape, &t, v, &baseline)? {
-                us.insert(v.name().to_string(), time);
-            }
-        }
-        Ok::<_, Error>(us)
-    })();
+    let mut clock = gpu.tune_clock();
+    let mut result = time_variants(gpu, layout, shape, &t);
+    if result.is_ok() && gpu.tune_clock() != clock {
+        // The timestamps did not advance: all variants again, by the wall clock.
+        clock = gpu.tune_clock();
+        result = time_variants(gpu, layout, shape, &t);
+    }
     gpu.set_matmul_variant(saved);
     for b in t.bufs {
         gpu.free(b)?;
@@ -362,7 +533,30 @@ pub fn tune_product(
         best,
         shape: [shape.0, shape.1, shape.2],
         us,
+        clock: clock.name().to_string(),
     }))
+}
+
+/// Microseconds per product of every variant that passes verification on trial `t`.
+fn time_variants(
+    gpu: &mut GpuBackend,
+    layout: Layout,
+    shape: (usize, usize, usize),
+    t: &Trial,
+) -> Result<BTreeMap<String, f64>> {
+    gpu.set_matmul_variant(Some(Variant::Tiled64));
+    run(gpu, layout, shape, [&[], &[], &[]], Some(t.bufs))?;
+    let baseline: Vec<u32> = gpu.read(t.bufs[3])?.iter().map(|v| v.to_bits()).collect();
+    let mut us = BTreeMap::new();
+    for v in gpu.variants() {
+        let clock = gpu.tune_clock();
+        if let Some(time) = measure(gpu, layout, shape, t, v, &baseline)? {
+            us.insert(v.name().to_string(), time);
+        } else if gpu.tune_clock() != clock {
+            break;
+        }
+    }
+    Ok(us)
 }
 
 /// `--tune`: `Off` uses the defaults; `Auto` uses the cache and tunes missing classes
@@ -449,8 +643,12 @@ pub fn prepare_entries(
             },
             None => "not cached: no cache folder (set WGTRAIN_CACHE_DIR)".to_string(),
         };
+        let clock = match gpu.tune_clock() {
+            Clock::Timestamp => "GPU timestamps",
+            Clock::Wall => "wall clock",
+        };
         lines.push(format!(
-            "tune: timed the matmul variants on {tuned} shape class(es) of this network in {:.2} s{}; {saved}",
+            "tune: timed the matmul variants on {tuned} shape class(es) of this network by {clock} in {:.2} s{}; {saved}",
             t0.elapsed().as_secs_f64(),
             if skipped > 0 { format!(" ({skipped} left for later: time budget)") } else { String::new() },
         ));
@@ -497,6 +695,7 @@ mod tests {
             best: "reg8".into(),
             shape: [256, 100, 100],
             us: [("reg8".to_string(), 1.5), ("tiled64".to_string(), 2.0)].into(),
+            clock: "timestamp".into(),
         };
         c.adapters
             .entry("gpu A".into())
