@@ -1248,3 +1248,69 @@ fn sigterm_saves_like_ctrl_c_while_metrics_stream_and_stdout_is_full() {
     assert!(ckpt.is_file(), "the signal writes the checkpoint: {err}");
     assert!(epochs() >= 3);
 }
+
+// ---- readable messages (item 9) -------------------------------------------------------------
+
+/// A 5000-character value in a CSV cell, a 3000-character --target and a huge --keep
+/// pattern: each message still names the place and stays one short line, the value cut.
+#[test]
+fn huge_values_in_files_and_flags_are_cut_in_messages() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("long.csv");
+    let value = "x".repeat(5000);
+    std::fs::write(&data, format!("a,b,y\n1,2,3\n1,{value},3\n2,3,4\n")).unwrap();
+    let name = "q".repeat(3000);
+    let model = d.path().join("m.st");
+    // A model for the predict case: trained on rows without the long value.
+    std::fs::write(d.path().join("ok.csv"), "a,b,y\n1,2,3\n2,3,4\n4,1,5\n").unwrap();
+    let ok = d.path().join("ok.csv");
+    let cases: [(Vec<&str>, &str); 3] = [
+        (
+            vec!["train", s(&data), "--target", "y", "--device", "cpu"],
+            "long.csv:3:2: column 'b': 'xxx",
+        ),
+        (
+            vec!["train", s(&data), "--target", &name, "--device", "cpu"],
+            "--target: no column 'qqq",
+        ),
+        (
+            vec![
+                "predict",
+                s(&model),
+                s(&ok),
+                "--keep",
+                &name,
+                "--device",
+                "cpu",
+            ],
+            "--keep: no column 'qqq",
+        ),
+    ];
+    let o = run(&[
+        "train",
+        s(&ok),
+        "--target",
+        "y",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        s(&model),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let head = |e: &str| e.chars().take(300).collect::<String>();
+    for (args, want) in cases {
+        let o = run(&args);
+        let err = stderr(&o);
+        assert!(!o.status.success() && !err.contains("panicked"), "{err}");
+        assert!(err.contains(want), "lacks '{want}': {}", head(&err));
+        assert!(err.contains('…'), "not cut: {}", head(&err));
+        assert!(
+            err.chars().count() < 300,
+            "{} chars: {}",
+            err.chars().count(),
+            head(&err)
+        );
+    }
+}
