@@ -812,3 +812,44 @@ fn divergence_exits_1_as_a_training_error() {
     );
     assert!(!model.exists(), "no model file from a diverged run");
 }
+
+#[test]
+fn eval_refuses_metrics_that_overflow_instead_of_printing_null() {
+    let d = tmp();
+    let data = regression_csv(d.path(), "r.csv", 80, 4);
+    let model = d.path().join("r.safetensors");
+    let train = [
+        "train",
+        &s(&data),
+        "--target",
+        "y",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+    ];
+    ok(&[&train[..], &["--out", &s(&model)]].concat());
+    let sane = json(&ok(&[
+        "eval",
+        &s(&model),
+        &s(&data),
+        "--json",
+        "--device",
+        "cpu",
+    ]));
+    assert!(sane["mse"].is_number(), "{sane}");
+    // Finite weights whose outputs (1e30 standardized units) square past f32's range.
+    let mut m = wgtrain::model::Model::load(&model).unwrap();
+    for b in &mut m.layers.last_mut().unwrap().bias {
+        *b = 1e30;
+    }
+    m.save(&model).unwrap();
+    let err = fails(
+        &["eval", &s(&model), &s(&data), "--json", "--device", "cpu"],
+        "not finite numbers",
+    );
+    assert!(
+        err.contains("r.safetensors") && err.contains("largest prediction"),
+        "{err}"
+    );
+}

@@ -2,7 +2,7 @@
 //! and for classes the confusion matrix and per-class scores.
 
 use crate::cli::EvalArgs;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::report;
 use crate::train::{self, Metrics};
 
@@ -12,6 +12,7 @@ pub fn run(a: &EvalArgs) -> Result<Metrics> {
     let mut be = a.dev.open_for_inference(&model, rows.rows)?;
     let m = train::evaluate(be.as_mut(), &model, &rows)?;
     let out = train::predict(be.as_mut(), &model, &rows.x, rows.rows)?;
+    refuse_overflow(a, &m, &out)?;
     let mut json = match m {
         Metrics::Regression { rows, mse, mae } => {
             serde_json::json!({ "rows": rows, "mse": mse, "rmse": mse.sqrt(), "mae": mae })
@@ -58,4 +59,26 @@ pub fn run(a: &EvalArgs) -> Result<Metrics> {
         }
     }
     Ok(m)
+}
+
+/// A metric that overflowed (a model predicting far outside its training data: its squared
+/// errors pass f32's range) would print as `null` in the JSON contract's numbers: an error
+/// instead, with the largest prediction.
+fn refuse_overflow(a: &EvalArgs, m: &Metrics, out: &[f32]) -> Result<()> {
+    let finite = match *m {
+        Metrics::Regression { mse, mae, .. } => mse.is_finite() && mae.is_finite(),
+        Metrics::Classification { cross_entropy, .. } => cross_entropy.is_finite(),
+    };
+    if finite && out.iter().all(|v| v.is_finite()) {
+        return Ok(());
+    }
+    let largest = out.iter().fold(0f32, |acc, v| acc.max(v.abs()));
+    Err(Error::model(
+        &a.model,
+        format!(
+            "its errors on {} are not finite numbers (largest prediction {largest:e}): the \
+             model predicts far outside the data it was trained on",
+            a.data.display()
+        ),
+    ))
 }
