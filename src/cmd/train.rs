@@ -81,8 +81,13 @@ fn run_fit(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
     let probe = new_model(a, &data.ds, data.loss)?;
     let batch = cfg.batch_size.min(data.ds.rows.max(1));
     let (dev, adapter) = (a.dev.device, a.dev.adapter.as_deref());
-    let mut be =
-        crate::auto::open_for_training(dev, adapter, &probe, &cfg, batch, a.dev.tune, !a.quiet)?;
+    let work = crate::auto::Workload {
+        model: &probe,
+        cfg: &cfg,
+        batch,
+        rows: data.ds.rows,
+    };
+    let mut be = crate::auto::open_for_training(dev, adapter, work, a.dev.tune, !a.quiet)?;
     let mut out = super::fit::Outputs::plan(a, None)?;
     out.checkpoint = a.checkpoint.clone();
     if planned.is_none() {
@@ -170,15 +175,14 @@ fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
     let batch = cfg.batch_size.min(train_rows.rows.max(1));
     // auto times a few steps of this network on the (tuned) GPU and on the CPU and keeps the
     // faster; every choice is tuned for this network.
-    let mut be = crate::auto::open_for_training(
-        a.dev.device,
-        a.dev.adapter.as_deref(),
-        &model,
-        &cfg,
+    let work = crate::auto::Workload {
+        model: &model,
+        cfg: &cfg,
         batch,
-        a.dev.tune,
-        !a.quiet,
-    )?;
+        rows: train_rows.rows.max(val_rows.as_ref().map_or(0, |v| v.rows)),
+    };
+    let (dev, adapter) = (a.dev.device, a.dev.adapter.as_deref());
+    let mut be = crate::auto::open_for_training(dev, adapter, work, a.dev.tune, !a.quiet)?;
     if !a.quiet {
         announce(a, &model, be.as_ref(), &train_rows, val_rows.as_ref());
     }
