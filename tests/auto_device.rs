@@ -218,7 +218,10 @@ fn auto_takes_the_cpu_when_the_gpu_cannot_hold_the_run() {
         .find(|l| l.starts_with("auto: "))
         .unwrap_or_else(|| panic!("no 'auto:' line in:\n{err}"));
     assert!(line.contains("cannot hold this run → cpu"), "{line}");
-    assert!(line.contains("--hidden") && line.contains("128.5 MiB"), "{line}");
+    assert!(
+        line.contains("--hidden") && line.contains("128.5 MiB"),
+        "{line}"
+    );
     assert!(d.path().join("big.safetensors").exists(), "{err}");
     assert!(
         !d.path().join("cache/device-auto.json").exists(),
