@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::tune::{self, Mode};
 use crate::backend::gpu::{self, DeviceChoice, GpuBackend};
-use crate::backend::{self, Backend};
+use crate::backend::{self, Backend, Limits};
+use crate::budget;
 use crate::error::Result;
 use crate::model::Model;
 use crate::rng::Rng;
@@ -64,17 +65,26 @@ struct Cache {
     entries: BTreeMap<String, BTreeMap<String, Timing>>,
 }
 
-/// The backend for training `model` with `cfg` at `batch`, its kernels tuned as `tune` says:
-/// `--device gpu|cpu` and `--adapter` as always; `auto` measures (see the module notes).
+/// What a training run will put on the device: the network and its settings, the batch, and
+/// the rows of its largest upload (training or validation set, or a streamed shard).
+pub struct Workload<'a> {
+    pub model: &'a Model,
+    pub cfg: &'a TrainConfig,
+    pub batch: usize,
+    pub rows: usize,
+}
+
+/// The backend for training `w`, its kernels tuned as `tune` says: `--device gpu|cpu` and
+/// `--adapter` as always; `auto` measures (see the module notes), and takes the CPU when the
+/// GPU cannot hold the run (its binding limits; said in one line).
 pub fn open_for_training(
     choice: DeviceChoice,
     adapter: Option<&str>,
-    model: &Model,
-    cfg: &TrainConfig,
-    batch: usize,
+    w: Workload,
     tune: Mode,
     say: bool,
 ) -> Result<Box<dyn Backend>> {
+    let (model, batch) = (w.model, w.batch);
     let sizes = model.sizes();
     let tuned = |be| tuned(be, &sizes, batch, tune, say);
     if choice != DeviceChoice::Auto || adapter.is_some() {
@@ -85,7 +95,7 @@ pub fn open_for_training(
     };
     let cfg = TrainConfig {
         batch_size: batch,
-        ..cfg.clone()
+        ..w.cfg.clone()
     };
     let measure = |gpu_be: &mut dyn Backend| -> Result<Timing> {
         Ok(Timing {
@@ -93,8 +103,10 @@ pub fn open_for_training(
             gpu_ms: ms_per_step(gpu_be, model, &cfg)?,
         })
     };
+    let needs = budget::DeviceNeeds::of(&sizes, batch, w.rows, model.schema.target_cols());
+    let fits = |lim: &Limits| budget::check_device(&needs, lim, budget::DeviceRun::Training);
     let key = network_key(model, &cfg);
-    choose(&adapter, &key, "step", say, tuned, measure)
+    choose(&adapter, &key, "step", say, tuned, measure, fits)
 }
 
 /// The backend for a forward pass of `model` over `rows` rows (`predict`, `eval`): as
@@ -131,7 +143,10 @@ pub fn open_for_inference(
         model.activation.as_str(),
         sample.rows
     );
-    choose(&adapter, &key, "1000 rows", say, tuned, measure)
+    // predict and eval shrink their batch to the binding: only the parameters must fit.
+    let needs = budget::DeviceNeeds::of(&model.sizes(), 1, 0, 0);
+    let fits = |lim: &Limits| budget::check_device(&needs, lim, budget::DeviceRun::Inference);
+    choose(&adapter, &key, "1000 rows", say, tuned, measure, fits)
 }
 
 /// `be` with its kernels tuned for `sizes` at `batch`, the tuner's lines said unless quiet.
@@ -169,8 +184,9 @@ fn auto_adapter(say: bool) -> Result<Option<wgpu::Adapter>> {
 }
 
 /// The faster backend for `net_key`: the cached figures, else `measure` on the GPU (then
-/// cached); says both figures in one line. The GPU is opened and tuned only when it is timed
-/// or chosen (tuned before it is timed: it competes with the kernels it would run).
+/// cached); says both figures in one line. The GPU is opened only when it is timed or
+/// chosen, checked against its limits first (`fits`: the CPU when it cannot hold the run),
+/// and tuned before it is timed (it competes with the kernels it would run).
 fn choose(
     adapter: &wgpu::Adapter,
     net_key: &str,
@@ -178,6 +194,7 @@ fn choose(
     say: bool,
     tuned: impl Fn(Box<dyn Backend>) -> Result<Box<dyn Backend>>,
     measure: impl FnOnce(&mut dyn Backend) -> Result<Timing>,
+    fits: impl Fn(&Limits) -> Result<()>,
 ) -> Result<Box<dyn Backend>> {
     let info = adapter.get_info();
     let adapter_key = tune::adapter_key(&info);
@@ -185,26 +202,39 @@ fn choose(
     let cached = path
         .as_deref()
         .and_then(|p| lookup(p, &adapter_key, net_key));
-    let (timing, opened) = match cached.clone() {
-        Some(t) => (t, None),
+    if let Some(t) = cached.as_ref().filter(|t| !t.gpu_wins()) {
+        if say {
+            crate::errln!("{}", t.line(&info.name, true, unit));
+        }
+        return tuned(Box::<CpuBackend>::default());
+    }
+    let gpu = GpuBackend::new(adapter.clone())?;
+    if let Some(Err(e)) = gpu.limits().map(|lim| fits(&lim)) {
+        if say {
+            crate::errln!("auto: {} cannot hold this run → cpu ({e})", info.name);
+        }
+        return tuned(Box::<CpuBackend>::default());
+    }
+    let mut gpu_be = tuned(Box::new(gpu))?;
+    let timing = match cached.clone() {
+        Some(t) => t,
         None => {
-            let mut gpu_be = tuned(Box::new(GpuBackend::new(adapter.clone())?))?;
             let t = measure(gpu_be.as_mut())?;
             if let Some(p) = &path
                 && let Err(e) = store(p, &adapter_key, net_key, &t)
             {
                 crate::errln!("wgtrain: could not cache the device choice: {e}");
             }
-            (t, Some(gpu_be))
+            t
         }
     };
     if say {
         crate::errln!("{}", timing.line(&info.name, cached.is_some(), unit));
     }
-    match (timing.gpu_wins(), opened) {
-        (true, Some(gpu_be)) => Ok(gpu_be),
-        (true, None) => tuned(Box::new(GpuBackend::new(adapter.clone())?)),
-        (false, _) => tuned(Box::<CpuBackend>::default()),
+    if timing.gpu_wins() {
+        Ok(gpu_be)
+    } else {
+        tuned(Box::<CpuBackend>::default())
     }
 }
 

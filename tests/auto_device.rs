@@ -193,3 +193,35 @@ fn auto_times_the_forward_pass_for_eval_and_follows_its_cache() {
     assert!(pick == "gpu" && line.ends_with("(cached)"), "{line}");
     assert!((accuracy(&on_gpu) - accuracy(&on_cpu)).abs() < 1e-9);
 }
+
+#[test]
+fn auto_takes_the_cpu_when_the_gpu_cannot_hold_the_run() {
+    if !has_adapter() {
+        return;
+    }
+    // 4-5800-5800-3 has 33.7 M parameters: 128.5 MiB in one slab, past lavapipe's 128 MiB
+    // binding. `--device gpu` refuses such a run; auto must train it on the CPU instead.
+    let d = tempfile::tempdir().expect("temp dir");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/iris.csv");
+    let out = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
+        .args(["train", &data.to_string_lossy(), "--target", "species"])
+        .args(["--hidden", "5800,5800", "--epochs", "1", "--device", "auto"])
+        .arg("--out")
+        .arg(d.path().join("big.safetensors"))
+        .env("WGTRAIN_CACHE_DIR", d.path().join("cache"))
+        .env("WGTRAIN_AUTO_SOFTWARE", "1")
+        .output()
+        .expect("the wgtrain binary runs");
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("auto: "))
+        .unwrap_or_else(|| panic!("no 'auto:' line in:\n{err}"));
+    assert!(line.contains("cannot hold this run → cpu"), "{line}");
+    assert!(line.contains("--hidden") && line.contains("128.5 MiB"), "{line}");
+    assert!(d.path().join("big.safetensors").exists(), "{err}");
+    assert!(
+        !d.path().join("cache/device-auto.json").exists(),
+        "nothing was timed, so nothing is cached"
+    );
+}

@@ -15,7 +15,7 @@ use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::DeviceChoice;
 use wgtrain::cli::{Cli, Command, DeviceArgs, EvalArgs, PredictArgs};
 use wgtrain::data::{
-    DataSpec, Dataset, LoadOptions, Normalizer, Schema, read_table, split_indices,
+    DataSpec, Dataset, Forecast, LoadOptions, Normalizer, Schema, Table, read_table, split_indices,
 };
 use wgtrain::model::{Model, init_layers};
 use wgtrain::spec::{Activation, Loss, Task};
@@ -252,9 +252,40 @@ fn csv_never_panics(bytes: Vec<u8>) -> Result<(), TestCaseError> {
             let _ = Normalizer::fit(&ds.x, ds.rows, ds.n_features());
             let _ = split_indices(&ds, 0.3, 1, window.is_some());
             let _ = Dataset::for_schema(&table, &ds.schema, false);
+            if window.is_some() {
+                forecast_never_panics(&table, &ds.schema, t, bytes.len());
+            }
         }
     }
     Ok(())
+}
+
+/// predict's reader for series models on `table` with its last few `target` cells made
+/// unknown (empty or `?`, and with `salt` odd one more in the middle), and the features of
+/// every forecast step built from it.
+fn forecast_never_panics(table: &Table, schema: &Schema, target: &str, salt: usize) {
+    let mut t = table.clone();
+    let Some(col) = t.column(target) else {
+        return;
+    };
+    let n = t.records.len();
+    let mut unknown: Vec<usize> = (n.saturating_sub(salt % 5)..n).collect();
+    if salt % 2 == 1 && n > 2 {
+        unknown.push(n / 2);
+    }
+    for (k, &r) in unknown.iter().enumerate() {
+        let cells: Vec<&str> = t.records[r]
+            .iter()
+            .enumerate()
+            .map(|(c, v)| if c == col { ["", "?"][k % 2] } else { v })
+            .collect();
+        t.records[r] = csv::StringRecord::from(cells);
+    }
+    if let Ok(f) = Forecast::read(&t, schema) {
+        for h in 0..f.steps {
+            assert_eq!(f.features(h, &vec![0.5; h]).len(), f.ds.n_features());
+        }
+    }
 }
 
 #[test]

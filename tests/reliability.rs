@@ -1002,3 +1002,315 @@ fn an_injected_binding_limit_refuses_training_and_shrinks_inference_batches() {
         "{e}"
     );
 }
+
+// ---- checkpoints of run-folder runs (item 4) -----------------------------------------------
+
+/// The run-folder path (here with --val-last, a flag only it handles, and no --out)
+/// checkpoints through the same training loop: 4 epochs checkpointed, then resumed to 8, give
+/// byte for byte the model (and the metrics, but for the seconds) of 8 epochs in one go. The
+/// resumed run gets its own run folder. --cv refuses --checkpoint, saying why and what to do.
+#[test]
+fn a_run_folder_run_checkpoints_and_resumes_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    write_csv(&data, 300, 5);
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", s(&data), "--target", "y", "--val-last", "0.2"];
+        args.extend(["--seed", "4", "--device", "cpu", "-q"]);
+        args.extend(extra);
+        let o = bin().current_dir(d.path()).args(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    };
+    train(&["--epochs", "8"]);
+    train(&["--epochs", "4", "--checkpoint", "c.ckpt"]);
+    assert!(d.path().join("runs/2-d/model.safetensors").is_file());
+    let o = bin()
+        .current_dir(d.path())
+        .args(["train", "--resume", "c.ckpt", "--epochs", "8", "-q"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "resume: {}", stderr(&o));
+    assert!(stderr(&o).contains("runs/3-d/"), "{}", stderr(&o));
+    let read = |p: &str| std::fs::read(d.path().join(p)).unwrap();
+    let (whole, resumed) = (
+        read("runs/1-d/model.safetensors"),
+        read("runs/3-d/model.safetensors"),
+    );
+    assert!(
+        whole == resumed,
+        "the resumed model differs from the one-go model"
+    );
+    let epochs = |p: &str| -> Vec<String> {
+        let text = String::from_utf8(read(p)).unwrap();
+        let rows: Vec<String> = text
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect();
+        assert_eq!(rows.len(), 9, "{text}");
+        rows
+    };
+    assert_eq!(
+        epochs("runs/1-d/metrics.csv"),
+        epochs("runs/3-d/metrics.csv")
+    );
+
+    let cv = refused(
+        &[
+            "train",
+            s(&data),
+            "--target",
+            "y",
+            "--cv",
+            "3",
+            "--checkpoint",
+            s(&d.path().join("cv.ckpt")),
+        ],
+        2,
+        &[
+            "--checkpoint: a checkpoint holds one training loop",
+            "--cv runs K folds",
+        ],
+    );
+    assert!(cv.contains("train without --cv"), "{cv}");
+    assert!(!d.path().join("cv.ckpt").exists());
+}
+
+// ---- tampered model files, end to end (item 5) ---------------------------------------------
+
+/// A safetensors file's JSON header and its data bytes.
+fn split_safetensors(bytes: &[u8]) -> (serde_json::Value, Vec<u8>) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    (header, bytes[8 + n..].to_vec())
+}
+
+fn join_safetensors(header: &serde_json::Value, data: &[u8]) -> Vec<u8> {
+    let mut h = serde_json::to_vec(header).unwrap();
+    // The data must start 8-aligned.
+    while !(h.len() + 8).is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend(data);
+    out
+}
+
+/// `model` with metadata `key` set to `value`.
+fn with_meta(model: &[u8], key: &str, value: &str) -> Vec<u8> {
+    let (mut h, data) = split_safetensors(model);
+    h["__metadata__"][key] = serde_json::Value::String(value.into());
+    join_safetensors(&h, &data)
+}
+
+/// `model` with element `i` of tensor `name` set to `v`.
+fn with_value(model: &[u8], name: &str, i: usize, v: f32) -> Vec<u8> {
+    let (h, mut data) = split_safetensors(model);
+    let at = h[name]["data_offsets"][0].as_u64().unwrap() as usize + 4 * i;
+    data[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    join_safetensors(&h, &data)
+}
+
+/// The tampered files the issue found (empty targets or classes, a huge window, std 0 or
+/// negative, duplicate features, a NaN weight) used to panic or give NaN with exit 0; now
+/// predict and eval refuse each with `model FILE: …` and write nothing.
+#[test]
+fn tampered_model_files_are_refused_naming_the_model_file() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    write_csv(&data, 40, 3);
+    let iris = iris_in(d.path());
+    let views = repo("data/views.csv");
+    let train = |data: &Path, extra: &[&str], name: &str| -> Vec<u8> {
+        let m = d.path().join(name);
+        let mut args = vec!["train", s(data), "--epochs", "2", "--device", "cpu"];
+        args.extend(extra);
+        args.extend(["--out", s(&m), "-q"]);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read(&m).unwrap()
+    };
+    let reg = train(&data, &["--target", "y"], "reg.st");
+    let cls = train(&iris, &["--target", "species"], "cls.st");
+    let win = train(
+        &views,
+        &["--target", "views", "--drop", "date", "--window", "3"],
+        "win.st",
+    );
+    let cases: Vec<(&str, Vec<u8>, &Path)> = vec![
+        ("targets=[]", with_meta(&reg, "targets", "[]"), &data),
+        ("classes=[]", with_meta(&cls, "classes", "[]"), &iris),
+        (
+            "huge window",
+            with_meta(&win, "window", "18446744073709551615"),
+            &views,
+        ),
+        ("std 0", with_value(&reg, "normalizer.std", 1, 0.0), &data),
+        (
+            "std < 0",
+            with_value(&reg, "normalizer.std", 0, -2.0),
+            &data,
+        ),
+        (
+            "duplicate features",
+            with_meta(&reg, "features", r#"["x0","x0","x2"]"#),
+            &data,
+        ),
+        (
+            "NaN weight",
+            with_value(&reg, "layers.0.weight", 3, f32::NAN),
+            &data,
+        ),
+    ];
+    for (what, bytes, input) in cases {
+        let m = d.path().join("tampered.st");
+        std::fs::write(&m, bytes).unwrap();
+        for cmd in ["predict", "eval"] {
+            let o = run(&[cmd, s(&m), s(input), "--device", "cpu"]);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{what}, {cmd}: {err}");
+            assert!(!err.contains("panicked"), "{what}, {cmd}: {err}");
+            let want = format!("wgtrain: error: model {}: ", m.display());
+            assert!(err.starts_with(&want), "{what}, {cmd}: {err}");
+            assert!(o.stdout.is_empty(), "{what}, {cmd}: wrote output");
+        }
+    }
+}
+
+// ---- SIGTERM, live metrics, a full stdout (items 2 and 3) ----------------------------------
+
+/// With stdout on a full disk (/dev/full) every epoch line fails, and the run goes on; the
+/// metrics file holds each finished epoch while the run is still going (`tail -f` works);
+/// a first SIGTERM then saves the model and the checkpoint like Ctrl-C, exit 130, saying so.
+#[test]
+fn sigterm_saves_like_ctrl_c_while_metrics_stream_and_stdout_is_full() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("d.csv");
+    write_csv(&data, 2000, 16);
+    let (out, metrics, ckpt) = (
+        d.path().join("m.st"),
+        d.path().join("m.csv"),
+        d.path().join("c.ckpt"),
+    );
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut child = bin()
+        .args([
+            "train",
+            s(&data),
+            "--target",
+            "y",
+            "--epochs",
+            "1000000",
+            "--batch-size",
+            "8",
+            "--device",
+            "cpu",
+            "--out",
+            s(&out),
+            "--metrics",
+            s(&metrics),
+            "--checkpoint",
+            s(&ckpt),
+            "--checkpoint-every",
+            "1000",
+        ])
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Three epochs in the file while the process still runs.
+    let start = std::time::Instant::now();
+    let epochs =
+        || std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count().saturating_sub(1));
+    while epochs() < 3 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended early with stdout full"
+        );
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "no epochs in the metrics file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // --checkpoint-every 1000: nothing written yet, so what follows comes from the signal.
+    assert!(!ckpt.exists());
+    signal(&child, libc::SIGTERM);
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("stopped by SIGTERM"), "{err}");
+    Model::load(&out).expect("the stopped run's model loads");
+    assert!(ckpt.is_file(), "the signal writes the checkpoint: {err}");
+    assert!(epochs() >= 3);
+}
+
+// ---- readable messages (item 9) -------------------------------------------------------------
+
+/// A 5000-character value in a CSV cell, a 3000-character --target and a huge --keep
+/// pattern: each message still names the place and stays one short line, the value cut.
+#[test]
+fn huge_values_in_files_and_flags_are_cut_in_messages() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("long.csv");
+    let value = "x".repeat(5000);
+    std::fs::write(&data, format!("a,b,y\n1,2,3\n1,{value},3\n2,3,4\n")).unwrap();
+    let name = "q".repeat(3000);
+    let model = d.path().join("m.st");
+    // A model for the predict case: trained on rows without the long value.
+    std::fs::write(d.path().join("ok.csv"), "a,b,y\n1,2,3\n2,3,4\n4,1,5\n").unwrap();
+    let ok = d.path().join("ok.csv");
+    let cases: [(Vec<&str>, &str); 3] = [
+        (
+            vec!["train", s(&data), "--target", "y", "--device", "cpu"],
+            "long.csv:3:2: column 'b': 'xxx",
+        ),
+        (
+            vec!["train", s(&data), "--target", &name, "--device", "cpu"],
+            "--target: no column 'qqq",
+        ),
+        (
+            vec![
+                "predict",
+                s(&model),
+                s(&ok),
+                "--keep",
+                &name,
+                "--device",
+                "cpu",
+            ],
+            "--keep: no column 'qqq",
+        ),
+    ];
+    let o = run(&[
+        "train",
+        s(&ok),
+        "--target",
+        "y",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        s(&model),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let head = |e: &str| e.chars().take(300).collect::<String>();
+    for (args, want) in cases {
+        let o = run(&args);
+        let err = stderr(&o);
+        assert!(!o.status.success() && !err.contains("panicked"), "{err}");
+        assert!(err.contains(want), "lacks '{want}': {}", head(&err));
+        assert!(err.contains('…'), "not cut: {}", head(&err));
+        assert!(
+            err.chars().count() < 300,
+            "{} chars: {}",
+            err.chars().count(),
+            head(&err)
+        );
+    }
+}

@@ -67,15 +67,14 @@ fn bench_train(a: &BenchArgs, sizes: &[usize]) -> Result<()> {
         progress: false,
     };
 
-    let mut be = crate::auto::open_for_training(
-        a.dev.device,
-        a.dev.adapter.as_deref(),
-        &model,
-        &cfg,
-        a.batch,
-        a.dev.tune,
-        true,
-    )?;
+    let work = crate::auto::Workload {
+        model: &model,
+        cfg: &cfg,
+        batch: a.batch,
+        rows: data.rows,
+    };
+    let (dev, adapter) = (a.dev.device, a.dev.adapter.as_deref());
+    let mut be = crate::auto::open_for_training(dev, adapter, work, a.dev.tune, true)?;
     let device = be.describe();
     let be = be.as_mut();
     let mut tr = Trainer::new(be, &model, &data, None, &cfg)?;

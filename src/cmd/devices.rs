@@ -26,6 +26,12 @@ pub fn run() -> Result<()> {
             r.subgroup_min_size,
             r.subgroup_max_size
         );
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        println!(
+            "     subgroup operations {} (matmul variant `subgroup`), timestamp queries {} (tune's clock)",
+            yes(r.subgroups),
+            yes(r.timestamps)
+        );
     }
     match rows.iter().find(|r| r.auto) {
         Some(r) => println!("--device auto takes * ({})", r.name),

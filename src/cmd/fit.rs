@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use crate::backend::Backend;
+use crate::checkpoint::Checkpoint;
 use crate::cli::TrainArgs;
 use crate::data::folds::{self, Holdout};
 use crate::data::select::{drop_list, file_header, keep_features, select_columns, select_k};
@@ -153,6 +154,8 @@ pub struct Outputs {
     pub model: Option<PathBuf>,
     pub metrics: Option<PathBuf>,
     pub plot: Option<PathBuf>,
+    /// `--checkpoint` of a single fit (`train` sets it; a --cv run or a sweep has none).
+    pub checkpoint: Option<PathBuf>,
 }
 
 impl Outputs {
@@ -168,6 +171,7 @@ impl Outputs {
                 model: refit.then(|| out.clone()),
                 metrics: a.metrics.clone(),
                 plot: a.plot.clone(),
+                checkpoint: None,
             });
         }
         let dir = runs::create_run_dir(root.unwrap_or(&a.runs), &a.data)?;
@@ -176,6 +180,7 @@ impl Outputs {
             metrics: Some(a.metrics.clone().unwrap_or_else(|| dir.join("metrics.csv"))),
             plot: Some(a.plot.clone().unwrap_or_else(|| dir.join("loss.png"))),
             dir: Some(dir),
+            checkpoint: None,
         })
     }
 }
@@ -205,10 +210,29 @@ pub fn run(
     out: &Outputs,
     argv: &[OsString],
 ) -> Result<Outcome> {
+    run_resumed(a, cfg, data, be, out, argv, None)
+}
+
+/// [`run`], continuing the single fit that checkpoint `resume` (of this run) stopped in.
+pub fn run_resumed(
+    a: &TrainArgs,
+    cfg: &TrainConfig,
+    data: &Data,
+    be: &mut dyn Backend,
+    out: &Outputs,
+    argv: &[OsString],
+    resume: Option<Checkpoint>,
+) -> Result<Outcome> {
     let start = Instant::now();
     let mut outcome = match a.cv {
         Some(k) => cross_validate(a, cfg, data, be, out, k)?,
-        None => holdout(a, cfg, data, be, out)?,
+        None => {
+            let ck = Checkpointing {
+                path: out.checkpoint.clone(),
+                resume,
+            };
+            holdout(a, cfg, data, be, out, ck)?
+        }
     };
     let seconds = start.elapsed().as_secs_f64();
     if let Value::Object(m) = &mut outcome.summary {
@@ -350,6 +374,15 @@ struct Fit {
     val_rows: Option<Rows>,
 }
 
+/// The checkpoint file of a single fit and the checkpoint it continues (a --cv fold or refit
+/// has neither: one checkpoint holds one training loop).
+#[derive(Default)]
+struct Checkpointing {
+    path: Option<PathBuf>,
+    resume: Option<Checkpoint>,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn fit_one(
     a: &TrainArgs,
     cfg: &TrainConfig,
@@ -358,6 +391,7 @@ fn fit_one(
     be: &mut dyn Backend,
     metrics: Option<&Path>,
     show: bool,
+    ck: Checkpointing,
 ) -> Result<Fit> {
     let s = &train_ds.schema;
     let sizes = crate::model::layer_sizes(s.n_features(), &a.hidden.0, s.n_outputs());
@@ -370,7 +404,17 @@ fn fit_one(
             crate::errln!("wgtrain: warning: {w}");
         }
     }
-    let mut model = start_model(a, train_ds, loss)?;
+    let saver = ck
+        .path
+        .as_ref()
+        .map(|p| super::resume::Saver::new(a, p))
+        .transpose()?;
+    // A resumed fit starts from the checkpoint's model (weights and normalizers).
+    let mut model = match &ck.resume {
+        Some(c) => c.model.clone(),
+        None => start_model(a, train_ds, loss)?,
+    };
+    let resume = ck.resume.map(super::resume::state);
     super::tune_for(be, &model.sizes(), batch, a.dev.tune, !a.quiet)?;
     let train_rows = super::model_rows(&model, train_ds);
     let val_rows = val_ds.map(|v| super::model_rows(&model, v));
@@ -383,13 +427,19 @@ fn fit_one(
         None => None,
     };
     let mut log_err = None;
-    let mut no_checkpoint = |_: train::RunState| Ok(());
+    // A resumed run's metrics file starts with the epochs before the checkpoint.
+    for m in resume.iter().flat_map(|r| &r.history) {
+        if let Some(l) = log.as_mut() {
+            l.write(m)?;
+        }
+    }
+    let mut on_checkpoint = |s: train::RunState| saver.as_ref().map_or(Ok(()), |sv| sv.save(s));
     // The first Ctrl-C ends the run at this step; the caller saves what it has (exit 130).
     let control = train::Control {
         stop: &crate::signals::requested,
-        resume: None,
-        checkpoint_every: None,
-        on_checkpoint: &mut no_checkpoint,
+        resume,
+        checkpoint_every: saver.as_ref().map(|_| a.checkpoint_every),
+        on_checkpoint: &mut on_checkpoint,
     };
     let history = train::train_with(
         be,
@@ -435,6 +485,7 @@ fn holdout(
     data: &Data,
     be: &mut dyn Backend,
     out: &Outputs,
+    ck: Checkpointing,
 ) -> Result<Outcome> {
     let (tr, va) = split(a, data)?;
     let (train_ds, val_ds) = view(a, data, &tr, va.as_deref(), !a.quiet)?;
@@ -446,6 +497,7 @@ fn holdout(
         be,
         out.metrics.as_deref(),
         !a.quiet,
+        ck,
     )?;
     if let Some(path) = &out.model {
         crate::model::validate::model(&fit.model, path)?;
@@ -551,6 +603,7 @@ fn cross_validate(
             be,
             None,
             false,
+            Checkpointing::default(),
         )?;
         let (loss, metric, epoch) = held(&fit.history);
         if !a.quiet {
@@ -630,6 +683,7 @@ fn refit(
         be,
         out.metrics.as_deref(),
         !a.quiet,
+        Checkpointing::default(),
     )?;
     if let Some(path) = &out.model {
         crate::model::validate::model(&fit.model, path)?;

@@ -170,8 +170,13 @@ pub fn run(a: &TrainArgs, budget: u64) -> Result<TrainOutcome> {
     needs.data = budget as u128 / 4;
     crate::budget::check(&needs, available)?;
     let (dev, adapter) = (a.dev.device, a.dev.adapter.as_deref());
-    let mut be =
-        crate::auto::open_for_training(dev, adapter, &model, &cfg, batch, a.dev.tune, !a.quiet)?;
+    let work = crate::auto::Workload {
+        model: &model,
+        cfg: &cfg,
+        batch,
+        rows: plan.shards.iter().map(|s| s.rows).max().unwrap_or(0) as usize,
+    };
+    let mut be = crate::auto::open_for_training(dev, adapter, work, a.dev.tune, !a.quiet)?;
     if !a.quiet {
         let count = |rows: u64| Rows {
             rows: rows as usize,

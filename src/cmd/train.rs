@@ -26,16 +26,30 @@ pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
     match &a.resume {
         Some(path) => {
             let (orig, ckpt) = super::resume::load(a, path)?;
-            run_from(&orig, Some(ckpt))
+            match plain(&orig) {
+                true => run_from(&orig, Some(ckpt)),
+                false => run_fit(&orig, Some(ckpt)),
+            }
         }
         // A plain run into --out keeps the one path with every guard (sizes, label warnings,
         // auto by measurement, Ctrl-C saving, the validator before the save).
-        None if a.checkpoint.is_some() || (a.out.is_some() && !uses_flow_flags(a)) => {
-            run_from(a, None)
-        }
-        // Run folders, --cv, --select-k, splits by group, --json, sweeps (cmd/fit.rs).
-        None => run_fit(a),
+        None if plain(a) => run_from(a, None),
+        None if a.checkpoint.is_some() && a.cv.is_some() => Err(Error::flag(
+            "--checkpoint",
+            "a checkpoint holds one training loop, and --cv runs K folds and a refit, each its \
+             own loop from fresh weights (a resumed fold would also need the folds' scores so \
+             far); leave out --checkpoint, or checkpoint the final model alone: train without \
+             --cv, with --epochs set to the folds' mean stopping epoch that --cv prints",
+        )),
+        // Run folders, --cv, --select-k, splits by group, --json, sweeps (cmd/fit.rs); a
+        // single fit among them checkpoints too.
+        None => run_fit(a, None),
     }
+}
+
+/// A run into --out without the run-folder features: the `run_from` path.
+fn plain(a: &TrainArgs) -> bool {
+    a.out.is_some() && !uses_flow_flags(a)
 }
 
 /// Whether a flag only the run-folder path (cmd/fit.rs) handles is given.
@@ -49,8 +63,9 @@ fn uses_flow_flags(a: &TrainArgs) -> bool {
         || a.json
 }
 
-/// A run without checkpoints: one fit, or --cv's folds and refit, into --out or a run folder.
-fn run_fit(a: &TrainArgs) -> Result<TrainOutcome> {
+/// One fit (checkpointed with --checkpoint, continuing `resume` when given), or --cv's folds
+/// and refit, into --out or a run folder. A resumed run gets a new run folder.
+fn run_fit(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
     let cfg = config(a)?;
     if let Some(path) = &a.plot {
         crate::plot::format_of(path)?;
@@ -66,13 +81,20 @@ fn run_fit(a: &TrainArgs) -> Result<TrainOutcome> {
     let probe = new_model(a, &data.ds, data.loss)?;
     let batch = cfg.batch_size.min(data.ds.rows.max(1));
     let (dev, adapter) = (a.dev.device, a.dev.adapter.as_deref());
-    let mut be =
-        crate::auto::open_for_training(dev, adapter, &probe, &cfg, batch, a.dev.tune, !a.quiet)?;
-    let out = super::fit::Outputs::plan(a, None)?;
+    let work = crate::auto::Workload {
+        model: &probe,
+        cfg: &cfg,
+        batch,
+        rows: data.ds.rows,
+    };
+    let mut be = crate::auto::open_for_training(dev, adapter, work, a.dev.tune, !a.quiet)?;
+    let mut out = super::fit::Outputs::plan(a, None)?;
+    out.checkpoint = a.checkpoint.clone();
     if planned.is_none() {
         planned = Some(plan_run_outputs(a, &out)?);
     }
-    let o = match super::fit::run(a, &cfg, &data, be.as_mut(), &out, &train_argv()) {
+    let argv = train_argv();
+    let o = match super::fit::run_resumed(a, &cfg, &data, be.as_mut(), &out, &argv, resume) {
         Ok(o) => o,
         Err(e) => {
             // A failed run leaves no half-filled run folder behind to be mistaken for a result.
@@ -84,6 +106,14 @@ fn run_fit(a: &TrainArgs) -> Result<TrainOutcome> {
     };
     drop(planned);
     crate::errln!("{}", o.line);
+    if let (Some(c), Some(h)) = (&a.checkpoint, &o.history)
+        && h.interrupted
+    {
+        crate::errln!(
+            "wgtrain: continue with: wgtrain train --resume {}",
+            c.display()
+        );
+    }
     if a.json {
         crate::outln!("{}", o.summary);
     }
@@ -103,29 +133,15 @@ fn train_argv() -> Vec<std::ffi::OsString> {
     }
 }
 
-/// The --out of a run that checkpoints (or may: this path serves plain --out runs too);
-/// the run-folder features are not checkpointed yet and are refused here.
+/// The --out of a plain run ([`plain`]: every other run, checkpointed or not, goes to
+/// `run_fit`, which refuses --checkpoint with --cv).
 fn checkpointable(a: &TrainArgs) -> Result<std::path::PathBuf> {
-    let flow = [
-        ("--cv", a.cv.is_some()),
-        ("--select-k", a.select_k.is_some()),
-        ("--val-last", a.val_last.is_some()),
-        ("--group", !a.group.is_empty()),
-        ("--features", !a.features.is_empty()),
-        ("--init-from", a.init_from.is_some()),
-    ];
-    if let Some((flag, _)) = flow.iter().find(|(_, set)| *set) {
-        return Err(Error::flag(
-            *flag,
-            "is not checkpointed yet: leave out --checkpoint / --resume",
-        ));
+    match (&a.out, uses_flow_flags(a)) {
+        (Some(out), false) => Ok(out.clone()),
+        _ => Err(Error::internal(
+            "a run folder or a run-folder flag reached the plain --out path",
+        )),
     }
-    a.out.clone().ok_or_else(|| {
-        Error::flag(
-            "--checkpoint",
-            "needs --out (run folders are not checkpointed yet)",
-        )
-    })
 }
 
 /// A run from its start, or from a checkpoint of it.
@@ -159,15 +175,14 @@ fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
     let batch = cfg.batch_size.min(train_rows.rows.max(1));
     // auto times a few steps of this network on the (tuned) GPU and on the CPU and keeps the
     // faster; every choice is tuned for this network.
-    let mut be = crate::auto::open_for_training(
-        a.dev.device,
-        a.dev.adapter.as_deref(),
-        &model,
-        &cfg,
+    let work = crate::auto::Workload {
+        model: &model,
+        cfg: &cfg,
         batch,
-        a.dev.tune,
-        !a.quiet,
-    )?;
+        rows: train_rows.rows.max(val_rows.as_ref().map_or(0, |v| v.rows)),
+    };
+    let (dev, adapter) = (a.dev.device, a.dev.adapter.as_deref());
+    let mut be = crate::auto::open_for_training(dev, adapter, work, a.dev.tune, !a.quiet)?;
     if !a.quiet {
         announce(a, &model, be.as_ref(), &train_rows, val_rows.as_ref());
     }
@@ -302,6 +317,9 @@ pub(super) fn plan_run_outputs(
     }
     if let Some(m) = &out.metrics {
         plan.output("--metrics", m);
+    }
+    if let Some(c) = &a.checkpoint {
+        plan.output("--checkpoint", c);
     }
     if let Some(p) = &out.plot {
         plan.output("--plot", &crate::plot::accuracy_path(p));

@@ -18,6 +18,7 @@ use super::{
     Backend, Buf, EarlyStop, Epochs, History, Metrics, Rows, STATS_WIDTH, Schedule, Snapshot,
     Start, Stepper, TrainConfig, Uploaded, epoch_loop, sum_stats, target_cols, target_unit, upload,
 };
+use crate::budget;
 use crate::data::{ShardRows, StreamPlan};
 use crate::error::{Error, Result};
 use crate::metrics::EpochMetrics;
@@ -76,6 +77,12 @@ impl<'p> StreamTrainer<'p> {
         }
         let batch = cfg.batch_size.min(plan.train_rows as usize);
         let n_batches = (plan.train_rows as usize).div_ceil(batch);
+        // Every device buffer within the device's limits (one shard is uploaded at a time).
+        if let Some(lim) = be.limits() {
+            let rows = plan.shards.iter().map(|s| s.rows).max().unwrap_or(0) as usize;
+            let needs = budget::DeviceNeeds::of(&model.sizes(), batch, rows, target_cols(model));
+            budget::check_device(&needs, &lim, budget::DeviceRun::Training)?;
+        }
         let val_stats = match val_chunks(plan, batch) {
             0 => None,
             n => Some(be.alloc(n * STATS_WIDTH)?),

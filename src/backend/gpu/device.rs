@@ -18,6 +18,10 @@ pub struct AdapterInfoRow {
     pub max_compute_invocations_per_workgroup: u32,
     pub subgroup_min_size: u32,
     pub subgroup_max_size: u32,
+    /// The optional features wgtrain uses when offered: the subgroup matmul variant, and GPU
+    /// timestamps for the tuner's timing.
+    pub subgroups: bool,
+    pub timestamps: bool,
     /// Whether `--device auto` would pick this adapter.
     pub auto: bool,
 }
@@ -99,6 +103,8 @@ fn row(index: usize, a: &wgpu::Adapter, auto: bool) -> AdapterInfoRow {
         max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
         subgroup_min_size: info.subgroup_min_size,
         subgroup_max_size: info.subgroup_max_size,
+        subgroups: a.features().contains(wgpu::Features::SUBGROUP),
+        timestamps: a.features().contains(wgpu::Features::TIMESTAMP_QUERY),
         auto,
     }
 }

@@ -192,8 +192,9 @@ impl GpuBackend {
     }
 
     /// Microseconds that the ops `record` records take, by `tune_clock`. With timestamps,
-    /// the ops run in one compute pass of their own with a timestamp at each boundary; a
-    /// device whose timestamps do not advance loses its timer (`None` returned).
+    /// the ops run in one compute pass of their own with a timestamp at each boundary (so
+    /// they must fit one params ring); a device whose timestamps do not advance loses its
+    /// timer (`None` returned).
     pub fn time_us(
         &mut self,
         record: &mut dyn FnMut(&mut GpuBackend) -> Result<()>,
@@ -206,10 +207,22 @@ impl GpuBackend {
             return Ok(Some(t0.elapsed().as_secs_f64() * 1e6));
         }
         self.submit()?; // earlier ops stay outside the timed pass
+        let before = self.dispatches;
         self.timing = true;
         let recorded = record(self);
         self.timing = false;
         recorded?;
+        let ops = self.dispatches - before;
+        if ops == 0 {
+            return Ok(Some(0.0)); // no pass began: nothing to time
+        }
+        if ops > u64::from(self.ring_used) {
+            // A full ring submitted mid-way and split the pass: the timestamps would cover
+            // only its first part.
+            return Err(Error::internal(format!(
+                "tune: {ops} timed ops overflow the params ring"
+            )));
+        }
         self.pass = None; // ends the timed pass
         let Some(timer) = self.timer.as_ref() else {
             return Err(Error::internal("the timer vanished"));
@@ -454,49 +467,52 @@ fn run(
     Ok((bufs, got))
 }
 
-/// One variant on one product: verified against the CPU and against the baseline's bits,
-/// then timed by `GpuBackend::time_us` (the fastest of 5 batches after a warm-up).
-/// `None` when it fails verification, or when the timestamps proved unusable (the caller
-/// then times the product again by the wall clock).
-fn measure(
+/// Whether `variant` matches the CPU (within the trial's tolerance) and the baseline's bits,
+/// word for word, on one product; its first run also warms it up for timing.
+fn verify(
     gpu: &mut GpuBackend,
     layout: Layout,
     shape: (usize, usize, usize),
     t: &Trial,
     variant: Variant,
     baseline: &[u32],
-) -> Result<Option<f64>> {
+) -> Result<bool> {
     gpu.set_matmul_variant(Some(variant));
     let out = t.bufs[3];
     run(gpu, layout, shape, [&[], &[], &[]], Some(t.bufs))?;
     let got = gpu.read(out)?;
-    let ok = got
+    Ok(got
         .iter()
         .zip(&t.want)
         .all(|(g, w)| (g - w).abs() <= t.atol * (1.0 + w.abs()))
-        && got.iter().map(|v| v.to_bits()).eq(baseline.iter().copied());
-    if !ok {
-        return Ok(None);
-    }
+        && got.iter().map(|v| v.to_bits()).eq(baseline.iter().copied()))
+}
+
+/// Timed batches per variant; the fastest counts (other processes only ever add time).
+const ROUNDS: usize = 5;
+
+/// Microseconds per product of one batch of `variant` (`GpuBackend::time_us`); `None` when
+/// the timestamps proved unusable (the caller then times the product again by the wall
+/// clock).
+fn time_batch(
+    gpu: &mut GpuBackend,
+    layout: Layout,
+    shape: (usize, usize, usize),
+    t: &Trial,
+    variant: Variant,
+) -> Result<Option<f64>> {
+    gpu.set_matmul_variant(Some(variant));
     let (m, n, k) = shape;
     let flops = 2.0 * (m * n * k) as f64;
     // Enough products per timed batch that the submit and read-back do not dominate.
     let per = ((2e7 / flops.max(1.0)) as usize).clamp(4, 64);
-    let mut times = Vec::new();
-    for _ in 0..5 {
-        let mut batch = |g: &mut GpuBackend| {
-            for _ in 0..per {
-                run(g, layout, shape, [&[], &[], &[]], Some(t.bufs))?;
-            }
-            Ok(())
-        };
-        match gpu.time_us(&mut batch)? {
-            Some(us) => times.push(us / per as f64),
-            None => return Ok(None),
+    let mut batch = |g: &mut GpuBackend| {
+        for _ in 0..per {
+            run(g, layout, shape, [&[], &[], &[]], Some(t.bufs))?;
         }
-    }
-    // The minimum: other processes only ever add time.
-    Ok(times.into_iter().reduce(f64::min))
+        Ok(())
+    };
+    Ok(gpu.time_us(&mut batch)?.map(|us| us / per as f64))
 }
 
 /// Times every variant on one product; variants that fail verification drop out (`None`
@@ -537,7 +553,10 @@ pub fn tune_product(
     }))
 }
 
-/// Microseconds per product of every variant that passes verification on trial `t`.
+/// Microseconds per product of every variant that passes verification on trial `t`: the
+/// fastest of `ROUNDS` batches, timed round-robin (each round times every variant once), so a
+/// burst of load from other processes falls on all variants rather than on one variant's
+/// consecutive batches. Stops early, with what it has, when the timestamps fail.
 fn time_variants(
     gpu: &mut GpuBackend,
     layout: Layout,
@@ -547,13 +566,20 @@ fn time_variants(
     gpu.set_matmul_variant(Some(Variant::Tiled64));
     run(gpu, layout, shape, [&[], &[], &[]], Some(t.bufs))?;
     let baseline: Vec<u32> = gpu.read(t.bufs[3])?.iter().map(|v| v.to_bits()).collect();
-    let mut us = BTreeMap::new();
+    let mut passed = Vec::new();
     for v in gpu.variants() {
-        let clock = gpu.tune_clock();
-        if let Some(time) = measure(gpu, layout, shape, t, v, &baseline)? {
-            us.insert(v.name().to_string(), time);
-        } else if gpu.tune_clock() != clock {
-            break;
+        if verify(gpu, layout, shape, t, v, &baseline)? {
+            passed.push(v);
+        }
+    }
+    let mut us: BTreeMap<String, f64> = BTreeMap::new();
+    for _ in 0..ROUNDS {
+        for &v in &passed {
+            let Some(time) = time_batch(gpu, layout, shape, t, v)? else {
+                return Ok(us);
+            };
+            let best = us.entry(v.name().to_string()).or_insert(f64::INFINITY);
+            *best = best.min(time);
         }
     }
     Ok(us)
