@@ -588,6 +588,16 @@ fn the_switch_to_streaming_is_decided_by_the_available_memory() {
         );
     }
 
+    // A pipe is never sampled: the loader would miss the text read from it.
+    #[cfg(unix)]
+    {
+        let fifo = dir.path().join("pipe.csv");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path in a temporary directory of ours.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(estimate_matrix_bytes(&fifo).is_err(), "a FIFO is not read");
+    }
+
     // With (as the test hook says) 40 MiB available, friedman1 no longer fits: the run
     // streams within half of it and says so in one line.
     let out = common::s(&dir.path().join("auto.safetensors"));
@@ -669,5 +679,38 @@ fn ctrl_c_ends_a_streamed_run_at_a_step_and_keeps_the_best_weights() {
     assert!(
         (3..100_000).contains(&n),
         "header and the epochs that ended: {n} lines"
+    );
+}
+
+#[test]
+fn a_csv_from_a_pipe_keeps_its_first_bytes() {
+    // Neither the Parquet sniff nor the streaming estimate may read from a pipe: the bytes
+    // they took were missing from the header ("l_length" for "sepal_length").
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pipe.safetensors");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
+        .args([
+            "train",
+            "/dev/stdin",
+            "--target",
+            "species",
+            "--epochs",
+            "1",
+        ])
+        .args(["--device", "cpu", "-q", "--out", &common::s(&out)])
+        .env("WGTRAIN_LOG", "")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = std::fs::read(common::repo("data/iris.csv")).unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = Model::load(&out).unwrap();
+    assert_eq!(
+        m.schema.features[0], "sepal_length",
+        "{:?}",
+        m.schema.features
     );
 }

@@ -28,9 +28,13 @@ use super::table::{Table, unique_names};
 use crate::error::{Error, Result};
 use crate::spec::Task;
 
-/// Whether `path` starts with Parquet's magic bytes.
+/// Whether `path` starts with Parquet's magic bytes. Only a regular file is looked at: the
+/// bytes read from a pipe (`/dev/stdin`, `<(zcat …)`) would be lost to the CSV reader after.
 pub(crate) fn is_parquet(path: &Path) -> bool {
     let mut magic = [0u8; 4];
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     File::open(path)
         .and_then(|mut f| f.read_exact(&mut magic))
         .is_ok_and(|_| &magic == b"PAR1")

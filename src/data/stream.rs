@@ -63,6 +63,15 @@ pub fn parse_size(s: &str) -> Result<u64> {
 /// gzip, scaled by that MiB's compression ratio). For deciding whether to stream only: an
 /// estimate, never used for an allocation.
 pub fn estimate_matrix_bytes(path: &Path) -> Result<u128> {
+    // A pipe (`<(zcat …)`) would lose the text read here (and opening a FIFO waits for a
+    // writer); its size is unknown anyway.
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::flag(
+            "--max-memory",
+            "only a regular file is estimated",
+        ));
+    }
     if super::parquet::is_parquet(path) {
         return Err(Error::flag(
             "--max-memory",
@@ -70,7 +79,7 @@ pub fn estimate_matrix_bytes(path: &Path) -> Result<u128> {
         ));
     }
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len() as u128;
+    let len = meta.len() as u128;
     let mut raw = std::io::BufReader::new(file);
     let gz = matches!(std::io::BufRead::fill_buf(&mut raw), Ok([0x1f, 0x8b, ..]));
     let counted = CountingRead { inner: raw, n: 0 };
