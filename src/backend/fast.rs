@@ -21,8 +21,11 @@ use crate::spec::{ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Activation, MOMENTUM, Optimi
 /// Below this many multiply-adds a part is not worth a thread: waking a spinning worker and
 /// waiting for it costs about a microsecond, about 50k FMAs on one core.
 const MIN_PART_FMAS: usize = 64 * 1024;
-/// Element-wise ops split only above this many elements per part.
-const MIN_PART_ELEMS: usize = 16 * 1024;
+/// Element-wise ops split only above this many elements per part (4K Adam elements take a
+/// few µs, above the hand-off). At 16K the lecture network's 25.7K-parameter optimizer step
+/// ran on one thread, the stretch that let the other one park: 0.33 vs 0.36–0.39 ms per
+/// lecture-size step with two threads (bench/RESULTS.md).
+const MIN_PART_ELEMS: usize = 4 * 1024;
 /// Row blocks are whole multiples of this (a cache line of f32, and the kernels' tile height).
 const ROW_GRAIN: usize = 16;
 

@@ -15,8 +15,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long an idle worker spins for the next job before it parks: longer than the serial
-/// stretch between two split ops of a step, short enough not to burn a shared machine.
-const SPIN: Duration = Duration::from_micros(20);
+/// stretch between two split ops of a step (at 20 µs it parked about once per lecture-size
+/// step, and a wake-up costs tens of µs), short enough not to burn a shared machine for long.
+const SPIN: Duration = Duration::from_micros(100);
 
 /// A job's closure with its lifetime erased: `run` keeps the borrow alive until no worker is
 /// registered on the job any more (see `Shared::active`).
