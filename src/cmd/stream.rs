@@ -184,9 +184,10 @@ pub fn run(a: &TrainArgs, budget: u64) -> Result<TrainOutcome> {
         };
         let val = count(plan.val_rows);
         super::train::announce(a, &model, be.as_ref(), &count(plan.train_rows), Some(&val));
+        let n = plan.shards.len();
         crate::errln!(
-            "wgtrain: streaming {} shards within {}; validation rows held out by hash",
-            plan.shards.len(),
+            "wgtrain: streaming {n} shard{} within {}; validation rows held out by hash",
+            if n == 1 { "" } else { "s" },
             crate::budget::human(budget as u128)
         );
     }
