@@ -87,8 +87,13 @@ pub fn open_for_training(
     let (model, batch) = (w.model, w.batch);
     let sizes = model.sizes();
     let tuned = |be| tuned(be, &sizes, batch, tune, say);
+    let needs = budget::DeviceNeeds::of(&sizes, batch, w.rows, model.schema.target_cols());
+    let fits = |lim: &Limits| budget::check_device(&needs, lim, budget::DeviceRun::Training);
     if choice != DeviceChoice::Auto || adapter.is_some() {
-        return tuned(backend::open(choice, adapter)?);
+        // A forced GPU that cannot hold the run is refused before the tuner spends its budget.
+        let be = backend::open(choice, adapter)?;
+        be.limits().map(|lim| fits(&lim)).transpose()?;
+        return tuned(be);
     }
     let Some(adapter) = auto_adapter(say)? else {
         return tuned(Box::<CpuBackend>::default());
@@ -103,8 +108,6 @@ pub fn open_for_training(
             gpu_ms: ms_per_step(gpu_be, model, &cfg)?,
         })
     };
-    let needs = budget::DeviceNeeds::of(&sizes, batch, w.rows, model.schema.target_cols());
-    let fits = |lim: &Limits| budget::check_device(&needs, lim, budget::DeviceRun::Training);
     let key = network_key(model, &cfg);
     choose(&adapter, &key, "step", say, tuned, measure, fits)
 }
