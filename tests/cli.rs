@@ -853,3 +853,36 @@ fn eval_refuses_metrics_that_overflow_instead_of_printing_null() {
         "{err}"
     );
 }
+
+#[test]
+fn the_accuracy_plot_beside_plot_is_planned_like_every_other_output() {
+    // `--plot p.png` also draws `p.acc.png` for classes: an --out run used to write it without
+    // planning it, so a data file of that name was replaced by a PNG.
+    let d = tmp();
+    let data = d.path().join("p.acc.png");
+    std::fs::copy(repo("data/iris.csv"), &data).unwrap();
+    let before = std::fs::read(&data).unwrap();
+    let err = fails(
+        &[
+            "train",
+            &s(&data),
+            "--target",
+            "species",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            &s(&d.path().join("m.safetensors")),
+            "--plot",
+            &s(&d.path().join("p.png")),
+        ],
+        "--plot",
+    );
+    assert!(err.contains("p.acc.png"), "{err}");
+    assert_eq!(
+        std::fs::read(&data).unwrap(),
+        before,
+        "the data file is untouched"
+    );
+}

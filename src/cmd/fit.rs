@@ -16,7 +16,6 @@ use crate::data::folds::{self, Holdout};
 use crate::data::select::{drop_list, file_header, keep_features, select_columns, select_k};
 use crate::data::{DataSpec, Dataset, LoadOptions, read_table};
 use crate::error::{Error, Result};
-use crate::metrics::MetricsLog;
 use crate::model::{Model, layer_sizes};
 use crate::runs;
 use crate::spec::{Loss, Task};
@@ -422,17 +421,8 @@ fn fit_one(
         super::train::announce(a, &model, be, &train_rows, val_rows.as_ref());
     }
     let name = metric_name(model.schema.task);
-    let mut log = match metrics {
-        Some(path) => Some(MetricsLog::create(path, name)?),
-        None => None,
-    };
+    let mut log = super::train::metrics_log(metrics, name, resume.as_ref())?;
     let mut log_err = None;
-    // A resumed run's metrics file starts with the epochs before the checkpoint.
-    for m in resume.iter().flat_map(|r| &r.history) {
-        if let Some(l) = log.as_mut() {
-            l.write(m)?;
-        }
-    }
     let mut on_checkpoint = |s: train::RunState| saver.as_ref().map_or(Ok(()), |sv| sv.save(s));
     // The first Ctrl-C ends the run at this step; the caller saves what it has (exit 130).
     let control = train::Control {

@@ -188,17 +188,8 @@ fn run_from(a: &TrainArgs, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
     }
     let metric_name = metric_name(model.schema.task);
     let resume = resume.map(super::resume::state);
-    let mut log = match &a.metrics {
-        Some(path) => Some(MetricsLog::create(path, metric_name)?),
-        None => None,
-    };
+    let mut log = metrics_log(a.metrics.as_deref(), metric_name, resume.as_ref())?;
     let mut log_err = None;
-    // A resumed run's metrics file starts with the epochs before the checkpoint.
-    for m in resume.iter().flat_map(|r| &r.history) {
-        if let Some(l) = log.as_mut() {
-            l.write(m)?;
-        }
-    }
     let mut on_checkpoint = |s: train::RunState| saver.as_ref().map_or(Ok(()), |sv| sv.save(s));
     let control = train::Control {
         stop: &crate::signals::requested,
@@ -273,33 +264,33 @@ pub(super) fn report_interrupt(a: &TrainArgs, history: &History) {
     };
 }
 
-/// Every file this run writes, checked before any data is read (see [`crate::io`]).
+/// The `--metrics` log; a resumed run's starts with the epochs before its checkpoint.
+pub(super) fn metrics_log(
+    path: Option<&Path>,
+    metric_name: &str,
+    resume: Option<&train::Resume>,
+) -> Result<Option<MetricsLog>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let mut log = MetricsLog::create(path, metric_name)?;
+    for m in resume.iter().flat_map(|r| &r.history) {
+        log.write(m)?;
+    }
+    Ok(Some(log))
+}
+
+/// Every file an `--out` run writes, checked before any data is read: the same plan as a
+/// fit's, with `--out` as the model.
 pub(super) fn plan_outputs(a: &TrainArgs, out: &Path) -> Result<crate::io::Planned> {
-    let mut plan = crate::io::OutputPlan::new();
-    plan.input("the training data", &a.data);
-    if let Some(v) = &a.val {
-        plan.input("the --val data", v);
-    }
-    plan.output("--out", out);
-    if let Some(m) = &a.metrics {
-        plan.output("--metrics", m);
-    }
-    if let Some(c) = &a.checkpoint {
-        plan.output("--checkpoint", c);
-    }
-    if let Some(p) = &a.plot {
-        plan.output("--plot", p);
-        // The predictions plot beside it (drawn for regression only; planned anyway).
-        let pred = crate::plot::predictions_path;
-        if a.target.len() > 1 {
-            for t in &a.target {
-                plan.output("--plot", &pred(p, Some(t)));
-            }
-        } else {
-            plan.output("--plot", &pred(p, None));
-        }
-    }
-    plan.check()
+    let outputs = super::fit::Outputs {
+        dir: None,
+        model: Some(out.to_path_buf()),
+        metrics: a.metrics.clone(),
+        plot: a.plot.clone(),
+        checkpoint: None,
+    };
+    plan_run_outputs(a, &outputs)
 }
 
 /// Every file a fit writes (--out or a run folder's), checked before any data is read (see [`crate::io`]).
