@@ -489,6 +489,28 @@ fn holdout(
         !a.quiet,
         ck,
     )?;
+    conclude(
+        a,
+        out,
+        be,
+        fit,
+        (&train_ds, val_ds.as_ref()),
+        Map::new(),
+        "",
+    )
+}
+
+/// What every fit ends with: the model validated and saved, the run's summary (`extra` adds
+/// keys), the report line (`suffix` ends it) and the plots.
+fn conclude(
+    a: &TrainArgs,
+    out: &Outputs,
+    be: &mut dyn Backend,
+    fit: Fit,
+    (train_ds, val_ds): (&Dataset, Option<&Dataset>),
+    extra: Map<String, Value>,
+    suffix: &str,
+) -> Result<Outcome> {
     if let Some(path) = &out.model {
         crate::model::validate::model(&fit.model, path)?;
         fit.model.save(path)?;
@@ -499,14 +521,12 @@ fn holdout(
         m.insert("task".into(), json!(fit.model.schema.task.as_str()));
         m.insert("features".into(), json!(fit.model.schema.features));
         m.insert("train_rows".into(), json!(train_ds.rows));
-        m.insert(
-            "val_rows".into(),
-            json!(val_ds.as_ref().map_or(0, |v| v.rows)),
-        );
+        m.insert("val_rows".into(), json!(val_ds.map_or(0, |v| v.rows)));
+        m.extend(extra);
     }
-    let line = super::train::report_line(a, out, &fit.history, name, "");
+    let line = super::train::report_line(a, out, &fit.history, name, suffix);
     if let Some(path) = &out.plot {
-        let val = val_ds.as_ref().zip(fit.val_rows.as_ref());
+        let val = val_ds.zip(fit.val_rows.as_ref());
         super::train::draw_train_plots(a, path, be, &fit.model, &fit.history, val)?;
     }
     Ok(Outcome {
@@ -675,29 +695,16 @@ fn refit(
         !a.quiet,
         Checkpointing::default(),
     )?;
-    if let Some(path) = &out.model {
-        crate::model::validate::model(&fit.model, path)?;
-        fit.model.save(path)?;
-    }
-    let name = metric_name(fit.model.schema.task);
-    let mut summary = history_json(&fit.history, name);
-    if let Value::Object(m) = &mut summary {
-        m.insert("task".into(), json!(fit.model.schema.task.as_str()));
-        m.insert("features".into(), json!(fit.model.schema.features));
-        m.insert("train_rows".into(), json!(train_ds.rows));
-        m.insert("val_rows".into(), json!(0));
-        m.insert("cv".into(), cv);
-    }
-    let line = super::train::report_line(a, out, &fit.history, name, &format!("; {cv_line}"));
-    if let Some(path) = &out.plot {
-        super::train::draw_train_plots(a, path, be, &fit.model, &fit.history, None)?;
-    }
-    Ok(Outcome {
-        model: Some(fit.model),
-        history: Some(fit.history),
-        summary,
-        line,
-    })
+    let extra = Map::from_iter([("cv".to_string(), cv)]);
+    conclude(
+        a,
+        out,
+        be,
+        fit,
+        (&train_ds, None),
+        extra,
+        &format!("; {cv_line}"),
+    )
 }
 
 /// run.json: what made the model in a run folder.
