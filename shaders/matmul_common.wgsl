@@ -56,6 +56,25 @@ fn load_b(lay: u32, r: u32, j: u32, cols: u32, depth: u32) -> f32 {
     }
 }
 
+// A(i..i+3, r) and B(r, j..j+3), for the variants that read global memory directly.
+fn load_a4(lay: u32, i: u32, r: u32, rows: u32, depth: u32) -> vec4<f32> {
+    return vec4<f32>(
+        load_a(lay, i, r, rows, depth),
+        load_a(lay, i + 1u, r, rows, depth),
+        load_a(lay, i + 2u, r, rows, depth),
+        load_a(lay, i + 3u, r, rows, depth),
+    );
+}
+
+fn load_b4(lay: u32, r: u32, j: u32, cols: u32, depth: u32) -> vec4<f32> {
+    return vec4<f32>(
+        load_b(lay, r, j, cols, depth),
+        load_b(lay, r, j + 1u, cols, depth),
+        load_b(lay, r, j + 2u, cols, depth),
+        load_b(lay, r, j + 3u, cols, depth),
+    );
+}
+
 // (rows, cols, depth) of the output of layout `lay`.
 fn dims(lay: u32) -> vec3<u32> {
     switch lay {

@@ -22,18 +22,8 @@ fn mm(lay: u32, wid: vec3<u32>, lid: u32) {
     var acc3 = vec4<f32>(0.0);
     var bsum = vec4<f32>(0.0);
     for (var r = 0u; r < depth; r++) {
-        let av = vec4<f32>(
-            load_a(lay, i0, r, rows, depth),
-            load_a(lay, i0 + 1u, r, rows, depth),
-            load_a(lay, i0 + 2u, r, rows, depth),
-            load_a(lay, i0 + 3u, r, rows, depth),
-        );
-        let bv = vec4<f32>(
-            load_b(lay, r, j0, cols, depth),
-            load_b(lay, r, j0 + 1u, cols, depth),
-            load_b(lay, r, j0 + 2u, cols, depth),
-            load_b(lay, r, j0 + 3u, cols, depth),
-        );
+        let av = load_a4(lay, i0, r, rows, depth);
+        let bv = load_b4(lay, r, j0, cols, depth);
         acc0 += av.x * bv;
         acc1 += av.y * bv;
         acc2 += av.z * bv;

@@ -199,10 +199,12 @@ pub enum Variant {
     Reg8v4,
     /// One row per workgroup, A shared through subgroup shuffles (`Features::SUBGROUP`).
     Subgroup,
+    /// Direct with 8×8 outputs per thread: half the loads per FMA, for CPU-like adapters.
+    Direct8,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 7] = [
+    pub const ALL: [Variant; 8] = [
         Variant::Tiled64,
         Variant::Tiled32,
         Variant::Direct,
@@ -210,6 +212,7 @@ impl Variant {
         Variant::Reg8,
         Variant::Reg8v4,
         Variant::Subgroup,
+        Variant::Direct8,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -220,6 +223,7 @@ impl Variant {
             Variant::Reg8 => "reg8",
             Variant::Reg8v4 => "reg8v4",
             Variant::Subgroup => "subgroup",
+            Variant::Direct8 => "direct8",
         }
     }
     pub fn parse(s: &str) -> Option<Variant> {
@@ -233,6 +237,7 @@ impl Variant {
             Variant::Small => (16, 16),
             Variant::Reg8 | Variant::Reg8v4 => (128, 128),
             Variant::Subgroup => (1, 256),
+            Variant::Direct8 => (64, 64),
         }
     }
 }
@@ -344,6 +349,7 @@ impl Shader {
                     Variant::Tiled32 => tiled.replace(TILE_64, TILE_32).into(),
                     Variant::Direct => include_str!("../../../shaders/matmul_direct.wgsl").into(),
                     Variant::Small => include_str!("../../../shaders/matmul_small.wgsl").into(),
+                    Variant::Direct8 => include_str!("../../../shaders/matmul_direct8.wgsl").into(),
                     Variant::Reg8 | Variant::Reg8v4 => {
                         include_str!("../../../shaders/matmul_reg8.wgsl").into()
                     }
