@@ -162,8 +162,9 @@ fn same_as_reference_on_the_pipeline_cases() {
     }
 }
 
-/// A random cell: mostly numbers of many shapes, sometimes quoted or padded, rarely bad.
-fn cell(rng: &mut Rng, bad_rate: usize) -> String {
+/// A random cell: mostly numbers of many shapes, sometimes quoted (if `quotes`) or padded,
+/// rarely bad.
+fn cell(rng: &mut Rng, bad_rate: usize, quotes: bool) -> String {
     let v = match rng.below(12) {
         0 => format!("{}", rng.below(300)),
         1 => format!("-{}.{}", rng.below(1000), rng.below(1000)),
@@ -173,6 +174,8 @@ fn cell(rng: &mut Rng, bad_rate: usize) -> String {
         5 => format!("0.{:018}", rng.next_u64() % 1_000_000_000_000_000_000),
         6 => format!("{}", rng.next_u64()),
         7 => format!("+{}.", rng.below(99)),
+        8 => format!("{:.7}", rng.normal() * 0.1),
+        9 => format!(".{}", rng.below(100)),
         _ => format!("{:.4}", rng.normal() * 100.0),
     };
     let v = if bad_rate > 0 && rng.below(bad_rate) == 0 {
@@ -181,24 +184,35 @@ fn cell(rng: &mut Rng, bad_rate: usize) -> String {
         v
     };
     match rng.below(10) {
-        0 => format!("\"{}\"", v.replace('"', "\"\"")),
+        0 if quotes => format!("\"{}\"", v.replace('"', "\"\"")),
         1 => format!(" {v}\t"),
-        _ if v.contains([',', '\n']) => format!("\"{v}\""),
+        _ if quotes && v.contains([',', '\n']) => format!("\"{v}\""),
         _ => v,
     }
 }
 
-fn random_csv(rng: &mut Rng, rows: usize, cols: usize, bad_rate: usize, label: bool) -> Vec<u8> {
+/// A random file; without `quotes` no cell is quoted, so that whole blocks take the loader's
+/// path for plain text (cells with a comma or a line end then split their rows).
+fn random_csv(
+    rng: &mut Rng,
+    rows: usize,
+    cols: usize,
+    (bad_rate, label, quotes): (usize, bool, bool),
+) -> Vec<u8> {
     let mut s = String::new();
     let names: Vec<String> = (0..cols).map(|c| format!("c{c}")).collect();
     s.push_str(&names.join(","));
     s.push_str(if label { ",y\n" } else { "\n" });
     let ends = ["\n", "\r\n", "\n\n", "\n   \n"];
     for _ in 0..rows {
-        let row: Vec<String> = (0..cols).map(|_| cell(rng, bad_rate)).collect();
+        let row: Vec<String> = (0..cols).map(|_| cell(rng, bad_rate, quotes)).collect();
         s.push_str(&row.join(","));
         if label {
-            let classes = ["setosa", "\"ver,si\"", "vir\"\"g", "4"];
+            let classes = if quotes {
+                ["setosa", "\"ver,si\"", "vir\"\"g", "4"]
+            } else {
+                ["setosa", " versi ", "vir g", "4"]
+            };
             s.push(',');
             s.push_str(classes[rng.below(classes.len())]);
         }
@@ -209,15 +223,26 @@ fn random_csv(rng: &mut Rng, rows: usize, cols: usize, bad_rate: usize, label: b
 
 #[test]
 fn same_as_reference_on_random_files() {
+    random_files(2024, true);
+}
+
+/// Blocks without a quote take the plain-text path (`src/data/rows.rs`), which must give the
+/// reference's rows, numbers and errors exactly.
+#[test]
+fn same_as_reference_on_random_unquoted_files() {
+    random_files(77, false);
+}
+
+fn random_files(seed: u64, quotes: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = Rng::new(2024);
+    let mut rng = Rng::new(seed);
     let mut ok = 0;
     for case in 0..120 {
         let rows = 1 + rng.below(60);
         let cols = 1 + rng.below(6);
         let bad_rate = [0, 0, 40, 200][rng.below(4)];
         let label = rng.below(3) == 0;
-        let text = random_csv(&mut rng, rows, cols, bad_rate, label);
+        let text = random_csv(&mut rng, rows, cols, (bad_rate, label, quotes));
         let target = if label {
             "y".to_string()
         } else {
@@ -241,7 +266,7 @@ fn errors_far_into_a_multi_block_file_keep_their_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng::new(5);
     let rows = 40_000;
-    let mut text = random_csv(&mut rng, rows, 8, 0, false);
+    let mut text = random_csv(&mut rng, rows, 8, (0, false, true));
     // Break one cell near the end: the reference and the loader must agree on where.
     let at = text.len() - 1000;
     let comma = at + text[at..].iter().position(|&b| b == b',').unwrap();
@@ -345,7 +370,7 @@ fn for_model_same_as_reference() {
 fn split_in_place_equals_two_subsets() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng::new(9);
-    let text = random_csv(&mut rng, 500, 4, 0, true);
+    let text = random_csv(&mut rng, 500, 4, (0, true, true));
     let p = write(dir.path(), "s.csv", &text);
     let targets = strings(&["y"]);
     let spec = DataSpec {

@@ -23,7 +23,7 @@ use super::dataset::{
     DataSpec, Dataset, Role, check_two_classes, name_list, no_features, parse_num, sort_labels,
     value_error_at,
 };
-use super::num::fast_f32;
+use super::num::fast_f32_in;
 use super::scan::{self, Fields, Opened};
 use super::schema::Schema;
 use super::table::{Table, read_table, unique_names};
@@ -196,12 +196,15 @@ impl Plan {
         };
         let ascii = block.is_ascii();
         let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();
-        c.newlines =
-            scan::for_each_record(block, |f, nl| self.record(&mut c, &mut seen, f, nl, ascii));
+        c.newlines = if ascii && self.cols > 1 && memchr::memchr(b'"', block).is_none() {
+            self.plain_records(block, &mut c, &mut seen)
+        } else {
+            scan::for_each_record(block, |f, nl| self.record(&mut c, &mut seen, f, nl, ascii))
+        };
         c
     }
 
-    fn record(
+    pub(super) fn record(
         &self,
         c: &mut Chunk,
         seen: &mut HashMap<Vec<u8>, u32>,
@@ -229,10 +232,10 @@ impl Plan {
             match *slot {
                 Slot::Skip => {}
                 Slot::Feature(i) => {
-                    let b = f.get(col);
-                    c.x[xb + i as usize] = match fast_f32(b) {
+                    let (a, e) = f.range(col);
+                    c.x[xb + i as usize] = match fast_f32_in(f.bytes, a, e) {
                         Some(v) => v,
-                        None => match parse_num(text(b)) {
+                        None => match parse_num(text(&f.bytes[a..e])) {
                             Ok(v) => v,
                             Err(why) => {
                                 let p = Problem {
@@ -247,22 +250,26 @@ impl Plan {
                         },
                     }
                 }
-                Slot::Target(i) => self.target(c, seen, f.get(col), (nl, i, col, yb)),
+                Slot::Target(i) => {
+                    let (a, e) = f.range(col);
+                    self.target(c, seen, (f.bytes, a, e), (nl, i, col, yb))
+                }
             }
         }
         c.lines.push(nl);
         ControlFlow::Continue(())
     }
 
-    /// Target cell `b` of column `col` (target `slot`) on the row of line `nl`, whose
-    /// numbers start at `y[yb]`.
-    fn target(
+    /// Target cell `bytes[a..e]` of column `col` (target `slot`) on the row of line `nl`,
+    /// whose numbers start at `y[yb]`.
+    pub(super) fn target(
         &self,
         c: &mut Chunk,
         seen: &mut HashMap<Vec<u8>, u32>,
-        b: &[u8],
+        (bytes, a, e): (&[u8], usize, usize),
         (nl, slot, col, yb): (u64, u32, usize, usize),
     ) {
+        let b = &bytes[a..e];
         let problem = |why: String| Problem {
             line: nl,
             slot,
@@ -270,7 +277,7 @@ impl Plan {
             why,
         };
         if self.numeric_targets {
-            let v = match fast_f32(b) {
+            let v = match fast_f32_in(bytes, a, e) {
                 Some(v) => Ok(v),
                 None => parse_num(text(b)),
             };

@@ -21,6 +21,7 @@ mod loader;
 mod normalize;
 mod num;
 mod parquet;
+mod rows;
 mod scan;
 mod schema;
 pub mod select;

@@ -415,6 +415,12 @@ impl<'a> Fields<'a> {
         let (a, b) = self.ranges[i];
         &self.bytes[a as usize..b as usize]
     }
+    /// Field `i` as `(start, end)` in `bytes`.
+    #[inline]
+    pub fn range(&self, i: usize) -> (usize, usize) {
+        let (a, b) = self.ranges[i];
+        (a as usize, b as usize)
+    }
     /// Whitespace-only lines (and `""`) come as one empty field: no row.
     pub fn is_blank(&self) -> bool {
         self.ranges.len() == 1 && self.get(0).is_empty()
@@ -422,7 +428,7 @@ impl<'a> Fields<'a> {
 }
 
 #[inline]
-fn trimmed(b: &[u8], mut a: usize, mut e: usize) -> (u32, u32) {
+pub(crate) fn trimmed(b: &[u8], mut a: usize, mut e: usize) -> (u32, u32) {
     while a < e && b[a].is_ascii_whitespace() {
         a += 1;
     }
@@ -450,13 +456,7 @@ pub(crate) fn for_each_record(
     while pos < chunk.len() {
         let end = memchr::memchr2(b'\n', b'\r', &chunk[pos..]).map_or(chunk.len(), |i| pos + i);
         if end > pos {
-            ranges.clear();
-            let mut a = pos;
-            for c in memchr::memchr_iter(b',', &chunk[pos..end]) {
-                ranges.push(trimmed(chunk, a, pos + c));
-                a = pos + c + 1;
-            }
-            ranges.push(trimmed(chunk, a, end));
+            split_fields(chunk, pos, end, &mut ranges);
             let fields = Fields {
                 bytes: chunk,
                 ranges: &ranges,
@@ -471,6 +471,47 @@ pub(crate) fn for_each_record(
         pos = end + 1;
     }
     nl
+}
+
+/// The fields of the record `chunk[pos..end]` (no quotes), split at commas and trimmed.
+pub(crate) fn split_fields(chunk: &[u8], pos: usize, end: usize, ranges: &mut Vec<(u32, u32)>) {
+    ranges.clear();
+    let mut a = pos;
+    for_each_comma(chunk, pos, end, |c| {
+        ranges.push(trimmed(chunk, a, c));
+        a = c + 1;
+        true
+    });
+    ranges.push(trimmed(chunk, a, end));
+}
+
+/// Calls `f` with the index of every comma in `chunk[pos..end]`, in order, until it returns
+/// false; returns whether it never did. Commas are found 8 bytes at a time: a cell is a few
+/// bytes, and a search call per comma costs more than the words it reads.
+#[inline(always)]
+pub(crate) fn for_each_comma(
+    chunk: &[u8],
+    pos: usize,
+    end: usize,
+    mut f: impl FnMut(usize) -> bool,
+) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7F * ONES;
+    let mut i = pos;
+    while i + 8 <= end {
+        let w = u64::from_le_bytes(chunk[i..i + 8].try_into().expect("8 bytes"));
+        // Exactly the zero bytes of w ^ ",,,,,,,," get their high bit (no carries out of bytes).
+        let x = w ^ (b',' as u64 * ONES);
+        let mut commas = !(((x & LOW7) + LOW7) | x | LOW7);
+        while commas != 0 {
+            if !f(i + (commas.trailing_zeros() / 8) as usize) {
+                return false;
+            }
+            commas &= commas - 1;
+        }
+        i += 8;
+    }
+    (i..end).all(|c| chunk[c] != b',' || f(c))
 }
 
 /// The same with quotes: csv_core parses, fields land unquoted in `out`.
