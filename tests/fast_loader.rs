@@ -391,3 +391,31 @@ fn split_in_place_equals_two_subsets() {
     let want = (ds.subset(&keep), ds.subset(&take));
     assert_eq!(ds.split(&keep, &take), want);
 }
+
+/// A target of a few whole numbers is read as classes in one pass (the labels are kept while
+/// the task is unknown): the same dataset as the reference, and as `--task classification`,
+/// also when the labels are written differently (`1` and `1.0` are two labels in both).
+#[test]
+fn whole_number_targets_become_classes_in_one_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(9);
+    let mut text = String::from("a,b,y\n");
+    for _ in 0..300 {
+        let y = ["0", "1", "2", " 1 ", "2.0"][rng.below(5)];
+        text.push_str(&format!("{:.3},{},{y}\n", rng.normal(), rng.below(50)));
+    }
+    let inferred =
+        same_training(dir.path(), "w.csv", text.as_bytes(), &["y"], &[], None).expect("loads");
+    assert_eq!(inferred.schema.task, Task::Classification);
+    assert_eq!(inferred.schema.classes, strings(&["0", "1", "2", "2.0"]));
+    let told = same_training(
+        dir.path(),
+        "w.csv",
+        text.as_bytes(),
+        &["y"],
+        &[],
+        Some(Task::Classification),
+    )
+    .expect("loads");
+    assert_eq!(inferred, told);
+}

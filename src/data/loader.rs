@@ -465,23 +465,23 @@ impl Dataset {
             Some(_) => Task::Classification,
             None => Task::Regression,
         });
-        // A single target of a few whole numbers is classes (issue 9): read again, knowing.
+        // A single target of a few whole numbers is classes (issue 9). Its labels were kept
+        // on the way (as text, as a known task keeps them), so no second read is needed
+        // unless there were too many to keep, which the classification arm handles.
         let whole = || {
             let rows = m.lines.len();
             super::dataset::few_whole_numbers(m.y.iter().map(|&v| Some(v as f64)), rows)
         };
-        if spec.task.is_none()
+        let task = if spec.task.is_none()
             && task == Task::Regression
             && nt == 1
             && m.target.is_none()
             && whole()
         {
-            let spec = DataSpec {
-                task: Some(Task::Classification),
-                ..*spec
-            };
-            return Dataset::load(path, &spec, opts);
-        }
+            Task::Classification
+        } else {
+            task
+        };
         if task == Task::Classification && nt != 1 {
             let why = m
                 .non_numeric
