@@ -289,16 +289,18 @@ pub struct Cache {
 
 pub const FORMAT: &str = "wgtrain-tune-1";
 
-/// Adapter name, backend, driver, driver info and wgtrain version: a new driver or a new
-/// wgtrain tunes again.
+/// Adapter name, backend, driver, driver info, wgtrain version and the matmul variants it
+/// has: a new driver, a new wgtrain or a new variant (between versions too) tunes again.
 pub fn adapter_key(info: &wgpu::AdapterInfo) -> String {
+    let variants: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
     format!(
-        "{} | {} | {} {} | wgtrain {}",
+        "{} | {} | {} {} | wgtrain {} | {}",
         info.name,
         info.backend.to_str(),
         info.driver,
         info.driver_info,
-        env!("CARGO_PKG_VERSION")
+        env!("CARGO_PKG_VERSION"),
+        variants.join(" ")
     )
 }
 
