@@ -14,6 +14,10 @@
 //! each kind. Merged in file order, the first problem of each kind is the first in the file,
 //! and the kinds are reported in the order the reference reports them: the file's shape
 //! (UTF-8, field counts), then features, then targets.
+//!
+//! A block of plain text (ASCII, no quotes) goes through `Plan::plain_records` (`rows.rs`),
+//! which parses each short decimal as its comma is found and hands any other record to the
+//! same per-record code as here.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
