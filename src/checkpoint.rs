@@ -254,6 +254,12 @@ impl Checkpoint {
         self.progress.rng.parse().unwrap_or(0)
     }
 
+    /// The memory budget of a streamed run (`--max-memory`, or the one chosen for it), which
+    /// its shards, and so its rows' order, depend on; `None` for a run in memory.
+    pub fn stream_budget(&self) -> Option<u64> {
+        self.args.get("stream_budget").and_then(|v| v.as_u64())
+    }
+
     /// Refuses to resume when a data file changed (see [`DataFile::check`]).
     pub fn check_data(&self, path: &Path) -> Result<()> {
         self.data.iter().try_for_each(|d| d.check(path))

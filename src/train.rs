@@ -469,6 +469,29 @@ struct Stepper {
 }
 
 impl Stepper {
+    /// The optimizer's state slabs (none for SGD; velocity; Adam's m and v), read back.
+    fn optimizer_state<B: Backend + ?Sized>(&self, be: &mut B) -> Result<Vec<Vec<f32>>> {
+        self.gr.state.iter().map(|&b| be.read(b)).collect()
+    }
+
+    /// Writes `state` (from [`Stepper::optimizer_state`] of a run like this one) back.
+    fn set_optimizer_state<B: Backend + ?Sized>(
+        &self,
+        be: &mut B,
+        state: &[Vec<f32>],
+    ) -> Result<()> {
+        let slab = self.net.layout.len;
+        if state.len() != self.gr.state.len() || state.iter().any(|v| v.len() != slab) {
+            return Err(Error::internal(
+                "checkpoint does not fit: its optimizer state is for another optimizer or network",
+            ));
+        }
+        for (&b, v) in self.gr.state.iter().zip(state) {
+            be.write(b, v)?;
+        }
+        Ok(())
+    }
+
     fn new<B: Backend + ?Sized>(
         be: &mut B,
         model: &Model,
@@ -762,13 +785,7 @@ impl Trainer {
             rng: self.shuffle.position(),
             order: self.order.clone(),
             partial_losses: losses[..self.next_batch].to_vec(),
-            state: self
-                .st
-                .gr
-                .state
-                .iter()
-                .map(|&b| be.read(b))
-                .collect::<Result<_>>()?,
+            state: self.st.optimizer_state(be)?,
         })
     }
 
@@ -788,10 +805,7 @@ impl Trainer {
         if s.batch >= self.n_batches || s.partial_losses.len() != s.batch {
             return bad(format!("batch {} of {}", s.batch, self.n_batches));
         }
-        let slab = self.st.net.layout.len;
-        if s.state.len() != self.st.gr.state.len() || s.state.iter().any(|v| v.len() != slab) {
-            return bad("its optimizer state is for another optimizer or network".into());
-        }
+        self.st.set_optimizer_state(be, &s.state)?;
         self.epoch = s.epoch;
         self.next_batch = s.batch;
         self.st.step = s.step;
@@ -800,11 +814,7 @@ impl Trainer {
         be.write_u32(self.data.idx, &self.order)?;
         let mut losses = vec![0f32; self.n_batches];
         losses[..s.batch].copy_from_slice(&s.partial_losses);
-        be.write(self.losses, &losses)?;
-        for (&b, v) in self.st.gr.state.iter().zip(&s.state) {
-            be.write(b, v)?;
-        }
-        Ok(())
+        be.write(self.losses, &losses)
     }
 
     /// The current weights' metrics on the validation rows (`None` without them): one read.
@@ -987,8 +997,23 @@ pub fn train_with<B: Backend + ?Sized>(
         return Err(Error::flag("--val-split", "no training rows left"));
     }
     let mut trainer = Trainer::new(be, model, train, val, cfg)?;
+    let has_val = val.is_some_and(|v| v.rows > 0);
+    let start = start(be, &mut trainer, model, cfg, has_val, &mut ctl)?;
+    epoch_loop(be, &mut trainer, model, cfg, start, on_epoch, ctl)
+}
+
+/// Where a run begins: epoch 1 with nothing behind it, or where `ctl.resume` stopped (its
+/// optimizer and position restored into `trainer`, its best weights into `model`).
+fn start<B: Backend + ?Sized, T: Epochs>(
+    be: &mut B,
+    trainer: &mut T,
+    model: &mut Model,
+    cfg: &TrainConfig,
+    has_val: bool,
+    ctl: &mut Control,
+) -> Result<Start> {
     let patience = cfg.patience.unwrap_or(usize::MAX);
-    let mut early = val.filter(|v| v.rows > 0).map(|_| EarlyStop::new(patience));
+    let mut early = has_val.then(|| EarlyStop::new(patience));
     // Grown as epochs end: nothing is allocated in proportion to --epochs.
     let mut history = Vec::new();
     let mut first = 1;
@@ -1003,12 +1028,11 @@ pub fn train_with<B: Backend + ?Sized>(
         history = r.history;
         first = r.snapshot.epoch + usize::from(r.snapshot.batch == 0);
     }
-    let start = Start {
+    Ok(Start {
         first,
         history,
         early,
-    };
-    epoch_loop(be, &mut trainer, model, cfg, start, on_epoch, ctl)
+    })
 }
 
 /// Where [`epoch_loop`] begins: the first epoch to run, the metrics of those before it, and
@@ -1031,6 +1055,9 @@ trait Epochs {
     fn validate<B: Backend + ?Sized>(&mut self, be: &mut B) -> Result<Option<Metrics>>;
     fn download<B: Backend + ?Sized>(&self, be: &mut B, model: &mut Model) -> Result<()>;
     fn snapshot<B: Backend + ?Sized>(&self, be: &mut B) -> Result<Snapshot>;
+    /// Continues from `s` (a snapshot of a run of this trainer's shape): the steps that
+    /// follow are the ones that run would have taken, bit for bit.
+    fn restore<B: Backend + ?Sized>(&mut self, be: &mut B, s: &Snapshot) -> Result<()>;
 }
 
 impl Epochs for Trainer {
@@ -1049,6 +1076,9 @@ impl Epochs for Trainer {
     }
     fn snapshot<B: Backend + ?Sized>(&self, be: &mut B) -> Result<Snapshot> {
         Trainer::snapshot(self, be)
+    }
+    fn restore<B: Backend + ?Sized>(&mut self, be: &mut B, s: &Snapshot) -> Result<()> {
+        Trainer::restore(self, be, s)
     }
 }
 

@@ -503,10 +503,9 @@ fn streamed_training_on_the_gpu_is_reproducible_and_matches_the_cpu() {
 fn flags_that_cannot_stream_are_refused_naming_both() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::repo("data/friedman1.csv");
-    let ck = common::s(&dir.path().join("ck"));
     let cases: [(&[&str], &str); 5] = [
         (&["--cv", "3"], "--cv"),
-        (&["--checkpoint", &ck], "--checkpoint"),
+        (&["--json"], "--json"),
         (&["--select-k", "3"], "--select-k"),
         (&["--val-every", "5"], "--val-every"),
         (&["--window", "3"], "--window"),
@@ -680,6 +679,82 @@ fn ctrl_c_ends_a_streamed_run_at_a_step_and_keeps_the_best_weights() {
         (3..100_000).contains(&n),
         "header and the epochs that ended: {n} lines"
     );
+}
+
+/// A streamed run with `--checkpoint`, stopped by Ctrl-C within a pass, resumes (reading that
+/// pass's shards again and stepping from where it stopped) to the model and the per-epoch
+/// losses of the same run never stopped, bit for bit.
+#[test]
+fn a_streamed_run_stopped_by_ctrl_c_resumes_to_the_same_model_bit_for_bit() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::s(&write(dir.path(), "t.csv", &table(3000, false)));
+    let p = |n: &str| common::s(&dir.path().join(n));
+    let (full, full_log, out, log, ck) = (
+        p("full.st"),
+        p("full.csv"),
+        p("m.st"),
+        p("m.csv"),
+        p("c.ck"),
+    );
+    let run: Vec<&str> = vec![
+        "train",
+        &data,
+        "--target",
+        "y",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "4",
+        "--hidden",
+        "64,64",
+        "--max-memory",
+        "64K",
+        "--device",
+        "cpu",
+        "--lr-schedule",
+        "cosine",
+        "--patience",
+        "50",
+    ];
+    let o = common::wgtrain(&[&run[..], &["--out", &full, "--metrics", &full_log, "-q"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
+        .args(&run)
+        .args(["--out", &out, "--metrics", &log, "--checkpoint", &ck])
+        .env("WGTRAIN_LOG", "")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    for _ in 0..2 {
+        line.clear();
+        lines.read_line(&mut line).unwrap();
+        assert!(line.starts_with("epoch"), "{line:?}");
+    }
+    // SAFETY: kill on the pid of a child we spawned and have not waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("wgtrain train --resume"), "{err}");
+    let done = losses(Path::new(&log)).len() - 1;
+    assert!(
+        (2..6).contains(&done),
+        "stopped before the end: {done} epochs logged"
+    );
+
+    let o = common::wgtrain(&["train", "--resume", &ck]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("streaming"), "{}", stderr(&o));
+    assert!(
+        std::fs::read(&out).unwrap() == std::fs::read(&full).unwrap(),
+        "the resumed streamed run's model differs from the uninterrupted run's"
+    );
+    assert_eq!(losses(Path::new(&log)), losses(Path::new(&full_log)));
 }
 
 #[test]

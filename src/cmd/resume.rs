@@ -117,6 +117,7 @@ pub struct Saver {
     path: PathBuf,
     argv: Vec<String>,
     data: Vec<DataFile>,
+    stream_budget: Option<u64>,
 }
 
 impl Saver {
@@ -130,13 +131,26 @@ impl Saver {
             path: path.to_path_buf(),
             argv: a.argv.clone(),
             data,
+            stream_budget: None,
         })
+    }
+
+    /// For a streamed run: its budget goes into the checkpoint, so that a resume cuts the
+    /// same shards (whatever memory it finds).
+    pub fn streamed(self, budget: u64) -> Saver {
+        Saver {
+            stream_budget: Some(budget),
+            ..self
+        }
     }
 
     pub fn save(&self, s: RunState) -> Result<()> {
         let snap = &s.snapshot;
         let c = Checkpoint {
-            args: serde_json::json!({ "argv": self.argv }),
+            args: match self.stream_budget {
+                Some(b) => serde_json::json!({ "argv": self.argv, "stream_budget": b }),
+                None => serde_json::json!({ "argv": self.argv }),
+            },
             data: self.data.clone(),
             progress: Progress {
                 epoch: snap.epoch,

@@ -1,10 +1,11 @@
 //! `wgtrain train DATA --max-memory SIZE`, and runs whose table would not fit in memory: the
 //! file streamed shard by shard (`data::StreamPlan`, `train::stream`) into `--out`.
 
+use crate::checkpoint::Checkpoint;
 use crate::cli::TrainArgs;
 use crate::data::{DataSpec, StreamPlan, auto_budget, estimate_matrix_bytes, parse_size};
 use crate::error::{Error, Result};
-use crate::metrics::{EpochMetrics, MetricsLog};
+use crate::metrics::EpochMetrics;
 use crate::model::{Model, init_layers_with, layer_sizes};
 use crate::spec::{Loss, Task};
 use crate::train::{self, Rows};
@@ -17,7 +18,7 @@ const AVAILABLE_ENV: &str = "WGTRAIN_AVAILABLE_MEMORY";
 
 /// The first flag given that a streamed run cannot honour: each needs every row at once
 /// (folds, feature ranking, groups, series windows, a validation file or a split by
-/// position) or a reader position to resume from (checkpoints).
+/// position). `--resume` takes its budget from the checkpoint (`cmd::train::run`).
 fn unstreamable(a: &TrainArgs) -> Option<&'static str> {
     [
         ("--cv", a.cv.is_some()),
@@ -30,7 +31,6 @@ fn unstreamable(a: &TrainArgs) -> Option<&'static str> {
         ("--window", a.window.is_some()),
         ("--init-from", a.init_from.is_some()),
         ("--json", a.json),
-        ("--checkpoint", a.checkpoint.is_some()),
         ("--resume", a.resume.is_some()),
     ]
     .into_iter()
@@ -134,8 +134,9 @@ fn scan(a: &TrainArgs, budget: u64) -> Result<StreamPlan> {
     Ok(plan)
 }
 
-/// Trains `a.data` streamed within `budget` bytes of rows into `--out` (see the module doc).
-pub fn run(a: &TrainArgs, budget: u64) -> Result<TrainOutcome> {
+/// Trains `a.data` streamed within `budget` bytes of rows into `--out` (see the module doc),
+/// from its start or from `resume`, a checkpoint of such a run.
+pub fn run(a: &TrainArgs, budget: u64, resume: Option<Checkpoint>) -> Result<TrainOutcome> {
     let cfg = super::train::config(a)?;
     if let Some(path) = &a.plot {
         crate::plot::format_of(path)?;
@@ -160,9 +161,17 @@ pub fn run(a: &TrainArgs, budget: u64) -> Result<TrainOutcome> {
             ),
         ));
     }
+    let saver = a
+        .checkpoint
+        .as_ref()
+        .map(|p| super::resume::Saver::new(a, p).map(|s| s.streamed(budget)))
+        .transpose()?;
     let plan = scan(a, budget)?;
     let loss = Loss::for_task(plan.schema.task, a.loss.map(|l| l.as_str()))?;
-    let mut model = new_model(a, &plan, loss)?;
+    let mut model = match &resume {
+        Some(c) => c.model.clone(),
+        None => new_model(a, &plan, loss)?,
+    };
     let sizes = model.sizes();
     let batch = cfg.batch_size.min(plan.train_rows as usize).max(1);
     let mut needs =
@@ -191,7 +200,9 @@ pub fn run(a: &TrainArgs, budget: u64) -> Result<TrainOutcome> {
             crate::budget::human(budget as u128)
         );
     }
-    let history = train_logged(a, be.as_mut(), &mut model, &plan, &cfg)?;
+    let resume = resume.map(super::resume::state);
+    let run = (&plan, &cfg, saver.as_ref(), resume);
+    let history = train_logged(a, be.as_mut(), &mut model, run)?;
     crate::model::validate::model(&model, &out)?;
     model.save(&out)?;
     if history.interrupted {
@@ -209,19 +220,25 @@ pub fn run(a: &TrainArgs, budget: u64) -> Result<TrainOutcome> {
     })
 }
 
-/// The streamed training with the epoch lines, `--metrics` and Ctrl-C, as `train` has them.
+/// What a streamed run trains on and with: the plan, the configuration, the checkpoint
+/// writer (`--checkpoint`) and the run to continue (`--resume`).
+type StreamRun<'a> = (
+    &'a StreamPlan,
+    &'a train::TrainConfig,
+    Option<&'a super::resume::Saver>,
+    Option<train::Resume>,
+);
+
+/// The streamed training with the epoch lines, `--metrics`, Ctrl-C and checkpoints, as
+/// `train` has them.
 fn train_logged(
     a: &TrainArgs,
     be: &mut dyn crate::backend::Backend,
     model: &mut Model,
-    plan: &StreamPlan,
-    cfg: &train::TrainConfig,
+    (plan, cfg, saver, resume): StreamRun,
 ) -> Result<train::History> {
     let metric_name = super::train::metric_name(model.schema.task);
-    let mut log = match &a.metrics {
-        Some(path) => Some(MetricsLog::create(path, metric_name)?),
-        None => None,
-    };
+    let mut log = super::train::metrics_log(a.metrics.as_deref(), metric_name, resume.as_ref())?;
     let mut log_err = None;
     let on_epoch = |m: &EpochMetrics| {
         if !a.quiet {
@@ -233,12 +250,12 @@ fn train_logged(
             log_err.get_or_insert(e);
         }
     };
-    let mut none = |_: train::RunState| Ok(());
+    let mut on_checkpoint = |s: train::RunState| saver.map_or(Ok(()), |sv| sv.save(s));
     let control = train::Control {
         stop: &crate::signals::requested,
-        resume: None,
-        checkpoint_every: None,
-        on_checkpoint: &mut none,
+        resume,
+        checkpoint_every: saver.map(|_| a.checkpoint_every),
+        on_checkpoint: &mut on_checkpoint,
     };
     let history = train::stream::train_stream(be, model, plan, cfg, on_epoch, control)?;
     match log_err {

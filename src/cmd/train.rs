@@ -19,32 +19,36 @@ pub struct TrainOutcome {
 }
 
 pub fn run(a: &TrainArgs) -> Result<TrainOutcome> {
+    if let Some(path) = &a.resume {
+        let (orig, ckpt) = super::resume::load(a, path)?;
+        // A streamed run resumes streamed, with its budget (its shards depend on it).
+        return match (ckpt.stream_budget(), plain(&orig)) {
+            (Some(budget), _) => super::stream::run(&orig, budget, Some(ckpt)),
+            (None, true) => run_from(&orig, Some(ckpt)),
+            (None, false) => run_fit(&orig, Some(ckpt)),
+        };
+    }
     // --max-memory, or a table that would not fit in memory: trained by streaming.
     if let Some(budget) = super::stream::wanted(a)? {
-        return super::stream::run(a, budget);
+        return super::stream::run(a, budget, None);
     }
-    match &a.resume {
-        Some(path) => {
-            let (orig, ckpt) = super::resume::load(a, path)?;
-            match plain(&orig) {
-                true => run_from(&orig, Some(ckpt)),
-                false => run_fit(&orig, Some(ckpt)),
-            }
-        }
-        // A plain run into --out keeps the one path with every guard (sizes, label warnings,
-        // auto by measurement, Ctrl-C saving, the validator before the save).
-        None if plain(a) => run_from(a, None),
-        None if a.checkpoint.is_some() && a.cv.is_some() => Err(Error::flag(
+    // A plain run into --out keeps the one path with every guard (sizes, label warnings,
+    // auto by measurement, Ctrl-C saving, the validator before the save).
+    if plain(a) {
+        return run_from(a, None);
+    }
+    if a.checkpoint.is_some() && a.cv.is_some() {
+        return Err(Error::flag(
             "--checkpoint",
             "a checkpoint holds one training loop, and --cv runs K folds and a refit, each its \
              own loop from fresh weights (a resumed fold would also need the folds' scores so \
              far); leave out --checkpoint, or checkpoint the final model alone: train without \
              --cv, with --epochs set to the folds' mean stopping epoch that --cv prints",
-        )),
-        // Run folders, --cv, --select-k, splits by group, --json, sweeps (cmd/fit.rs); a
-        // single fit among them checkpoints too.
-        None => run_fit(a, None),
+        ));
     }
+    // Run folders, --cv, --select-k, splits by group, --json, sweeps (cmd/fit.rs); a single
+    // fit among them checkpoints too.
+    run_fit(a, None)
 }
 
 /// A run into --out without the run-folder features: the `run_from` path.

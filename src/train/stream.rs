@@ -15,8 +15,8 @@
 use std::ops::ControlFlow;
 
 use super::{
-    Backend, Buf, EarlyStop, Epochs, History, Metrics, Rows, STATS_WIDTH, Schedule, Snapshot,
-    Start, Stepper, TrainConfig, Uploaded, epoch_loop, sum_stats, target_cols, target_unit, upload,
+    Backend, Buf, Epochs, History, Metrics, Rows, STATS_WIDTH, Schedule, Snapshot, Stepper,
+    TrainConfig, Uploaded, epoch_loop, sum_stats, target_cols, target_unit, upload,
 };
 use crate::budget;
 use crate::data::{ShardRows, StreamPlan};
@@ -37,6 +37,13 @@ pub struct StreamTrainer<'p> {
     val_stats: Option<Buf>,
     /// Passes begun (the schedule's epoch, 1-based).
     epoch: usize,
+    /// Batches of the current pass done when a stop request ended it (0 after a whole pass):
+    /// where a checkpoint taken then resumes.
+    next_batch: usize,
+    /// Batches of the current pass to pass over, without a step: a run resumed within a pass
+    /// reads that pass's shards again from its start (their order and rows are the seed's)
+    /// and steps from where it stopped.
+    skip: usize,
     lr: f64,
     schedule: Schedule,
     total_steps: u64,
@@ -95,6 +102,8 @@ impl<'p> StreamTrainer<'p> {
             n_batches,
             val_stats,
             epoch: 0,
+            next_batch: 0,
+            skip: 0,
             lr: cfg.lr as f64,
             schedule: cfg.schedule,
             total_steps: (n_batches as u64).saturating_mul(cfg.epochs as u64),
@@ -141,12 +150,18 @@ impl<'p> StreamTrainer<'p> {
             y: s.y[full * ny..].to_vec(),
             rows: s.rows - full,
         };
-        if full == 0 {
+        let batches = full.div_ceil(self.batch);
+        if full == 0 || *slot + batches <= self.skip {
+            *slot += batches;
             return Ok(ControlFlow::Continue(()));
         }
         let data = self.upload_shard(be, s)?;
         let mut flow = ControlFlow::Continue(());
         for start in (0..full).step_by(self.batch) {
+            if *slot < self.skip {
+                *slot += 1;
+                continue;
+            }
             let m = self.batch.min(full - start);
             let lr = self
                 .schedule
@@ -208,9 +223,12 @@ impl Epochs for StreamTrainer<'_> {
             stopped = flow.is_break();
             Ok(flow)
         })?;
+        self.skip = 0;
         if stopped {
+            self.next_batch = slot;
             return Ok(None);
         }
+        self.next_batch = 0;
         if slot != self.n_batches {
             return Err(Error::internal(format!(
                 "epoch {} took {slot} batches, the first pass planned {}",
@@ -247,29 +265,52 @@ impl Epochs for StreamTrainer<'_> {
         self.st.net.download(be, model)
     }
 
-    fn snapshot<B: Backend + ?Sized>(&self, _be: &mut B) -> Result<Snapshot> {
-        Err(Error::internal("streamed runs are not checkpointed"))
+    /// No row order or generator position: a pass's shard order and rows come from the seed
+    /// and the pass's number alone.
+    fn snapshot<B: Backend + ?Sized>(&self, be: &mut B) -> Result<Snapshot> {
+        let losses = be.read(self.losses)?;
+        Ok(Snapshot {
+            epoch: self.epoch,
+            batch: self.next_batch,
+            step: self.st.step,
+            rng: 0,
+            order: Vec::new(),
+            partial_losses: losses[..self.next_batch].to_vec(),
+            state: self.st.optimizer_state(be)?,
+        })
+    }
+
+    fn restore<B: Backend + ?Sized>(&mut self, be: &mut B, s: &Snapshot) -> Result<()> {
+        let bad = |msg: String| Err(Error::internal(format!("checkpoint does not fit: {msg}")));
+        if !s.order.is_empty() {
+            return bad("it holds a row order: it was taken in memory, not streamed".into());
+        }
+        if s.batch >= self.n_batches || s.partial_losses.len() != s.batch {
+            return bad(format!("batch {} of {}", s.batch, self.n_batches));
+        }
+        self.st.set_optimizer_state(be, &s.state)?;
+        // run_epoch_until begins the pass the snapshot was taken in again (s.batch > 0) or
+        // the next one.
+        self.epoch = s.epoch - usize::from(s.batch > 0);
+        self.skip = s.batch;
+        self.st.step = s.step;
+        let mut losses = vec![0f32; self.n_batches];
+        losses[..s.batch].copy_from_slice(&s.partial_losses);
+        be.write(self.losses, &losses)
     }
 }
 
 /// Trains `model` (initialized, its normalizers the plan's) on the rows `plan` streams, as
 /// [`super::train_with`] trains on rows in memory: the same epoch loop, metrics, early
-/// stopping and stop requests. Checkpoints are not taken (refused here: resuming would need
-/// the reader's position too).
+/// stopping and stop requests. A checkpoint resumes within a pass (see `StreamTrainer::skip`).
 pub fn train_stream<B: Backend + ?Sized>(
     be: &mut B,
     model: &mut Model,
     plan: &StreamPlan,
     cfg: &TrainConfig,
     on_epoch: impl FnMut(&EpochMetrics),
-    ctl: super::Control,
+    mut ctl: super::Control,
 ) -> Result<History> {
-    if ctl.resume.is_some() || ctl.checkpoint_every.is_some() {
-        return Err(Error::flag(
-            "--checkpoint",
-            "streamed runs (--max-memory) are not checkpointed yet",
-        ));
-    }
     if cfg.patience.is_some() && plan.val_rows == 0 {
         return Err(Error::flag(
             "--patience",
@@ -277,11 +318,6 @@ pub fn train_stream<B: Backend + ?Sized>(
         ));
     }
     let mut trainer = StreamTrainer::new(be, model, plan, cfg)?;
-    let patience = cfg.patience.unwrap_or(usize::MAX);
-    let start = Start {
-        first: 1,
-        history: Vec::new(),
-        early: (plan.val_rows > 0).then(|| EarlyStop::new(patience)),
-    };
+    let start = super::start(be, &mut trainer, model, cfg, plan.val_rows > 0, &mut ctl)?;
     epoch_loop(be, &mut trainer, model, cfg, start, on_epoch, ctl)
 }
