@@ -54,7 +54,7 @@ pub fn wanted(a: &TrainArgs) -> Result<Option<u64>> {
     if a.resume.is_some() || a.data.as_os_str() == "-" {
         return Ok(None);
     }
-    // A file that cannot be estimated (missing, Parquet) is left to the loader's messages.
+    // A file that cannot be estimated (missing, unreadable) is left to the loader's messages.
     let Ok(matrix) = estimate_matrix_bytes(&a.data) else {
         return Ok(None);
     };

@@ -40,15 +40,15 @@ pub(crate) fn is_parquet(path: &Path) -> bool {
         .is_ok_and(|_| &magic == b"PAR1")
 }
 
-struct Opened {
+pub(super) struct Opened {
     reader: SerializedFileReader<File>,
     /// Leaf column index in the file of each of the table's columns.
     leaf: Vec<usize>,
-    table: Table,
-    rows: usize,
+    pub table: Table,
+    pub rows: usize,
 }
 
-fn open(path: &Path) -> Result<Opened> {
+pub(super) fn open(path: &Path) -> Result<Opened> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let reader = SerializedFileReader::new(file)
         .map_err(|e| Error::data(path, 0, 0, format!("cannot read Parquet: {e}")))?;
@@ -265,13 +265,13 @@ fn label(c: &Cell) -> Option<String> {
 }
 
 /// Where a problem is: row group, 0-based file row, table column.
-struct At {
-    group: usize,
-    row: usize,
-    col: usize,
+pub(super) struct At {
+    pub group: usize,
+    pub row: usize,
+    pub col: usize,
 }
 
-fn problem(t: &Table, at: &At, why: String, role: Role) -> Error {
+pub(super) fn problem(t: &Table, at: &At, why: String, role: Role) -> Error {
     let name = &t.header[at.col];
     let hint = match role {
         Role::Feature if why.ends_with("is not a number") => {
@@ -293,22 +293,40 @@ fn problem(t: &Table, at: &At, why: String, role: Role) -> Error {
 
 /// What the target columns held: numbers, labels, and the first problem of each kind.
 #[derive(Default)]
-struct Targets {
-    y: Vec<f32>,
-    labels: Vec<String>,
-    ids: Vec<u32>,
-    numeric_error: Option<(At, String)>,
-    non_numeric: Option<(At, String)>,
-    label_error: Option<(At, String)>,
+pub(super) struct Targets {
+    pub y: Vec<f32>,
+    pub labels: Vec<String>,
+    pub ids: Vec<u32>,
+    pub numeric_error: Option<(At, String)>,
+    pub non_numeric: Option<(At, String)>,
+    pub label_error: Option<(At, String)>,
 }
 
-/// Visit every row group: `f(group index, its reader, first file row, rows)`.
-fn each_group(
+impl Opened {
+    /// Row groups in the file.
+    pub(super) fn groups(&self) -> usize {
+        self.reader.num_row_groups()
+    }
+
+    /// Rows of row group `g` (from the footer: nothing is decoded).
+    pub(super) fn group_rows(&self, g: usize) -> usize {
+        self.reader.metadata().row_group(g).num_rows().max(0) as usize
+    }
+
+    /// Bytes of row group `g`'s column chunks as stored (compressed).
+    pub(super) fn group_bytes(&self, g: usize) -> u64 {
+        self.reader.metadata().row_group(g).compressed_size().max(0) as u64
+    }
+}
+
+/// Visit the row groups `groups`: `f(group index, its reader, first file row, rows)`.
+fn each_group_in(
     o: &Opened,
+    groups: std::ops::Range<usize>,
     mut f: impl FnMut(usize, &dyn RowGroupReader, usize, usize) -> Result<()>,
 ) -> Result<()> {
-    let mut row0 = 0;
-    for g in 0..o.reader.num_row_groups() {
+    let mut row0 = (0..groups.start).map(|g| o.group_rows(g)).sum();
+    for g in groups {
         let rg = o.reader.get_row_group(g).map_err(|e| {
             Error::data(
                 &o.table.path,
@@ -336,9 +354,21 @@ fn column_error<'a>(t: &'a Table, g: usize, col: usize) -> impl Fn(String) -> Er
 }
 
 fn read_targets(o: &Opened, plan: &Plan, tcols: &[usize]) -> Result<Targets> {
+    read_targets_in(o, plan, tcols, 0..o.groups())
+}
+
+/// The target columns of row groups `groups`, their rows from 0.
+pub(super) fn read_targets_in(
+    o: &Opened,
+    plan: &Plan,
+    tcols: &[usize],
+    groups: std::ops::Range<usize>,
+) -> Result<Targets> {
     let t = &o.table;
+    let base: usize = (0..groups.start).map(|g| o.group_rows(g)).sum();
+    let rows: usize = groups.clone().map(|g| o.group_rows(g)).sum();
     let mut out = Targets {
-        y: vec![0.0; o.rows * plan.nt],
+        y: vec![0.0; rows * plan.nt],
         ..Targets::default()
     };
     let mut index: HashMap<String, u32> = match &plan.labels {
@@ -346,7 +376,7 @@ fn read_targets(o: &Opened, plan: &Plan, tcols: &[usize]) -> Result<Targets> {
         _ => HashMap::new(),
     };
     let known = matches!(plan.labels, Labels::Known(_));
-    each_group(o, |g, rg, row0, rows| {
+    each_group_in(o, groups, |g, rg, row0, rows| {
         for (slot, &col) in tcols.iter().enumerate() {
             let c = read_column(rg, o.leaf[col], rows, &column_error(t, g, col))?;
             for (r, cell) in c.cells().enumerate() {
@@ -357,7 +387,7 @@ fn read_targets(o: &Opened, plan: &Plan, tcols: &[usize]) -> Result<Targets> {
                 };
                 if plan.numeric_targets {
                     match number(&cell) {
-                        Ok(v) => out.y[(row0 + r) * plan.nt + slot] = v,
+                        Ok(v) => out.y[(row0 - base + r) * plan.nt + slot] = v,
                         Err(why) => {
                             if let (true, Cell::Text(b)) = (plan.infer, &cell) {
                                 let s = String::from_utf8_lossy(b);
@@ -402,8 +432,20 @@ fn read_targets(o: &Opened, plan: &Plan, tcols: &[usize]) -> Result<Targets> {
 /// The features into `[rows, nf]`; the first bad cell (row group, then column, then row) is
 /// the error.
 fn read_features(o: &Opened, plan: &Plan, role: Role) -> Result<Vec<f32>> {
+    read_features_in(o, plan, role, 0..o.groups())
+}
+
+/// The features of row groups `groups` into `[rows, nf]`, their rows from 0.
+pub(super) fn read_features_in(
+    o: &Opened,
+    plan: &Plan,
+    role: Role,
+    groups: std::ops::Range<usize>,
+) -> Result<Vec<f32>> {
     let t = &o.table;
-    let mut x = vec![0f32; o.rows * plan.nf];
+    let base: usize = (0..groups.start).map(|g| o.group_rows(g)).sum();
+    let rows: usize = groups.clone().map(|g| o.group_rows(g)).sum();
+    let mut x = vec![0f32; rows * plan.nf];
     let fcols: Vec<(usize, usize)> = plan
         .slots
         .iter()
@@ -415,12 +457,12 @@ fn read_features(o: &Opened, plan: &Plan, role: Role) -> Result<Vec<f32>> {
         .collect();
     let mut fcols = fcols;
     fcols.sort_unstable();
-    each_group(o, |g, rg, row0, rows| {
+    each_group_in(o, groups, |g, rg, row0, rows| {
         for &(slot, col) in &fcols {
             let c = read_column(rg, o.leaf[col], rows, &column_error(t, g, col))?;
             for (r, cell) in c.cells().enumerate() {
                 match number(&cell) {
-                    Ok(v) => x[(row0 + r) * plan.nf + slot] = v,
+                    Ok(v) => x[(row0 - base + r) * plan.nf + slot] = v,
                     Err(why) => {
                         let at = At {
                             group: g,

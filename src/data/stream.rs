@@ -6,7 +6,8 @@
 //! normalizer's mean and variance of the training rows with Welford's update in f64 (in file
 //! order, so bit-reproducible), learns the class labels, and cuts the file into shards: runs
 //! of whole blocks whose rows fit in half the memory budget (the other half is the next shard
-//! being read while this one trains).
+//! being read while this one trains). A Parquet file's shards are runs of whole row groups
+//! (`stream_parquet.rs`).
 //!
 //! [`StreamPlan::epoch`] then yields shards in a seeded random order (a plain CSV file is read
 //! at each shard's byte offset; gzip cannot seek, so its shards come in file order), each with
@@ -14,6 +15,9 @@
 //! How this differs from in-memory shuffling: a batch only mixes rows of one shard, and a row
 //! meets the same shard-mates every epoch (in a new order); with shards of more than a few
 //! thousand rows from a file without long sorted runs, SGD does not see the difference.
+
+#[path = "stream_parquet.rs"]
+mod pq;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -60,8 +64,8 @@ pub fn parse_size(s: &str) -> Result<u64> {
 
 /// About how many bytes the f32 matrix of a CSV / CSV.gz file takes, before reading it: its
 /// columns from the first line, its rows from the file's size and the first MiB of text (for
-/// gzip, scaled by that MiB's compression ratio). For deciding whether to stream only: an
-/// estimate, never used for an allocation.
+/// gzip, scaled by that MiB's compression ratio); a Parquet file's, exactly, from its footer.
+/// For deciding whether to stream only: an estimate, never used for an allocation.
 pub fn estimate_matrix_bytes(path: &Path) -> Result<u128> {
     // A pipe (`<(zcat …)`) would lose the text read here (and opening a FIFO waits for a
     // writer); its size is unknown anyway.
@@ -73,10 +77,9 @@ pub fn estimate_matrix_bytes(path: &Path) -> Result<u128> {
         ));
     }
     if super::parquet::is_parquet(path) {
-        return Err(Error::flag(
-            "--max-memory",
-            "a Parquet file is not streamed",
-        ));
+        // Exact from the footer: its rows times its columns.
+        let o = super::parquet::open(path)?;
+        return Ok(4 * o.rows as u128 * o.table.header.len() as u128);
     }
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = meta.len() as u128;
@@ -207,6 +210,8 @@ pub struct Shard {
     /// Where its blocks after the first start (bytes into its text): record boundaries, where
     /// its text can be cut to be parsed in parallel.
     cuts: Vec<u64>,
+    /// Its row groups, in a Parquet file (empty for text).
+    groups: std::ops::Range<usize>,
 }
 
 impl Shard {
@@ -236,6 +241,8 @@ pub struct StreamPlan {
     cols: usize,
     fcols: Vec<usize>,
     tcols: Vec<usize>,
+    /// A Parquet file: shards are runs of row groups (`Shard::groups`), read by `pq`.
+    parquet: bool,
 }
 
 /// The first pass's running state.
@@ -372,7 +379,8 @@ fn row_bytes(nf: usize, nt: usize) -> u64 {
 }
 
 impl StreamPlan {
-    /// The first pass over a CSV / CSV.gz file (see the module doc). `budget` is the memory
+    /// The first pass over a CSV / CSV.gz file (see the module doc), or a Parquet file
+    /// (`scan_parquet`). `budget` is the memory
     /// for rows in bytes; `val_frac` of the rows (by hash) validate.
     pub fn scan(
         path: &Path,
@@ -388,14 +396,7 @@ impl StreamPlan {
             ));
         }
         if super::parquet::is_parquet(path) {
-            return Err(Error::flag(
-                "--max-memory",
-                format!(
-                    "{} is a Parquet file: streaming reads CSV and CSV.gz; leave out \
-                     --max-memory to load it in memory",
-                    path.display()
-                ),
-            ));
+            return StreamPlan::scan_parquet(path, spec, budget, val_frac, seed);
         }
         let o = scan::open(path)?;
         let t = Table {
@@ -440,6 +441,7 @@ impl StreamPlan {
             cols,
             fcols,
             tcols,
+            parquet: false,
         };
         let mut pass = Pass {
             fw: Welford::new(nf),
@@ -491,6 +493,7 @@ impl StreamPlan {
                 train_rows: train,
                 newlines_before: newlines,
                 cuts: Vec::new(),
+                groups: 0..0,
             }),
         }
         self.rows += rows;
@@ -557,6 +560,10 @@ impl StreamPlan {
             self.shard_order(epoch)
         };
         for k in order {
+            if self.parquet {
+                f(self.parquet_rows(&plan, k, epoch, val, spare)?)?;
+                continue;
+            }
             let s = &self.shards[k];
             text.clear();
             match &mut gz {
@@ -700,8 +707,21 @@ impl StreamPlan {
         val: bool,
         spare: usize,
     ) -> Result<ShardRows> {
+        let parts = self.parse_parts(plan, &self.shards[k], text)?;
+        self.select(k, epoch, &parts, val, spare)
+    }
+
+    /// Shard `k`'s parsed `parts`: keep its training (or validation) rows, shuffle,
+    /// standardize. The shuffle and the rows do not depend on how it was cut into parts.
+    fn select(
+        &self,
+        k: usize,
+        epoch: usize,
+        parts: &[Part],
+        val: bool,
+        spare: usize,
+    ) -> Result<ShardRows> {
         let s = &self.shards[k];
-        let parts = self.parse_parts(plan, s, text)?;
         // Row r of the shard is row r - start of the part with the last start ≤ r.
         let starts: Vec<usize> = parts.iter().map(|p| p.first_row).collect();
         let rows = parts.last().map_or(0, |p| p.first_row + p.c.lines.len());
