@@ -227,19 +227,29 @@ fn epochs_cover_the_training_rows_once_with_a_tiny_budget() {
     check_epochs_against_memory(&p, true, false);
 }
 
-/// `table(rows, classes)` as a Parquet file of row groups of `group` rows: 5 f64 features
-/// and `y` (f64, or the labels as text), written with the `parquet` crate's own writer.
+/// `table(rows, classes)` as a Parquet file of row groups of `group` rows.
 fn parquet_table(path: &Path, rows: usize, classes: bool, group: usize) {
+    parquet_of(
+        path,
+        &String::from_utf8(table(rows, classes)).unwrap(),
+        group,
+    );
+}
+
+/// The CSV `text` (5 number columns and `y`) as a Parquet file of row groups of `group` rows,
+/// written with the `parquet` crate's own writer: f64 columns, `y` as text unless every value
+/// is a number.
+fn parquet_of(path: &Path, text: &str, group: usize) {
     use parquet::data_type::{ByteArray, ByteArrayType, DoubleType};
     use parquet::file::properties::WriterProperties;
     use parquet::file::writer::SerializedFileWriter;
-    let text = String::from_utf8(table(rows, classes)).unwrap();
     let cells: Vec<Vec<&str>> = text
         .lines()
         .skip(1)
         .map(|l| l.split(',').collect())
         .collect();
-    let y = if classes {
+    let text_y = cells.iter().any(|r| r[5].parse::<f64>().is_err());
+    let y = if text_y {
         "required binary y (UTF8)"
     } else {
         "required double y"
@@ -256,7 +266,7 @@ fn parquet_table(path: &Path, rows: usize, classes: bool, group: usize) {
         let mut rg = w.next_row_group().unwrap();
         let mut col = 0;
         while let Some(mut c) = rg.next_column().unwrap() {
-            if col == 5 && classes {
+            if col == 5 && text_y {
                 let v: Vec<ByteArray> = chunk.iter().map(|r| ByteArray::from(r[5])).collect();
                 c.typed::<ByteArrayType>()
                     .write_batch(&v, None, None)
@@ -271,6 +281,32 @@ fn parquet_table(path: &Path, rows: usize, classes: bool, group: usize) {
         rg.close().unwrap();
     }
     w.close().unwrap();
+}
+
+/// A target of a few whole numbers is classes when streamed too (the in-memory loader's
+/// rule, applied a value at a time in the first pass), for CSV and Parquet: the same schema,
+/// classes and class ids as loading the file.
+#[test]
+fn a_few_whole_numbers_stream_as_classes_as_they_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = String::from_utf8(table(3000, false)).unwrap();
+    let digits: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match i {
+            0 => format!("{l}\n"),
+            _ => format!("{},{}\n", l.rsplit_once(',').unwrap().0, i % 3),
+        })
+        .collect();
+    let p = write(dir.path(), "d.csv", digits.as_bytes());
+    check_epochs_within(&p, true, false, 16 << 10, 8);
+    let targets = vec!["y".to_string()];
+    let plan = StreamPlan::scan(&p, &spec(&targets, None), 16 << 10, 0.25, 11).unwrap();
+    assert_eq!(plan.schema.task, Task::Classification);
+    assert_eq!(plan.schema.classes, ["0", "1", "2"]);
+    let q = dir.path().join("d.parquet");
+    parquet_of(&q, &digits, 100);
+    check_epochs_within(&q, true, false, 32 << 10, 8);
 }
 
 /// A Parquet file streams by whole row groups: every epoch yields each training row once,

@@ -452,21 +452,47 @@ pub(crate) fn few_whole_values(t: &Table, cols: &[usize]) -> bool {
 
 /// The rule of [`few_whole_values`] over parsed values (`None`: not a number).
 pub(crate) fn few_whole_numbers(values: impl Iterator<Item = Option<f64>>, rows: usize) -> bool {
-    const MAX_CLASSES: usize = 20;
-    let mut seen: Vec<i64> = Vec::new();
+    let mut w = FewWhole::default();
     for v in values {
-        let Some(v) = v else { return false };
-        if !(v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15) {
+        w.push(v);
+        if w.broken {
             return false;
         }
-        if !seen.contains(&(v as i64)) {
-            if seen.len() == MAX_CLASSES {
-                return false;
+    }
+    w.holds(rows)
+}
+
+/// [`few_whole_numbers`] a value at a time, for the streaming first pass, which sees each
+/// value once and keeps none.
+#[derive(Debug, Default)]
+pub(crate) struct FewWhole {
+    broken: bool,
+    seen: Vec<i64>,
+}
+
+impl FewWhole {
+    pub(crate) fn push(&mut self, v: Option<f64>) {
+        const MAX_CLASSES: usize = 20;
+        if self.broken {
+            return;
+        }
+        let Some(v) = v.filter(|v| v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15) else {
+            self.broken = true;
+            return;
+        };
+        if !self.seen.contains(&(v as i64)) {
+            if self.seen.len() == MAX_CLASSES {
+                self.broken = true;
+                return;
             }
-            seen.push(v as i64);
+            self.seen.push(v as i64);
         }
     }
-    seen.len() >= 2 && seen.len() * 2 <= rows
+
+    /// Whether the values pushed, over `rows` rows, are classes.
+    pub(crate) fn holds(&self, rows: usize) -> bool {
+        !self.broken && self.seen.len() >= 2 && self.seen.len() * 2 <= rows
+    }
 }
 
 /// The distinct labels of column `col`: numerically sorted when all are numbers (so "2" comes

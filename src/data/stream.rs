@@ -25,7 +25,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use super::dataset::{DataSpec, Role, check_two_classes, sort_labels, value_error_at};
+use super::dataset::{DataSpec, FewWhole, Role, check_two_classes, sort_labels, value_error_at};
 use super::loader::{Chunk, LABEL_CAP, Labels, Plan, Problem, one_target, training_columns};
 use super::normalize::Normalizer;
 use super::scan;
@@ -260,6 +260,9 @@ struct Pass {
     non_numeric: Option<(u64, usize, String)>,
     overflow: bool,
     shard_budget: u64,
+    /// Whether a single target holds a few whole numbers (then classes, as the loader reads
+    /// it when the task is not given).
+    whole: FewWhole,
 }
 
 impl Pass {
@@ -293,6 +296,9 @@ impl Pass {
                 self.tw.push(&c.y[r * nt..(r + 1) * nt]);
             }
         }
+        if nt == 1 && !c.y.is_empty() {
+            c.y.iter().for_each(|&v| self.whole.push(Some(v as f64)));
+        }
         if !self.overflow {
             self.labels.extend(c.labels.into_iter().map(|l| (l, ())));
         }
@@ -305,15 +311,28 @@ impl Pass {
         ControlFlow::Continue(())
     }
 
+    /// The task: given, else inferred as the loader infers it (a target that is not all
+    /// numbers, or a single one of a few whole numbers, is classes).
+    fn task(&self, spec: &DataSpec, p: &StreamPlan) -> Task {
+        match spec.task {
+            Some(t) => t,
+            None if self.non_numeric.is_some() => Task::Classification,
+            None if p.tcols.len() == 1
+                && self.target_err.is_none()
+                && self.whole.holds(p.rows as usize) =>
+            {
+                Task::Classification
+            }
+            None => Task::Regression,
+        }
+    }
+
     /// The task (given, or inferred as the loader infers it), its checks, the statistics.
     fn finish(self, mut p: StreamPlan, t: &Table, spec: &DataSpec) -> Result<StreamPlan> {
         if let Some(e) = self.fail {
             return Err(e);
         }
-        let task = spec.task.unwrap_or(match self.non_numeric {
-            Some(_) => Task::Classification,
-            None => Task::Regression,
-        });
+        let task = self.task(spec, &p);
         p.schema.task = task;
         match task {
             Task::Regression => {
@@ -454,6 +473,7 @@ impl StreamPlan {
             non_numeric: None,
             overflow: false,
             shard_budget,
+            whole: FewWhole::default(),
         };
         scan::scan(
             o,

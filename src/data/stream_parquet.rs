@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::super::dataset::{DataSpec, Role};
+use super::super::dataset::{DataSpec, FewWhole, Role};
 use super::super::loader::{Chunk, Plan, one_target, training_columns};
 use super::super::normalize::Normalizer;
 use super::super::parquet::{self, At, Opened};
@@ -79,16 +79,18 @@ impl StreamPlan {
             non_numeric: None,
             overflow: false,
             shard_budget: (budget / 2).max(1),
+            whole: FewWhole::default(),
         };
         let mut problems = TargetProblems::default();
         for g in 0..o.groups() {
             p.parquet_group(&o, &plan, g, (&mut pass, &mut problems), budget)?;
         }
         // The task, and the target problems worded as the Parquet loader words them.
-        let task = spec.task.unwrap_or(match problems.non_numeric {
-            Some(_) => Task::Classification,
-            None => Task::Regression,
-        });
+        pass.non_numeric = problems
+            .non_numeric
+            .as_ref()
+            .map(|(at, why)| (at.row as u64 + 1, at.col, why.clone()));
+        let task = pass.task(spec, &p);
         let first = match task {
             Task::Regression => problems.numeric,
             Task::Classification => problems.label.filter(|_| p.tcols.len() == 1),
@@ -96,9 +98,6 @@ impl StreamPlan {
         if let Some((at, why)) = first {
             return Err(parquet::problem(&t, &at, why, Role::Target));
         }
-        pass.non_numeric = problems
-            .non_numeric
-            .map(|(at, why)| (at.row as u64 + 1, at.col, why));
         pass.finish(p, &t, spec)
     }
 
@@ -132,6 +131,12 @@ impl StreamPlan {
         }
         let x = parquet::read_features_in(o, plan, Role::Feature, g..g + 1)?;
         let tg = parquet::read_targets_in(o, plan, &self.tcols, g..g + 1)?;
+        if nt == 1 && plan.numeric_targets {
+            match tg.numeric_error {
+                Some(_) => pass.whole.push(None),
+                None => tg.y.iter().for_each(|&v| pass.whole.push(Some(v as f64))),
+            }
+        }
         problems.numeric = problems.numeric.take().or(tg.numeric_error);
         problems.non_numeric = problems.non_numeric.take().or(tg.non_numeric);
         problems.label = problems.label.take().or(tg.label_error);
