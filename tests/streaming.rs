@@ -321,8 +321,17 @@ fn a_parquet_file_streams_by_row_groups_with_the_rows_of_the_loader() {
     let p = dir.path().join("c.parquet");
     parquet_table(&p, 1200, true, 100);
     check_epochs_within(&p, true, false, 32 << 10, 8);
-    // A row group that does not fit in half the budget is refused, naming it and the flag.
+    // A null feature is named as the loader names it: file, row group, column and row.
+    let nulls = PathBuf::from(common::repo("tests/data/nulls.parquet"));
     let targets = vec!["y".to_string()];
+    let e = StreamPlan::scan(&nulls, &spec(&targets, None), 1 << 20, 0.25, 11).unwrap_err();
+    let want = Dataset::load(&nulls, &spec(&targets, None), &LoadOptions::default()).unwrap_err();
+    assert_eq!(e.to_string(), want.to_string());
+    assert!(
+        e.to_string().contains("row group 1, column 'b', row 7"),
+        "{e}"
+    );
+    // A row group that does not fit in half the budget is refused, naming it and the flag.
     let e = StreamPlan::scan(&p, &spec(&targets, None), 8 << 10, 0.25, 11).unwrap_err();
     let msg = e.to_string();
     assert!(
