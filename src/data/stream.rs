@@ -198,7 +198,8 @@ impl Welford {
 /// A run of whole blocks of the file's text.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Shard {
-    /// Byte offset of the text (after decompression) and its length.
+    /// Byte offset of the text (after decompression) and its length; for a Parquet file, 0
+    /// and the memory its row groups take to read.
     pub offset: u64,
     pub bytes: u64,
     /// Data rows before it and in it (training and validation), and its training rows.
@@ -399,8 +400,8 @@ fn row_bytes(nf: usize, nt: usize) -> u64 {
 
 impl StreamPlan {
     /// The first pass over a CSV / CSV.gz file (see the module doc), or a Parquet file
-    /// (`scan_parquet`). `budget` is the memory
-    /// for rows in bytes; `val_frac` of the rows (by hash) validate.
+    /// (`scan_parquet`). `budget` is the memory for rows in bytes; `val_frac` of the rows (by
+    /// hash) validate.
     pub fn scan(
         path: &Path,
         spec: &DataSpec,
