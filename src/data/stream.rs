@@ -426,21 +426,38 @@ impl StreamPlan {
             lines: Vec::new(),
             raw_header: o.raw_header.clone(),
         };
-        let (tcols, fcols) = training_columns(&t, spec)?;
+        let (mut p, mut pass) = StreamPlan::begin(&t, spec, budget, (seed, val_frac))?;
+        (p.gz, pass.offset, pass.newlines) = (o.gz, o.data_start, o.newlines_before);
+        let plan = Plan::training(p.cols, &p.fcols, &p.tcols, spec.task, LABEL_CAP);
+        // Blocks are a 32nd of the budget so that a shard (half of it, see `begin`) is several
+        // blocks even where the numbers take 5× the text (MNIST's one-digit cells): the cut is
+        // fine, and a shard parses in parallel, a part per core.
+        let block = ((budget / 32) as usize).clamp(1 << 12, scan::BLOCK);
+        scan::scan(
+            o,
+            false,
+            block,
+            |b| plan.parse_chunk(b),
+            |_, c| pass.block(&mut p, &t, spec.task, c),
+        )?;
+        pass.finish(p, &t, spec)
+    }
+
+    /// A plan for `t`'s training columns (`spec`) with no rows yet, and the first pass's
+    /// state: what the CSV and the Parquet first passes both begin with.
+    fn begin(
+        t: &Table,
+        spec: &DataSpec,
+        budget: u64,
+        (seed, val_frac): (u64, f64),
+    ) -> Result<(StreamPlan, Pass)> {
+        let (tcols, fcols) = training_columns(t, spec)?;
         if spec.task == Some(Task::Classification) && tcols.len() != 1 {
             return Err(one_target(tcols.len(), spec, None));
         }
-        let cols = t.header.len();
-        let plan = Plan::training(cols, &fcols, &tcols, spec.task, LABEL_CAP);
         let (nf, nt) = (fcols.len(), tcols.len());
-        // Half the budget per shard (one trains while the next is read): its text, its parsed
-        // rows and their shuffled copy. Blocks are a 32nd of the budget so that a shard is
-        // several blocks even where the numbers take 5× the text (MNIST's one-digit cells): the
-        // cut is fine, and a shard parses in parallel, a part per core.
-        let shard_budget = (budget / 2).max(1);
-        let block = ((budget / 32) as usize).clamp(1 << 12, scan::BLOCK);
-        let mut p = StreamPlan {
-            path: path.to_path_buf(),
+        let p = StreamPlan {
+            path: t.path.clone(),
             schema: Schema {
                 features: fcols.iter().map(|&c| t.header[c].clone()).collect(),
                 targets: tcols.iter().map(|&c| t.header[c].clone()).collect(),
@@ -454,36 +471,31 @@ impl StreamPlan {
             val_rows: 0,
             features: Normalizer::identity(nf),
             targets: Normalizer::identity(nt),
-            gz: o.gz,
+            gz: false,
             table: t.clone(),
             seed,
             val_frac,
-            cols,
+            cols: t.header.len(),
             fcols,
             tcols,
             parquet: false,
         };
-        let mut pass = Pass {
+        let pass = Pass {
             fw: Welford::new(nf),
             tw: Welford::new(nt),
             labels: HashMap::new(),
-            offset: o.data_start,
-            newlines: o.newlines_before,
+            offset: 0,
+            newlines: 0,
             fail: None,
             target_err: None,
             non_numeric: None,
             overflow: false,
-            shard_budget,
+            // Half the budget per shard (one trains while the next is read): its text or
+            // row groups, its rows as numbers and their shuffled copy.
+            shard_budget: (budget / 2).max(1),
             whole: FewWhole::default(),
         };
-        scan::scan(
-            o,
-            false,
-            block,
-            |b| plan.parse_chunk(b),
-            |_, c| pass.block(&mut p, &t, spec.task, c),
-        )?;
-        pass.finish(p, &t, spec)
+        Ok((p, pass))
     }
 
     /// Grow the last shard by a block, or start a new one when it would not fit in `budget`

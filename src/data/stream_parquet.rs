@@ -4,15 +4,12 @@
 //! exactly as for CSV (`StreamPlan::select`). A row's line in messages is its 1-based row in
 //! the file, as the Parquet loader counts it.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use super::super::dataset::{DataSpec, FewWhole, Role};
-use super::super::loader::{Chunk, Plan, one_target, training_columns};
-use super::super::normalize::Normalizer;
+use super::super::dataset::{DataSpec, Role};
+use super::super::loader::{Chunk, Plan};
 use super::super::parquet::{self, At, Opened};
-use super::super::schema::Schema;
-use super::{Part, Pass, Shard, ShardRows, StreamPlan, Welford, is_val_row, row_bytes};
+use super::{Part, Pass, Shard, ShardRows, StreamPlan, is_val_row, row_bytes};
 use crate::error::{Error, Result};
 use crate::spec::Task;
 
@@ -35,52 +32,11 @@ impl StreamPlan {
     ) -> Result<StreamPlan> {
         let o = parquet::open(path)?;
         let t = o.table.clone();
-        let (tcols, fcols) = training_columns(&t, spec)?;
-        if spec.task == Some(Task::Classification) && tcols.len() != 1 {
-            return Err(one_target(tcols.len(), spec, None));
-        }
-        let cols = t.header.len();
+        let (mut p, mut pass) = StreamPlan::begin(&t, spec, budget, (seed, val_frac))?;
+        p.parquet = true;
         // Every label is kept while the task is unknown: a row group's labels are in memory
         // anyway, and the set is what the pass is for.
-        let plan = Plan::training(cols, &fcols, &tcols, spec.task, usize::MAX);
-        let (nf, nt) = (fcols.len(), tcols.len());
-        let mut p = StreamPlan {
-            path: path.to_path_buf(),
-            schema: Schema {
-                features: fcols.iter().map(|&c| t.header[c].clone()).collect(),
-                targets: tcols.iter().map(|&c| t.header[c].clone()).collect(),
-                task: spec.task.unwrap_or(Task::Regression),
-                classes: Vec::new(),
-                window: None,
-            },
-            shards: Vec::new(),
-            rows: 0,
-            train_rows: 0,
-            val_rows: 0,
-            features: Normalizer::identity(nf),
-            targets: Normalizer::identity(nt),
-            gz: false,
-            table: t.clone(),
-            seed,
-            val_frac,
-            cols,
-            fcols,
-            tcols,
-            parquet: true,
-        };
-        let mut pass = Pass {
-            fw: Welford::new(nf),
-            tw: Welford::new(nt),
-            labels: HashMap::new(),
-            offset: 0,
-            newlines: 0,
-            fail: None,
-            target_err: None,
-            non_numeric: None,
-            overflow: false,
-            shard_budget: (budget / 2).max(1),
-            whole: FewWhole::default(),
-        };
+        let plan = Plan::training(p.cols, &p.fcols, &p.tcols, spec.task, usize::MAX);
         let mut problems = TargetProblems::default();
         for g in 0..o.groups() {
             p.parquet_group(&o, &plan, g, (&mut pass, &mut problems), budget)?;
