@@ -786,18 +786,12 @@ fn the_switch_to_streaming_is_decided_by_the_available_memory() {
     );
 }
 
-#[test]
-fn ctrl_c_ends_a_streamed_run_at_a_step_and_keeps_the_best_weights() {
+/// Runs `wgtrain args`, sends SIGINT once it has printed two epoch lines, and returns its
+/// stderr after checking that it exited 130.
+fn ctrl_c_after_two_epochs(args: &[&str]) -> String {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let (out, metrics) = (dir.path().join("m.st"), dir.path().join("m.csv"));
-    let data = common::repo("data/friedman1.csv");
     let mut child = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
-        .args([
-            "train", &data, "--target", "y", "--epochs", "100000", "--device", "cpu",
-        ])
-        .args(["--max-memory", "16K", "--out", &common::s(&out)])
-        .args(["--metrics", &common::s(&metrics)])
+        .args(args)
         .env("WGTRAIN_LOG", "")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -816,6 +810,31 @@ fn ctrl_c_ends_a_streamed_run_at_a_step_and_keeps_the_best_weights() {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
+    err
+}
+
+#[test]
+fn ctrl_c_ends_a_streamed_run_at_a_step_and_keeps_the_best_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, metrics) = (dir.path().join("m.st"), dir.path().join("m.csv"));
+    let data = common::repo("data/friedman1.csv");
+    let (out_s, metrics_s) = (common::s(&out), common::s(&metrics));
+    let err = ctrl_c_after_two_epochs(&[
+        "train",
+        &data,
+        "--target",
+        "y",
+        "--epochs",
+        "100000",
+        "--device",
+        "cpu",
+        "--max-memory",
+        "16K",
+        "--out",
+        &out_s,
+        "--metrics",
+        &metrics_s,
+    ]);
     assert!(
         err.contains("stopped by Ctrl-C") && err.contains("cannot be resumed"),
         "{err}"
@@ -837,7 +856,6 @@ fn ctrl_c_ends_a_streamed_run_at_a_step_and_keeps_the_best_weights() {
 /// losses of the same run never stopped, bit for bit.
 #[test]
 fn a_streamed_run_stopped_by_ctrl_c_resumes_to_the_same_model_bit_for_bit() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let data = common::s(&write(dir.path(), "t.csv", &table(3000, false)));
     let p = |n: &str| common::s(&dir.path().join(n));
@@ -870,27 +888,8 @@ fn a_streamed_run_stopped_by_ctrl_c_resumes_to_the_same_model_bit_for_bit() {
     ];
     let o = common::wgtrain(&[&run[..], &["--out", &full, "--metrics", &full_log, "-q"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
-        .args(&run)
-        .args(["--out", &out, "--metrics", &log, "--checkpoint", &ck])
-        .env("WGTRAIN_LOG", "")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    for _ in 0..2 {
-        line.clear();
-        lines.read_line(&mut line).unwrap();
-        assert!(line.starts_with("epoch"), "{line:?}");
-    }
-    // SAFETY: kill on the pid of a child we spawned and have not waited for.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{err}");
+    let extra = ["--out", &out, "--metrics", &log, "--checkpoint", &ck];
+    let err = ctrl_c_after_two_epochs(&[&run[..], &extra[..]].concat());
     assert!(err.contains("wgtrain train --resume"), "{err}");
     let done = losses(Path::new(&log)).len() - 1;
     assert!(
