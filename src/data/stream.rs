@@ -285,21 +285,7 @@ impl Pass {
         self.overflow |= c.overflow;
         let (nf, nt) = (p.fcols.len(), p.tcols.len());
         let rows = c.lines.len();
-        let mut train = 0;
-        for r in 0..rows {
-            if is_val_row(p.seed, p.rows + r as u64, p.val_frac) {
-                p.val_rows += 1;
-                continue;
-            }
-            train += 1;
-            self.fw.push(&c.x[r * nf..(r + 1) * nf]);
-            if !c.y.is_empty() {
-                self.tw.push(&c.y[r * nt..(r + 1) * nt]);
-            }
-        }
-        if nt == 1 && !c.y.is_empty() {
-            c.y.iter().for_each(|&v| self.whole.push(Some(v as f64)));
-        }
+        let train = self.statistics(p, &c.x, &c.y, rows);
         if !self.overflow {
             self.labels.extend(c.labels.into_iter().map(|l| (l, ())));
         }
@@ -310,6 +296,29 @@ impl Pass {
         self.offset += c.bytes as u64;
         self.newlines += c.newlines;
         ControlFlow::Continue(())
+    }
+
+    /// The next `rows` rows of the file (`x`; `y`, empty unless the targets are numbers) into
+    /// the statistics: validation rows counted, training rows into the normalizers, every
+    /// target into the whole-number test. Returns the training rows.
+    fn statistics(&mut self, p: &mut StreamPlan, x: &[f32], y: &[f32], rows: usize) -> u64 {
+        let (nf, nt) = (p.fcols.len(), p.tcols.len());
+        let mut train = 0;
+        for r in 0..rows {
+            if is_val_row(p.seed, p.rows + r as u64, p.val_frac) {
+                p.val_rows += 1;
+                continue;
+            }
+            train += 1;
+            self.fw.push(&x[r * nf..(r + 1) * nf]);
+            if !y.is_empty() {
+                self.tw.push(&y[r * nt..(r + 1) * nt]);
+            }
+        }
+        if nt == 1 && !y.is_empty() {
+            y.iter().for_each(|&v| self.whole.push(Some(v as f64)));
+        }
+        train
     }
 
     /// The task: given, else inferred as the loader infers it (a target that is not all

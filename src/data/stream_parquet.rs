@@ -9,7 +9,7 @@ use std::path::Path;
 use super::super::dataset::{DataSpec, Role};
 use super::super::loader::{Chunk, Plan};
 use super::super::parquet::{self, At, Opened};
-use super::{Part, Pass, Shard, ShardRows, StreamPlan, is_val_row, row_bytes};
+use super::{Part, Pass, Shard, ShardRows, StreamPlan, row_bytes};
 use crate::error::{Error, Result};
 use crate::spec::Task;
 
@@ -87,28 +87,16 @@ impl StreamPlan {
         }
         let x = parquet::read_features_in(o, plan, Role::Feature, g..g + 1)?;
         let tg = parquet::read_targets_in(o, plan, &self.tcols, g..g + 1)?;
-        if nt == 1 && plan.numeric_targets {
-            match tg.numeric_error {
-                Some(_) => pass.whole.push(None),
-                None => tg.y.iter().for_each(|&v| pass.whole.push(Some(v as f64))),
-            }
+        if tg.numeric_error.is_some() {
+            // Not all numbers: not classes by the whole-number rule.
+            pass.whole.push(None);
         }
+        let y: &[f32] = if plan.numeric_targets { &tg.y } else { &[] };
+        let train = pass.statistics(self, &x, y, rows);
         problems.numeric = problems.numeric.take().or(tg.numeric_error);
         problems.non_numeric = problems.non_numeric.take().or(tg.non_numeric);
         problems.label = problems.label.take().or(tg.label_error);
         pass.labels.extend(tg.labels.into_iter().map(|l| (l, ())));
-        let mut train = 0;
-        for r in 0..rows {
-            if is_val_row(self.seed, self.rows + r as u64, self.val_frac) {
-                self.val_rows += 1;
-                continue;
-            }
-            train += 1;
-            pass.fw.push(&x[r * nf..(r + 1) * nf]);
-            if plan.numeric_targets {
-                pass.tw.push(&tg.y[r * nt..(r + 1) * nt]);
-            }
-        }
         let grows = |s: &Shard| {
             s.groups.end == g && s.bytes + cost <= pass.shard_budget && !s.groups.is_empty()
         };
