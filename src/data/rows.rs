@@ -6,6 +6,7 @@
 //! path only keeps a record whose numbers the general path would give bit for bit.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use super::loader::{Chunk, Plan, Slot};
 use super::num::short_decimal;
@@ -25,27 +26,18 @@ impl Plan {
     ) -> u64 {
         let mut ranges = Vec::with_capacity(self.cols);
         let mut targets = Vec::with_capacity(self.nt);
-        let (mut nl, mut pos) = (0u64, 0usize);
-        while pos < block.len() {
-            let end = memchr::memchr2(b'\n', b'\r', &block[pos..]).map_or(block.len(), |i| pos + i);
-            if end > pos && !self.plain_record(block, (pos, end), c, &mut targets) {
-                scan::split_fields(block, pos, end, &mut ranges);
-                let f = Fields {
-                    bytes: block,
-                    ranges: &ranges,
-                };
-                if self.record(c, seen, &f, nl, true).is_break() {
-                    return nl;
-                }
-            } else if end > pos {
+        scan::for_each_line(block, |(pos, end), nl| {
+            if self.plain_record(block, (pos, end), c, &mut targets) {
                 self.plain_targets(block, c, seen, &targets, nl);
+                return ControlFlow::Continue(());
             }
-            if end < block.len() && block[end] == b'\n' {
-                nl += 1;
-            }
-            pos = end + 1;
-        }
-        nl
+            scan::split_fields(block, pos, end, &mut ranges);
+            let f = Fields {
+                bytes: block,
+                ranges: &ranges,
+            };
+            self.record(c, seen, &f, nl, true)
+        })
     }
 
     /// The features of record `block[pos..end]` into a new row of `c.x`, and its target cells

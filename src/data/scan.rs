@@ -448,22 +448,31 @@ pub(crate) fn for_each_record(
     if memchr::memchr(b'"', chunk).is_some() {
         return quoted_records(chunk, f);
     }
-    // No quotes: a record is a run of bytes between \r / \n, empty runs are no records,
-    // fields are split at commas: exactly what csv_core does with such input.
+    // Fields are split at commas: exactly what csv_core does with such input.
     let mut ranges: Vec<(u32, u32)> = Vec::with_capacity(64);
+    for_each_line(chunk, |(pos, end), nl| {
+        split_fields(chunk, pos, end, &mut ranges);
+        let fields = Fields {
+            bytes: chunk,
+            ranges: &ranges,
+        };
+        f(&fields, nl)
+    })
+}
+
+/// Calls `f` with the range of every record of a chunk without quotes and its line (`\n`s
+/// before it): a record is a run of bytes between `\r` / `\n`, and empty runs are no
+/// records. Returns the chunk's `\n`s, or those before the record where `f` stopped.
+pub(crate) fn for_each_line(
+    chunk: &[u8],
+    mut f: impl FnMut((usize, usize), u64) -> ControlFlow<()>,
+) -> u64 {
     let mut nl = 0u64;
     let mut pos = 0;
     while pos < chunk.len() {
         let end = memchr::memchr2(b'\n', b'\r', &chunk[pos..]).map_or(chunk.len(), |i| pos + i);
-        if end > pos {
-            split_fields(chunk, pos, end, &mut ranges);
-            let fields = Fields {
-                bytes: chunk,
-                ranges: &ranges,
-            };
-            if f(&fields, nl).is_break() {
-                return nl;
-            }
+        if end > pos && f((pos, end), nl).is_break() {
+            return nl;
         }
         if end < chunk.len() && chunk[end] == b'\n' {
             nl += 1;
